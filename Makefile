@@ -1,0 +1,54 @@
+# Bootstraps .venv from pinned constraints; every target is safe to run on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+
+.PHONY: run test test-slow test-all lint typecheck openapi check-python katex clean
+
+check-python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed (set PYTHON=...)")'
+
+$(BIN)/python: | check-python
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+$(VENV)/.runtime: $(BIN)/python pyproject.toml constraints.txt
+	$(PIP) install -q -c constraints.txt -e .
+	@touch $@
+
+$(VENV)/.test: $(VENV)/.runtime
+	$(PIP) install -q -c constraints.txt -e '.[test]'
+	@touch $@
+
+tests/katex/node_modules/.package-lock.json: tests/katex/package-lock.json
+	npm ci --prefix tests/katex --no-audit --no-fund --loglevel=error
+
+katex: tests/katex/node_modules/.package-lock.json
+
+## Set up and start the service on $(HOST):$(PORT)
+run: $(VENV)/.runtime
+	$(BIN)/python -m service serve --host $(HOST) --port $(PORT)
+
+## Set up and run the default test suite (fast: unit, property and API tests)
+test: $(VENV)/.test katex
+	$(BIN)/python -m pytest -q -n 2 -m "not slow"
+
+## System tests: a real server process (marked slow)
+test-slow: $(VENV)/.test katex
+	$(BIN)/python -m pytest -q -m slow
+
+test-all: test test-slow
+
+lint: $(VENV)/.test
+	$(BIN)/ruff check service tests
+	$(BIN)/ruff format --check service tests
+	$(BIN)/mypy
+
+openapi: $(VENV)/.runtime
+	$(BIN)/python -m service export-openapi
+
+clean:
+	rm -rf $(VENV) tests/katex/node_modules .pytest_cache .mypy_cache .ruff_cache

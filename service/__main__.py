@@ -1,0 +1,64 @@
+"""Command line: `python -m service serve`, `python -m service export-openapi`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+OPENAPI_PATH = Path(__file__).resolve().parent.parent / "openapi" / "openapi.json"
+
+
+def openapi_text() -> str:
+    from service.app import create_app
+
+    return json.dumps(create_app().openapi(), indent=2, ensure_ascii=False, sort_keys=False) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m service", description="gradient-service")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the HTTP service with uvicorn")
+    serve.add_argument("--host", default=None, help="default: GRADIENT_SERVICE_HOST or 127.0.0.1")
+    serve.add_argument("--port", type=int, default=None, help="default: GRADIENT_SERVICE_PORT or 8000")
+    serve.add_argument("--workers", type=int, default=None, help="default: WEB_CONCURRENCY or 1")
+    export = sub.add_parser("export-openapi", help="write the OpenAPI document")
+    export.add_argument("path", nargs="?", default=str(OPENAPI_PATH))
+    export.add_argument("--check", action="store_true", help="exit 1 if the file differs instead of writing it")
+    args = parser.parse_args(argv)
+
+    if args.command == "export-openapi":
+        text = openapi_text()
+        path = Path(args.path)
+        if args.check:
+            if not path.exists() or path.read_text() != text:
+                print(f"{path} is stale: run `python -m service export-openapi`", file=sys.stderr)
+                return 1
+            return 0
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        print(f"wrote {path}")
+        return 0
+
+    import os
+
+    import uvicorn
+
+    from service.settings import get_settings
+
+    settings = get_settings()
+    workers = args.workers or int(os.environ.get("WEB_CONCURRENCY", "1"))
+    uvicorn.run(
+        "service.app:app",
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        workers=workers,
+        log_level=settings.log_level,
+        proxy_headers=False,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""Reading request bodies: size limit, media type, strict one-pass JSON parsing and validation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.api.errors import ProblemError, problem_body, validation_errors
+from service.compute.pairings import ModelName
+
+MODEL_TAGS = frozenset(m.value for m in ModelName)
+
+
+class BodyTooLarge(ProblemError):
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, "body-too-large", f"The body is larger than the limit of {limit} bytes.", limit=limit)
+
+
+class BodyLimitMiddleware:
+    """Refuse bodies over `limit` bytes: by Content-Length at once, and while a chunked body streams."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for key, value in scope.get("headers", ()):
+            if key == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    await _send_problem(send, 400, "invalid-json", "The Content-Length header is not a number.")
+                    return
+                if declared > self.limit:
+                    await _send_problem(
+                        send, 413, "body-too-large", f"The body is larger than the limit of {self.limit} bytes."
+                    )
+                    return
+        received = 0
+        limit = self.limit
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        await self.app(scope, limited, send)
+
+
+async def _send_problem(send: Send, status: int, slug: str, detail: str) -> None:
+    import orjson
+
+    body = orjson.dumps(problem_body(status, slug, detail))
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/problem+json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def read_json(request: Request) -> bytes:
+    """The raw body of a JSON request (415 for another media type, 400 when empty)."""
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if not (media == "application/json" or (media.startswith("application/") and media.endswith("+json"))):
+        raise ProblemError(415, "unsupported-media-type", "Send the body as JSON with Content-Type: application/json.")
+    body = await request.body()
+    if not body.strip():
+        raise ProblemError(400, "invalid-json", "The body is empty: send a JSON object.")
+    return body
+
+
+def parse(adapter: TypeAdapter[Any], body: bytes) -> Any:
+    """Parse and validate in one pass (strict); 400 for unparseable JSON, 422 for schema errors."""
+    try:
+        return adapter.validate_json(body)
+    except ValidationError as exc:
+        errors = exc.errors(include_input=False, include_url=False)
+        if errors and errors[0]["type"] == "json_invalid":
+            raise ProblemError(400, "invalid-json", str(errors[0]["msg"])[:300]) from None
+        raise ProblemError(
+            422, "validation-error", "The request does not match the schema.", validation_errors(exc, MODEL_TAGS)
+        ) from None

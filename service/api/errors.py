@@ -1,0 +1,183 @@
+"""RFC 9457 problem details: the one place where errors become HTTP responses.
+
+Responses never carry a traceback and never echo the request's values: pydantic's `input` and
+`ctx` are dropped, messages are pydantic's own or ours, and at most 20 errors are listed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from service.compute.errors import ComputeError, DomainError, NonFiniteResult, ShapeError
+
+log = logging.getLogger("service.errors")
+
+MAX_ERRORS = 20
+MAX_MSG = 300
+PROBLEM_JSON = "application/problem+json"
+
+TITLES = {
+    "invalid-json": "The body is not valid JSON",
+    "body-too-large": "The body is too large",
+    "unsupported-media-type": "The body must be JSON",
+    "validation-error": "The request does not match the schema",
+    "domain-error": "A value is outside its domain",
+    "incompatible-pairing": "The activation cannot feed this loss",
+    "non-finite-result": "The result is not representable in float64",
+    "explain-too-large": "The requested breakdown is too large",
+    "not-found": "No such resource",
+    "method-not-allowed": "Method not allowed",
+    "unauthorized": "Authentication required",
+    "forbidden": "Not allowed",
+    "rate-limited": "Too many requests",
+    "internal-error": "Internal error",
+}
+
+
+class ProblemError(Exception):
+    """An error answered as problem+json."""
+
+    def __init__(
+        self,
+        status: int,
+        slug: str,
+        detail: str,
+        errors: Sequence[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.slug = slug
+        self.detail = detail
+        self.errors = list(errors) if errors is not None else None
+        self.headers = headers
+        self.extra = extra
+
+
+def problem_body(
+    status: int, slug: str, detail: str, errors: Sequence[dict[str, Any]] | None = None, **extra: Any
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": f"urn:gradient-service:problem:{slug}",
+        "title": TITLES.get(slug, slug),
+        "status": status,
+        "detail": detail[:1000],
+    }
+    if errors is not None:
+        body["errors"] = [{"loc": list(e["loc"]), "msg": str(e["msg"])[:MAX_MSG]} for e in errors[:MAX_ERRORS]]
+        if len(errors) > MAX_ERRORS:
+            body["errors_omitted"] = len(errors) - MAX_ERRORS
+    body.update(extra)
+    return body
+
+
+def problem_response(
+    status: int,
+    slug: str,
+    detail: str,
+    errors: Sequence[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> Response:
+    return Response(
+        orjson.dumps(problem_body(status, slug, detail, errors, **extra)),
+        status_code=status,
+        media_type=PROBLEM_JSON,
+        headers=headers,
+    )
+
+
+def _clean_loc(loc: Iterable[Any], tags: frozenset[str]) -> list[str | int]:
+    out: list[str | int] = []
+    for i, part in enumerate(loc):
+        if isinstance(part, int):
+            out.append(part)
+            continue
+        s = str(part)
+        if i == 0 and s in tags:  # the discriminator's branch name
+            continue
+        if "[" in s or s.startswith("function-") or s in ("list", "int", "float"):
+            continue  # a union branch's label, not a key of the body
+        out.append(s)
+    return out
+
+
+_OWN_MESSAGES = {
+    "enum": "unknown name: expected one of {expected}",
+    "literal_error": "expected {expected}",
+}
+
+
+def validation_errors(exc: ValidationError, tags: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
+    """pydantic errors as [{loc, msg}], without the input values, deduplicated across union branches."""
+    seen: set[tuple[tuple[Any, ...], str]] = set()
+    out: list[dict[str, Any]] = []
+    for err in exc.errors(include_input=False, include_url=False):
+        loc = _clean_loc(err["loc"], tags)
+        template = _OWN_MESSAGES.get(err["type"])
+        ctx = err.get("ctx") or {}
+        if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            field = str(ctx.get("discriminator", "")).strip("'") or "model"
+            loc = [*loc, field]
+            expected = ctx.get("expected_tags") or ", ".join(f"'{t}'" for t in sorted(tags))
+            what = "unknown value" if err["type"] == "union_tag_invalid" else "a required field is missing"
+            msg = f"{what}: expected one of {expected}"
+        elif template and "expected" in ctx:
+            msg = template.format(expected=ctx["expected"])
+        else:
+            msg = err["msg"]
+        key = (tuple(loc), msg)
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append({"loc": loc, "msg": msg})
+    return out
+
+
+def compute_error_problem(exc: ComputeError) -> ProblemError:
+    if isinstance(exc, NonFiniteResult):
+        return ProblemError(
+            422, exc.slug, exc.detail, quantity=exc.quantity, examples=exc.examples[:50], reason=exc.reason
+        )
+    if isinstance(exc, ShapeError | DomainError):
+        return ProblemError(422, exc.slug, exc.detail, errors=[{"loc": list(exc.loc), "msg": exc.detail}])
+    return ProblemError(422, exc.slug, exc.detail)
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers: problems, compute errors, HTTP errors and a last resort."""
+
+    @app.exception_handler(ProblemError)
+    async def _problem(request: Request, exc: ProblemError) -> Response:
+        return problem_response(exc.status, exc.slug, exc.detail, exc.errors, exc.headers, **exc.extra)
+
+    @app.exception_handler(ComputeError)
+    async def _compute(request: Request, exc: ComputeError) -> Response:
+        p = compute_error_problem(exc)
+        return problem_response(p.status, p.slug, p.detail, p.errors, **p.extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def _request_validation(request: Request, exc: RequestValidationError) -> Response:
+        errors = [{"loc": _clean_loc(e.get("loc", ()), frozenset()), "msg": e.get("msg", "")} for e in exc.errors()]
+        return problem_response(422, "validation-error", "The request does not match the schema.", errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
+        detail = exc.detail if isinstance(exc.detail, str) else TITLES.get(slug, "HTTP error")
+        return problem_response(exc.status_code, slug, detail, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem_response(500, "internal-error", "An unexpected error occurred; it has been logged.")

@@ -1,0 +1,51 @@
+"""Building response bodies from compute results, and the error responses every route documents."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from service.api.errors import PROBLEM_JSON
+from service.api.problems import Prepared
+from service.api.schemas import ProblemDetails
+from service.compute.check import verify
+from service.compute.models import evaluate
+
+
+def gradient_response(prepared: Prepared) -> dict[str, Any]:
+    """Evaluate the problem (and verify it on request) and shape the /gradient body."""
+    problem = prepared.problem
+    ev = evaluate(problem, prepared.explain)
+    pairing = problem.pairing
+    pairing_out: dict[str, Any] = {
+        "activation": str(pairing.activation.name),
+        "loss": str(pairing.loss.name),
+        "canonical": pairing.canonical,
+    }
+    if pairing.loss.params:
+        pairing_out["loss_params"] = dict(pairing.loss.params)
+    body: dict[str, Any] = {
+        "model": str(problem.model),
+        "pairing": pairing_out,
+        "loss": ev.loss,
+        "gradients": {"w": ev.grad_w, "b": ev.grad_b if pairing.vector else float(ev.grad_b)},
+    }
+    if ev.breakdown is not None:
+        body["breakdown"] = ev.breakdown
+    if prepared.verify:
+        body["verification"] = verify(problem, ev)
+    return body
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"model": ProblemDetails, "description": description, "content": {PROBLEM_JSON: {}}}
+
+
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _problem("The body is not valid JSON (invalid-json)."),
+    413: _problem("The body is over the size limit (body-too-large)."),
+    415: _problem("The body is not JSON (unsupported-media-type)."),
+    422: _problem(
+        "Schema, shape, domain, incompatible pairing, non-finite result or too large a breakdown "
+        "(validation-error, domain-error, incompatible-pairing, non-finite-result, explain-too-large)."
+    ),
+}

@@ -1,0 +1,33 @@
+"""Liveness, readiness and version."""
+
+from __future__ import annotations
+
+import platform
+
+import numpy as np
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from service import __version__
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process is alive."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", responses={503: {"description": "Not ready (starting or draining)."}})
+async def readyz(request: Request) -> JSONResponse:
+    """The service is ready to take traffic."""
+    if getattr(request.app.state, "ready", False):
+        return JSONResponse({"status": "ready"})
+    return JSONResponse({"status": "not-ready"}, status_code=503)
+
+
+@router.get("/version")
+async def version() -> dict[str, str]:
+    """The service's version and those of the libraries that compute."""
+    return {"service": __version__, "numpy": np.__version__, "python": platform.python_version()}

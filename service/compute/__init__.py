@@ -1,0 +1,1 @@
+"""The compute layer: pure numpy, no web framework (see ARCHITECTURE.md)."""

@@ -1,0 +1,231 @@
+"""The chain-rule breakdown, recorded as data from the arrays the computation already made.
+
+It only reads what `models.evaluate` computed (z, f, L, ∂L/∂z, the gradients) and adds the
+display factors ∂L/∂f and ∂f/∂z, so turning it on never changes a number of the result.
+Values are numpy arrays (examples first); entries that are not representable in float64 are
+replaced by None and explained in `notes`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from service.compute.activations import ActivationName
+from service.compute.derivations import DerivationStep, activation_derivation, loss_derivation
+from service.compute.domains import Formula
+from service.compute.stable import Array
+
+if TYPE_CHECKING:
+    from service.compute.models import Evaluation, Problem
+
+MAX_EXAMPLES_LISTED = 50
+
+
+def _formula(f: Formula) -> dict[str, str]:
+    return {"latex": f.latex, "text": f.text}
+
+
+def _derivation(steps: tuple[DerivationStep, ...]) -> list[dict[str, str]]:
+    return [{"rule": str(s.rule), "latex": s.latex, "text": s.text, "why": s.why} for s in steps]
+
+
+def _examples(mask: Array) -> list[int]:
+    if mask.ndim > 1:
+        mask = np.any(mask.reshape(mask.shape[0], -1), axis=1)
+    return [int(i) for i in np.flatnonzero(mask)]
+
+
+def _displayable(a: Array, quantity: str, reason: str, notes: list[dict[str, Any]]) -> Any:
+    """The array itself when finite; else nested lists with None where not representable, and a note."""
+    finite = np.isfinite(a)
+    if np.all(finite):
+        return a
+    examples = _examples(~finite)
+    notes.append(
+        {
+            "quantity": quantity,
+            "examples": examples[:MAX_EXAMPLES_LISTED],
+            "count": len(examples),
+            "reason": reason,
+        }
+    )
+    obj = a.astype(object)
+    obj[~finite] = None
+    return obj.tolist()
+
+
+def _step(
+    factor: str, kind: str, formula: Formula, value: Any = None, *, value_ref: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    step: dict[str, Any] = {"factor": factor, "kind": kind, **_formula(formula)}
+    if value_ref is not None:
+        step["value_ref"] = value_ref
+    else:
+        step["value"] = value
+    step.update(extra)
+    return step
+
+
+def build_breakdown(problem: Problem, ev: Evaluation, *, full: bool) -> dict[str, Any]:
+    """per_sample factors, ordered steps ending in dJ/dw and dJ/db, simplification and notes."""
+    pairing = problem.pairing
+    act, loss = pairing.activation, pairing.loss
+    vector = pairing.vector
+    notes: list[dict[str, Any]] = []
+    dL_df_raw, df_dz_raw = pairing.factors(ev.z, ev.f, problem.y)
+    unrepresentable = (
+        "not representable in float64 for these examples (f rounds to a boundary of the loss's domain, "
+        "so the factor overflows); the gradient does not need it: dL/dz was computed from z in stable form"
+    )
+    dL_df = _displayable(dL_df_raw, "dL/df", "dL/df is " + unrepresentable, notes)
+    df_dz = _displayable(df_dz_raw, "df/dz", "df/dz is " + unrepresentable, notes)
+    _note_rounding(problem, ev, notes)
+
+    per_sample = {"z": ev.z, "f": ev.f, "loss": ev.per_sample_loss, "dL_df": dL_df, "df_dz": df_dz, "dL_dz": ev.dL_dz}
+
+    if vector:
+        z_formula = Formula(r"z_k = \sum_{j} x_j W_{jk} + b_k", "z_k = sum_j x_j W_jk + b_k")
+        dzdw = Formula(r"\frac{\partial z_k}{\partial W_{jk}} = x_j", "dz_k/dW_jk = x_j")
+        dzdb = Formula(r"\frac{\partial z_k}{\partial b_k} = 1", "dz_k/db_k = 1")
+        djdw_data = Formula(
+            r"\frac{1}{m} \sum_{i=1}^{m} \left(\frac{\partial L}{\partial z_k}\right)_i x_{ij}",
+            "(1/m) sum_i (dL/dz_k)_i x_ij",
+        )
+        djdb = Formula(
+            r"\frac{\partial J}{\partial b_k} = "
+            r"\frac{1}{m} \sum_{i=1}^{m} \left(\frac{\partial L}{\partial z_k}\right)_i",
+            "dJ/db_k = (1/m) sum_i (dL/dz_k)_i",
+        )
+        lhs_w = (r"\frac{\partial J}{\partial W_{jk}}", "dJ/dW_jk")
+    else:
+        z_formula = Formula(r"z = w \cdot x + b = \sum_{j} w_j x_j + b", "z = w . x + b = sum_j w_j x_j + b")
+        dzdw = Formula(r"\frac{\partial z}{\partial w_j} = x_j", "dz/dw_j = x_j")
+        dzdb = Formula(r"\frac{\partial z}{\partial b} = 1", "dz/db = 1")
+        djdw_data = Formula(
+            r"\frac{1}{m} \sum_{i=1}^{m} \left(\frac{\partial L}{\partial z}\right)_i x_{ij}",
+            "(1/m) sum_i (dL/dz)_i x_ij",
+        )
+        djdb = Formula(
+            r"\frac{\partial J}{\partial b} = \frac{1}{m} \sum_{i=1}^{m} \left(\frac{\partial L}{\partial z}\right)_i",
+            "dJ/db = (1/m) sum_i (dL/dz)_i",
+        )
+        lhs_w = (r"\frac{\partial J}{\partial w_j}", "dJ/dw_j")
+
+    reg = problem.regularization
+    reg_latex = reg_text = ""
+    dR: tuple[str, str] | None = None
+    if reg is not None:
+        if reg.kind == "l2":
+            reg_latex, reg_text = r" + \frac{\lambda}{2m} \sum_{j} w_j^{2}", " + lambda/(2m) sum_j w_j^2"
+            dR = (r"\frac{\lambda}{m} w_j", "(lambda/m) w_j")
+        else:
+            reg_latex, reg_text = r" + \frac{\lambda}{m} \sum_{j} \lvert w_j \rvert", " + (lambda/m) sum_j |w_j|"
+            dR = (r"\frac{\lambda}{m} \operatorname{sign}(w_j)", "(lambda/m) sign(w_j)")
+
+    derivation_f: dict[str, Any] = {"derivation": _derivation(activation_derivation(act.name))} if full else {}
+    derivation_L: dict[str, Any] = {"derivation": _derivation(loss_derivation(loss.name))} if full else {}
+    canonical = pairing.canonical_info
+
+    steps = [
+        _step("z", "forward", z_formula, ev.z),
+        _step("f", "forward", act.formula, ev.f),
+        _step("L", "forward", loss.formula, ev.per_sample_loss),
+        _step(
+            "J",
+            "forward",
+            Formula(
+                r"J = \frac{1}{m} \sum_{i=1}^{m} L_i" + reg_latex,
+                "J = (1/m) sum_i L_i" + reg_text,
+            ),
+            ev.loss,
+        ),
+        _step("dL/df", "local", loss.derivative_formula, dL_df, **derivation_L),
+        _step("df/dz", "local", act.derivative_formula, df_dz, **derivation_f),
+        _step(
+            "dL/dz",
+            "chain",
+            pairing.dL_dz_formula,
+            ev.dL_dz,
+            rule="canonical simplification" if canonical else "chain rule: dL/dz = dL/df * df/dz",
+        ),
+        _step("dz/dw", "local", dzdw, value_ref="data.X"),
+        _step("dz/db", "local", dzdb, 1.0),
+    ]
+    if reg is not None and dR is not None:
+        steps.append(
+            _step(
+                "dR/dw",
+                "regularization",
+                Formula(r"\frac{\partial R}{\partial w_j} = " + dR[0], "dR/dw_j = " + dR[1]),
+                ev.grad_w_regularization,
+                note="b is not regularized",
+            )
+        )
+    steps.append(
+        _step(
+            "dJ/dw",
+            "aggregate",
+            Formula(
+                lhs_w[0] + " = " + djdw_data.latex + (" + " + dR[0] if dR else ""),
+                lhs_w[1] + " = " + djdw_data.text + (" + " + dR[1] if dR else ""),
+            ),
+            ev.grad_w,
+        )
+    )
+    steps.append(_step("dJ/db", "aggregate", djdb, ev.grad_b if vector else float(ev.grad_b)))
+
+    simplification = None
+    if canonical is not None:
+        simplification = {
+            "dL_dz": _formula(pairing.dL_dz_formula),
+            "cancellation": _formula(canonical.cancellation),
+            "distribution": canonical.distribution,
+            "link": canonical.link,
+            "log_partition": _formula(canonical.log_partition),
+            "reason": _formula(
+                Formula(
+                    r"L = A(z) - y\,z + c \;\Rightarrow\; \frac{\partial L}{\partial z} = A'(z) - y = f - y",
+                    "L = A(z) - y z + c, so dL/dz = A'(z) - y = f - y",
+                )
+            ),
+            "explanation": (
+                f"{loss.name} is the negative log-likelihood of a {canonical.distribution} distribution written "
+                f"in its natural parameter z: L = A(z) − y·z (+ terms without z), with {canonical.log_partition.text}. "
+                f"A'(z) is the distribution's mean, and that mean is exactly the activation {act.name} "
+                f"(the {canonical.link}), so ∂L/∂z = A'(z) − y = f − y: the factor ∂f/∂z cancels against ∂L/∂f. "
+                "That is why the gradient has the same form (f − y)·x as linear regression's."
+            ),
+        }
+    return {"per_sample": per_sample, "steps": steps, "simplification": simplification, "notes": notes}
+
+
+def _note_rounding(problem: Problem, ev: Evaluation, notes: list[dict[str, Any]]) -> None:
+    """Say where f rounds to a boundary of its range, which a learner would otherwise take as exact."""
+    name = problem.pairing.activation.name
+    if name is ActivationName.SIGMOID:
+        for bound, side in ((1.0, "1"), (0.0, "0")):
+            ex = _examples(ev.f == bound)
+            if ex:
+                notes.append(
+                    {
+                        "quantity": "f",
+                        "examples": ex[:MAX_EXAMPLES_LISTED],
+                        "count": len(ex),
+                        "reason": f"f = σ(z) rounds to exactly {side} in float64 here although the true value is not "
+                        f"{side}; the loss and dL/dz were computed from z, so they keep full precision",
+                    }
+                )
+    elif name in (ActivationName.EXP, ActivationName.SOFTPLUS, ActivationName.SOFTMAX):
+        ex = _examples(ev.f == 0.0)
+        if ex:
+            notes.append(
+                {
+                    "quantity": "f",
+                    "examples": ex[:MAX_EXAMPLES_LISTED],
+                    "count": len(ex),
+                    "reason": "f underflows to 0 in float64 here although its true value is positive; "
+                    "the loss and dL/dz were computed from z where that matters",
+                }
+            )

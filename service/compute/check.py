@@ -1,0 +1,104 @@
+"""Central finite differences of the cost, as a sanity check offered to users (MATH.md).
+
+∂J/∂θ ≈ (J(θ+h) − J(θ−h)) / (2h) with h = 1e−6·max(1, |θ|), compared with the analytic value by
+|a − n| / max(|a|, |n|, 1e−8). Kinks (relu at z = 0, absolute_error at f = y) are reported, not
+averaged away.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from service.compute.errors import NonFiniteResult
+from service.compute.models import Evaluation, Problem, cost
+from service.compute.stable import Array
+
+STEP = 1e-6
+EXPECTED_AGREEMENT = 1e-6
+# Rounding in J(θ ± h) limits a difference to about eps·|J| / (h·|∂J/∂θ|): allow a margin over 1e-6.
+AGREEMENT_LIMIT = 1e-4
+
+
+def step_size(theta: float) -> float:
+    return STEP * max(1.0, abs(theta))
+
+
+def relative_error(a: float, n: float) -> float:
+    return abs(a - n) / max(abs(a), abs(n), 1e-8)
+
+
+def evaluations_needed(problem: Problem) -> int:
+    """How many cost evaluations a check takes: two per parameter."""
+    return 2 * (problem.w.size + problem.b.size)
+
+
+def _central(problem: Problem, w: Array, b: Array, which: str, idx: tuple[int, ...]) -> float:
+    target = w if which == "w" else b
+    theta = float(target[idx])
+    h = step_size(theta)
+    plus, minus = target.copy(), target.copy()
+    plus[idx] = theta + h
+    minus[idx] = theta - h
+    if which == "w":
+        jp, jm = cost(problem, plus, b), cost(problem, minus, b)
+    else:
+        jp, jm = cost(problem, w, plus), cost(problem, w, minus)
+    # divide by the step actually taken: θ ± h rounds in float64
+    return (jp - jm) / (float(plus[idx]) - float(minus[idx]))
+
+
+def _kinks(problem: Problem, ev: Evaluation) -> list[dict[str, Any]]:
+    act, loss = problem.pairing.activation, problem.pairing.loss
+    # the largest change of z one perturbation can make, per example
+    hw = STEP * max(1.0, float(np.max(np.abs(problem.w)))) if problem.w.size else STEP
+    hb = STEP * max(1.0, float(np.max(np.abs(problem.b))))
+    width = np.maximum(hw * np.max(np.abs(problem.X), axis=1), hb)
+    out = []
+    if act.kinks and not act.vector:
+        ex = np.flatnonzero(act.kink_mask(ev.z, width))
+        if ex.size:
+            out.append({"at": act.kinks, "examples": [int(i) for i in ex[:50]], "count": int(ex.size)})
+    if loss.kinks and not act.vector:
+        df = np.abs(act.derivative(ev.z, ev.f))
+        ex = np.flatnonzero(loss.kink_mask(ev.f, problem.y, width * np.maximum(df, 1.0)))
+        if ex.size:
+            out.append({"at": loss.kinks, "examples": [int(i) for i in ex[:50]], "count": int(ex.size)})
+    return out
+
+
+def verify(problem: Problem, ev: Evaluation) -> dict[str, Any]:
+    """Compare every analytic gradient component of `ev` with its central difference."""
+    w, b = problem.w, problem.b
+    components: list[dict[str, Any]] = []
+    skipped: list[dict[str, Any]] = []
+    for which, grad in (("w", ev.grad_w), ("b", ev.grad_b)):
+        arr = w if which == "w" else b
+        for idx in np.ndindex(arr.shape):
+            analytic = float(grad[idx])
+            name = which + "".join(f"[{i}]" for i in idx)
+            try:
+                numeric = _central(problem, w, b, which, idx)
+            except NonFiniteResult as exc:
+                skipped.append({"parameter": name, "reason": f"J(θ ± h) is not finite: {exc.detail}"})
+                continue
+            components.append(
+                {
+                    "parameter": name,
+                    "analytic": analytic,
+                    "numeric": numeric,
+                    "relative_error": relative_error(analytic, numeric),
+                }
+            )
+    kinks = _kinks(problem, ev)
+    worst = max((c["relative_error"] for c in components), default=0.0)
+    return {
+        "method": "central differences (J(θ+h) − J(θ−h)) / 2h, h = 1e-6·max(1, |θ|)",
+        "components": components,
+        "max_relative_error": worst,
+        "expected_agreement": EXPECTED_AGREEMENT,
+        "agrees": bool(worst <= AGREEMENT_LIMIT),
+        "kinks": kinks,
+        "skipped": skipped,
+    }

@@ -1,0 +1,35 @@
+"""Settings from the environment (prefix GRADIENT_SERVICE_), read once per process."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GRADIENT_SERVICE_", extra="ignore")
+
+    host: str = Field("127.0.0.1", description="Address `python -m service serve` binds to.")
+    port: int = Field(8000, description="Port `python -m service serve` binds to.")
+    log_level: str = Field("info", description="Log level of the service and uvicorn.")
+    max_body_bytes: int = Field(64 * 1024 * 1024, gt=0, description="Largest request body accepted (413 above).")
+    max_explain_values: int = Field(
+        1_000_000, gt=0, description="Largest breakdown, counted in numbers (softmax Jacobians count m·k²)."
+    )
+    max_verify_work: int = Field(
+        50_000_000,
+        gt=0,
+        description="Largest finite-difference check, in multiply-adds: 2·(parameters)·m·n·k.",
+    )
+    inline_work_limit: int = Field(
+        20_000,
+        ge=0,
+        description="Problems with m·n·k above this are computed in a worker thread, off the event loop.",
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
