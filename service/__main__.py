@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     import os
+    import signal
 
     import uvicorn
 
@@ -49,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = get_settings()
     workers = args.workers or int(os.environ.get("WEB_CONCURRENCY", "1"))
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal with the handler that was
+    # there before it: make that an exit with status 0, since the shutdown was an orderly one.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     uvicorn.run(
         "service.app:app",
         host=args.host or settings.host,

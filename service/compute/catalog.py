@@ -103,7 +103,7 @@ def models() -> list[dict[str, Any]]:
                 "canonical": True,
                 "description": _DESCRIPTIONS[model],
                 "parameters": {"w": "n×k rows" if vector else "n numbers", "b": "k numbers" if vector else "a number"},
-                "targets": LOSSES[lo].targets_text,
+                "targets": LOSSES[lo].targets_text if vector else f"y in {LOSSES[lo].targets.text}",
             }
         )
     out.append(

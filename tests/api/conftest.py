@@ -1,0 +1,24 @@
+"""Fixtures for the HTTP tests: the application behind FastAPI's TestClient."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+
+
+@pytest.fixture
+def client() -> Iterator[TestClient]:
+    """The default application, lifespan run (so /readyz is ready)."""
+    with TestClient(create_app()) as c:
+        yield c
+
+
+@pytest.fixture
+def lenient_client() -> Iterator[TestClient]:
+    """Like `client`, but a server error comes back as its 500 response instead of being raised in the test."""
+    with TestClient(create_app(), raise_server_exceptions=False) as c:
+        yield c

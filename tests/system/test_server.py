@@ -1,0 +1,131 @@
+"""System tests against a real uvicorn process: the README's commands, the worked example, shutdown."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+
+import httpx
+import numpy as np
+import pytest
+
+from tests.system.server import ROOT, running_service
+
+pytestmark = pytest.mark.slow
+
+README = ROOT / "README.md"
+EXAMPLE = re.compile(
+    r"<!-- example(?P<varies>: varies)? -->\n```bash\n(?P<cmd>.*?)\n```\n```json\n(?P<out>.*?)```", re.S
+)
+
+
+def _documents(text: str) -> list[object]:
+    """Every JSON document in text (one command may print several)."""
+    dec = json.JSONDecoder()
+    docs, i = [], 0
+    while True:
+        while i < len(text) and text[i].isspace():
+            i += 1
+        if i >= len(text):
+            return docs
+        doc, i = dec.raw_decode(text, i)
+        docs.append(doc)
+
+
+# finite differences divide a last-ulp difference of exp between CPUs by h = 1e-6
+_LOOSE = {"numeric", "relative_error", "max_relative_error"}
+
+
+def _close(a: object, b: object, rtol: float = 1e-12) -> bool:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_close(a[k], b[k], 1e-2 if k in _LOOSE else rtol) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_close(x, y, rtol) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) or isinstance(b, float):
+        # BLAS kernels differ between CPUs in the last ulp of a sum
+        return isinstance(a, int | float) and isinstance(b, int | float) and bool(np.isclose(a, b, rtol=rtol, atol=0))
+    return a == b
+
+
+def _run(cmd: str, base: str) -> str:
+    cmd = cmd.replace("http://127.0.0.1:8000", base)
+    out = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], capture_output=True, text=True, timeout=60, check=True)
+    return out.stdout
+
+
+def test_readme_examples_are_the_service_output() -> None:
+    """Replay every curl command of the README; UPDATE_README=1 rewrites the outputs instead."""
+    if shutil.which("curl") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("curl is needed to replay the README's commands")
+        pytest.skip("curl is not installed: the README's commands cannot be replayed")
+    text = README.read_text()
+    examples = list(EXAMPLE.finditer(text))
+    assert len(examples) >= 10, "the README's examples were not found"
+    update = os.environ.get("UPDATE_README") == "1"
+    with running_service() as svc:
+        base = svc.base
+        new_text, pos = [], 0
+        for ex in examples:
+            got = _run(ex["cmd"], base)
+            if update:
+                new_text.append(text[pos : ex.start("out")] + got)
+                pos = ex.end("out")
+                continue
+            shown, actual = _documents(ex["out"]), _documents(got)
+            assert shown, f"the README shows no output for: {ex['cmd'][:80]}"
+            if ex["varies"]:
+                assert [sorted(d) for d in shown] == [sorted(d) for d in actual]  # type: ignore[call-overload]
+            else:
+                assert _close(shown, actual), f"README output differs for: {ex['cmd'][:100]}\n{got}"
+    if update:
+        README.write_text("".join(new_text) + text[pos:])
+
+
+def test_worked_example_over_http_and_clean_shutdown() -> None:
+    body = {
+        "model": "logistic_regression",
+        "parameters": {"w": [2, 3], "b": 1},
+        "data": {"X": [[0.5, 1.5], [1, 1], [1.5, 0.5], [3, 0.5], [2, 2], [1, 2.5]], "y": [0, 0, 0, 1, 1, 1]},
+    }
+    with running_service() as svc:
+        base, proc = svc.base, svc.proc
+        r = httpx.post(base + "/gradient", json=body, timeout=10)
+        assert r.status_code == 200
+        g = r.json()["gradients"]
+        np.testing.assert_allclose(g["w"], [0.498333393278696, 0.49883942983996693], rtol=1e-14)
+        np.testing.assert_allclose(g["b"], 0.49861806546328574, rtol=1e-14)
+        # a large problem goes through the worker thread and gives the same kind of answer
+        rng = np.random.default_rng(0)
+        X = rng.normal(size=(5000, 10))
+        big = {
+            "model": "linear_regression",
+            "parameters": {"w": [0.1] * 10, "b": 0.0},
+            "data": {"X": X.tolist(), "y": rng.normal(size=5000).tolist()},
+        }
+        r = httpx.post(base + "/gradient", json=big, timeout=30)
+        assert r.status_code == 200
+        expected = X.T @ (X @ np.full(10, 0.1) - np.asarray(big["data"]["y"])) / 5000
+        np.testing.assert_allclose(r.json()["gradients"]["w"], expected, rtol=1e-10)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+        assert "Traceback" not in svc.log()
+
+
+def test_openapi_served_matches_committed_file() -> None:
+    committed = json.loads((ROOT / "openapi" / "openapi.json").read_text())
+    with running_service() as svc:
+        base = svc.base
+        served = httpx.get(base + "/openapi.json", timeout=10).json()
+    assert served == committed, "run `python -m service export-openapi`"
+
+
+def test_docs_page_is_served() -> None:
+    with running_service() as svc:
+        base = svc.base
+        r = httpx.get(base + "/docs", timeout=10)
+    assert r.status_code == 200 and "swagger" in r.text.lower()
