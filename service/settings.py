@@ -23,10 +23,10 @@ class Settings(BaseSettings):
         gt=0,
         description="Largest finite-difference check, in multiply-adds: 2·(parameters)·m·n·k.",
     )
-    inline_work_limit: int = Field(
-        20_000,
+    inline_body_bytes: int = Field(
+        65_536,
         ge=0,
-        description="Problems with m·n·k above this are computed in a worker thread, off the event loop.",
+        description="Bodies above this size are parsed and computed in a worker thread, off the event loop.",
     )
 
 

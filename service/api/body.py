@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
+import orjson
 from pydantic import TypeAdapter, ValidationError
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -39,7 +41,11 @@ class BodyLimitMiddleware:
                     return
                 if declared > self.limit:
                     await _send_problem(
-                        send, 413, "body-too-large", f"The body is larger than the limit of {self.limit} bytes."
+                        send,
+                        413,
+                        "body-too-large",
+                        f"The body is larger than the limit of {self.limit} bytes.",
+                        limit=self.limit,
                     )
                     return
         received = 0
@@ -57,10 +63,8 @@ class BodyLimitMiddleware:
         await self.app(scope, limited, send)
 
 
-async def _send_problem(send: Send, status: int, slug: str, detail: str) -> None:
-    import orjson
-
-    body = orjson.dumps(problem_body(status, slug, detail))
+async def _send_problem(send: Send, status: int, slug: str, detail: str, **extra: Any) -> None:
+    body = orjson.dumps(problem_body(status, slug, detail, **extra))
     await send(
         {
             "type": "http.response.start",
@@ -86,6 +90,26 @@ async def read_json(request: Request) -> bytes:
     return body
 
 
+@cache
+def _field_names(adapter: TypeAdapter[Any]) -> frozenset[str]:
+    """Every property name in the adapter's JSON schema: the keys a body may hold."""
+    names: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            props = node.get("properties")
+            if isinstance(props, dict):
+                names.update(props)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(adapter.json_schema())
+    return frozenset(names)
+
+
 def parse(adapter: TypeAdapter[Any], body: bytes) -> Any:
     """Parse and validate in one pass (strict); 400 for unparseable JSON, 422 for schema errors."""
     try:
@@ -95,5 +119,8 @@ def parse(adapter: TypeAdapter[Any], body: bytes) -> Any:
         if errors and errors[0]["type"] == "json_invalid":
             raise ProblemError(400, "invalid-json", str(errors[0]["msg"])[:300]) from None
         raise ProblemError(
-            422, "validation-error", "The request does not match the schema.", validation_errors(exc, MODEL_TAGS)
+            422,
+            "validation-error",
+            "The request does not match the schema.",
+            validation_errors(exc, MODEL_TAGS, _field_names(adapter)),
         ) from None

@@ -7,7 +7,7 @@ Responses never carry a traceback and never echo the request's values: pydantic'
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -97,8 +97,20 @@ def problem_response(
     )
 
 
-def _clean_loc(loc: Iterable[Any], tags: frozenset[str]) -> list[str | int]:
+MAX_KEY = 64
+
+
+def _clean_loc(
+    loc: Sequence[Any], tags: frozenset[str], keys: frozenset[str] | None = None, unknown_last: bool = False
+) -> list[str | int]:
+    """The JSON path of an error: indices and the body's own keys, without pydantic's branch labels.
+
+    `keys` are the field names the schema knows; any other string is a union branch's tag or type
+    label (e.g. 'bool', "literal['factors','full']", 'numbers'), except the last part of an
+    unknown-field error, which is the client's key (cut to 64 characters: never echoed at length).
+    """
     out: list[str | int] = []
+    last = len(loc) - 1
     for i, part in enumerate(loc):
         if isinstance(part, int):
             out.append(part)
@@ -106,24 +118,28 @@ def _clean_loc(loc: Iterable[Any], tags: frozenset[str]) -> list[str | int]:
         s = str(part)
         if i == 0 and s in tags:  # the discriminator's branch name
             continue
-        if "[" in s or s.startswith("function-") or s in ("list", "int", "float"):
-            continue  # a union branch's label, not a key of the body
-        out.append(s)
+        if unknown_last and i == last:
+            out.append(s if len(s) <= MAX_KEY else s[:MAX_KEY] + "…")
+        elif keys is None or s in keys:
+            out.append(s)
     return out
 
 
 _OWN_MESSAGES = {
     "enum": "unknown name: expected one of {expected}",
-    "literal_error": "expected {expected}",
 }
+# Fields typed as a union of a boolean and names, where pydantic reports one error per branch.
+_LOC_MESSAGES = {("explain",): 'explain must be false, true, "factors" or "full"'}
 
 
-def validation_errors(exc: ValidationError, tags: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
-    """pydantic errors as [{loc, msg}], without the input values, deduplicated across union branches."""
-    seen: set[tuple[tuple[Any, ...], str]] = set()
-    out: list[dict[str, Any]] = []
+def validation_errors(
+    exc: ValidationError, tags: frozenset[str] = frozenset(), keys: frozenset[str] | None = None
+) -> list[dict[str, Any]]:
+    """pydantic errors as [{loc, msg}], without the input values; the messages of one location
+    (the branches of a union such as explain's bool | "factors" | "full") are joined."""
+    by_loc: dict[tuple[Any, ...], list[str]] = {}
     for err in exc.errors(include_input=False, include_url=False):
-        loc = _clean_loc(err["loc"], tags)
+        loc = _clean_loc(err["loc"], tags, keys, unknown_last=err["type"] == "extra_forbidden")
         template = _OWN_MESSAGES.get(err["type"])
         ctx = err.get("ctx") or {}
         if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
@@ -136,12 +152,11 @@ def validation_errors(exc: ValidationError, tags: frozenset[str] = frozenset()) 
             msg = template.format(expected=ctx["expected"])
         else:
             msg = err["msg"]
-        key = (tuple(loc), msg)
-        if key in seen:
-            continue
-        seen.add(key)
-        out.append({"loc": loc, "msg": msg})
-    return out
+        msg = _LOC_MESSAGES.get(tuple(loc), msg)
+        msgs = by_loc.setdefault(tuple(loc), [])
+        if msg not in msgs:
+            msgs.append(msg)
+    return [{"loc": list(loc), "msg": "; or ".join(msgs)} for loc, msgs in by_loc.items()]
 
 
 def compute_error_problem(exc: ComputeError) -> ProblemError:

@@ -82,16 +82,18 @@ def prepare(req: Any, settings: Settings) -> Prepared:
             raise _invalid(
                 [{"loc": ["parameters"], "msg": "softmax needs w as n rows of k numbers and b as k numbers"}]
             )
-        k = len(b)
-        if k < 2:
-            errors.append({"loc": ["parameters", "b"], "msg": "softmax needs k ≥ 2 classes"})
+        k = len(w[0])
         if len(w) != n:
             errors.append({"loc": ["parameters", "w"], "msg": f"w has {len(w)} rows; X has n = {n} columns"})
         for j, row in enumerate(w):
             if len(row) != k:
-                errors.append({"loc": ["parameters", "w", j], "msg": f"row has {len(row)} entries; b has k = {k}"})
+                errors.append({"loc": ["parameters", "w", j], "msg": f"row has {len(row)} entries; row 0 has {k}"})
                 if len(errors) >= 20:
                     break
+        if k < 2:
+            errors.append({"loc": ["parameters", "w", 0], "msg": "softmax needs k ≥ 2 classes (columns of w)"})
+        elif len(b) != k and not any(e["loc"][:2] == ["parameters", "w"] and len(e["loc"]) == 3 for e in errors):
+            errors.append({"loc": ["parameters", "b"], "msg": f"b has {len(b)} entries; w has k = {k} columns"})
     else:
         k = 1
         if w_is_matrix or isinstance(b, list):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, create_model
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, create_model
 
 from service.compute.activations import ActivationName
 from service.compute.domains import Interval
@@ -38,6 +38,37 @@ def _targets_type(loss: LossName) -> Any:
 
 
 Matrix = Annotated[list[list[float]], Field(min_length=1, description="Rows of numbers, all of the same length.")]
+
+# Class indices are bounded so that a 400-digit integer is a validation error, not a float overflow.
+MAX_CLASS_INDEX = 2**31 - 1
+
+
+def _shape_of(value: Any) -> str:
+    """Which branch of a numbers-or-rows union a JSON value is meant for: decided by its first item."""
+    if isinstance(value, list):
+        return "rows" if value and isinstance(value[0], list) else "numbers"
+    return "number"
+
+
+def _by_shape(numbers: Any, rows: Any, description: str) -> Any:
+    """A union of a flat list and a list of rows whose errors come from the branch the value chose."""
+    return Annotated[
+        Annotated[numbers, Tag("numbers")] | Annotated[rows, Tag("rows")],
+        Discriminator(_shape_of, custom_error_type="shape", custom_error_message="Input should be a list"),
+        Field(description=description),
+    ]
+
+
+def _number_or_list(description: str) -> Any:
+    return Annotated[
+        Annotated[float, Tag("number")] | Annotated[list[float], Tag("numbers")],
+        Discriminator(
+            lambda v: "numbers" if isinstance(v, list) else "number",
+            custom_error_type="shape",
+            custom_error_message="Input should be a number or a list of numbers",
+        ),
+        Field(description=description),
+    ]
 
 
 class Regularization(Strict):
@@ -85,10 +116,11 @@ LinearData = _data_model("LinearData", _targets_type(LossName.SQUARED_ERROR), "m
 BinaryData = _data_model("BinaryData", _targets_type(LossName.BINARY_CROSS_ENTROPY), "m labels in [0, 1].")
 CountData = _data_model("CountData", _targets_type(LossName.POISSON), "m counts y ≥ 0.")
 
-ClassTargets = Annotated[
-    list[Annotated[int, Field(ge=0)]] | list[list[float]],
-    Field(description="m class indices in 0..k−1, or m one-hot / probability rows of k entries summing to 1."),
-]
+ClassTargets = _by_shape(
+    list[Annotated[int, Field(ge=0, le=MAX_CLASS_INDEX)]],
+    list[list[float]],
+    "m class indices in 0..k−1, or m one-hot / probability rows of k entries summing to 1.",
+)
 
 
 class ClassData(Strict):
@@ -98,9 +130,20 @@ class ClassData(Strict):
 
 class AnyData(Strict):
     X: Matrix = Field(description="m examples (rows) of n features.")
-    y: list[float] | list[list[float]] = Field(
-        description="m targets in the loss's domain; with softmax, class indices or rows of k entries."
+    y: _by_shape(  # type: ignore[valid-type]
+        list[float],
+        list[list[float]],
+        "m targets in the loss's domain; with softmax, class indices or rows of k entries.",
     )
+
+
+class AnyParameters(Strict):
+    w: _by_shape(  # type: ignore[valid-type]
+        Annotated[list[float], Field(min_length=1)],
+        Annotated[list[list[float]], Field(min_length=1)],
+        "n weights; with softmax, n rows of k weights (n×k).",
+    )
+    b: _number_or_list("The bias; with softmax, k biases.")  # type: ignore[valid-type]
 
 
 LossParams = create_model(  # type: ignore[call-overload]
@@ -186,7 +229,7 @@ class SingleLayerRequest(_Options):
     activation: ActivationName = Field(description="The activation g: f = g(z).")
     loss: LossName = Field(description="The loss L(f, y); it must be compatible with the activation.")
     loss_params: LossParams | None = Field(None, description="Parameters of the loss (huber: delta).")  # type: ignore[valid-type]
-    parameters: ScalarParameters | VectorParameters = Field(
+    parameters: AnyParameters = Field(
         description="w (n numbers) and b (a number); with softmax w is n×k and b has k entries."
     )
     data: AnyData

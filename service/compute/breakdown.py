@@ -193,9 +193,10 @@ def build_breakdown(problem: Problem, ev: Evaluation, *, full: bool) -> dict[str
             "explanation": (
                 f"{loss.name} is the negative log-likelihood of a {canonical.distribution} distribution written "
                 f"in its natural parameter z: L = A(z) − y·z (+ terms without z), with {canonical.log_partition.text}. "
-                f"A'(z) is the distribution's mean, and that mean is exactly the activation {act.name} "
-                f"(the {canonical.link}), so ∂L/∂z = A'(z) − y = f − y: the factor ∂f/∂z cancels against ∂L/∂f. "
-                "That is why the gradient has the same form (f − y)·x as linear regression's."
+                f"A'(z) is the distribution's mean, and that mean is exactly the activation {act.name}: the canonical "
+                f"link of the {canonical.distribution} distribution is the {canonical.link}. So ∂L/∂z = A'(z) − y "
+                "= f − y: the factor ∂f/∂z cancels against ∂L/∂f. That is why the gradient has the same form "
+                "(f − y)·x as linear regression's."
             ),
         }
     return {"per_sample": per_sample, "steps": steps, "simplification": simplification, "notes": notes}

@@ -171,7 +171,8 @@ class AbsoluteError(Loss):
             return np.abs(f - y)
 
     def dL_df(self, f: Array, y: Array) -> Array:
-        return np.sign(f - y)
+        with np.errstate(over="ignore"):
+            return np.sign(f - y)  # f − y may overflow to ±inf: its sign is still right
 
     def kink_mask(self, f: Array, y: Array, width: Array | float = 0.0) -> Array:
         return np.asarray(np.abs(f - y) <= width)
@@ -200,9 +201,11 @@ class Huber(Loss):
 
     def value(self, f: Array, y: Array) -> Array:
         d = self.delta
-        with np.errstate(over="ignore"):
+        with np.errstate(over="ignore", invalid="ignore"):
             a = np.abs(f - y)
-            return np.where(a <= d, 0.5 * np.minimum(a, d) ** 2, d * (a - 0.5 * d))
+            # δ(|f − y| − δ/2) as |δf − δy| − δ²/2: scaling first keeps it finite where f − y overflows
+            linear = np.abs(d * f - d * y) - 0.5 * d * d
+            return np.where(a <= d, 0.5 * np.minimum(a, d) ** 2, linear)
 
     def dL_df(self, f: Array, y: Array) -> Array:
         with np.errstate(over="ignore"):

@@ -35,9 +35,19 @@ class Regularization:
     lam: float
 
     def value(self, w: Array, m: int) -> float:
-        if self.kind == "l2":
-            return float(self.lam / (2 * m) * np.sum(w * w))
-        return float(self.lam / m * np.sum(np.abs(w)))
+        """R(w); inf only when the true value is not representable (Σ w² alone may overflow)."""
+        if self.lam == 0.0 or w.size == 0:
+            return 0.0
+        power, scale = (2, self.lam / (2 * m)) if self.kind == "l2" else (1, self.lam / m)
+        a = np.abs(w)
+        with np.errstate(over="ignore"):
+            v = float(scale * np.sum(a * a if power == 2 else a))
+            if np.isfinite(v):
+                return v
+            # the sum overflowed: R = scale · s^p · Σ (|w|/s)^p with s = max |w|, combined in logs
+            s = float(np.max(a))
+            q = float(np.sum((a / s) ** power))
+            return float(np.exp(np.log(scale) + power * np.log(s) + np.log(q)))
 
     def gradient(self, w: Array, m: int) -> Array:
         if self.kind == "l2":
@@ -164,6 +174,11 @@ def build_problem(
         if b_arr.shape != ():
             raise ShapeError("b must be a number", ("parameters", "b"))
         k = 1
+    if y.ndim not in ((1, 2) if pairing.vector else (1,)):
+        raise ShapeError(
+            "y must be m class indices or m rows of k entries" if pairing.vector else "y must be m numbers",
+            ("data", "y"),
+        )
     if y.shape[0] != m:
         raise ShapeError(f"y must have m = {m} entries (the rows of X)", ("data", "y"))
     for arr, loc in ((X, "X"), (y, "y")):
@@ -190,6 +205,14 @@ def _bad_examples(a: Array) -> list[int]:
 def _require_finite(quantity: str, a: Array, reason: str) -> None:
     if not np.all(np.isfinite(a)):
         raise NonFiniteResult(quantity, _bad_examples(a) if a.ndim else [], reason)
+
+
+def _require_finite_gradient(quantity: str, g: Array, what: str) -> None:
+    """Gradients are indexed by parameter, not by example: name the components that overflow."""
+    bad = np.argwhere(~np.isfinite(g))
+    if bad.size:
+        comps = ", ".join("[" + "][".join(str(int(i)) for i in idx) + "]" for idx in bad[:20])
+        raise NonFiniteResult(quantity, [], f"{what} overflows float64 for components {comps}")
 
 
 def linear_part(X: Array, w: Array, b: Array) -> Array:
@@ -225,8 +248,9 @@ def cost(problem: Problem, w: Array | None = None, b: Array | None = None) -> fl
     _, _, L, _ = forward(problem, w, b)
     J = _mean(L)
     if problem.regularization is not None:
-        with np.errstate(over="ignore"):
-            J += problem.regularization.value(w, problem.m)
+        J += problem.regularization.value(w, problem.m)
+    if not np.isfinite(J):
+        raise NonFiniteResult("loss", [], "J overflows float64")
     return J
 
 
@@ -246,8 +270,8 @@ def evaluate(problem: Problem, explain: ExplainLevel = ExplainLevel.NONE) -> Eva
         grad_b = np.mean(dL_dz, axis=0)
         if not np.all(np.isfinite(grad_b)):
             grad_b = np.sum(dL_dz / m, axis=0)
-    _require_finite("gradients.w", grad_w_data, "the data term of dJ/dw overflows float64")
-    _require_finite("gradients.b", np.atleast_1d(grad_b), "dJ/db overflows float64")
+    _require_finite_gradient("gradients.w", grad_w_data, "the data term of dJ/dw")
+    _require_finite_gradient("gradients.b", np.atleast_1d(grad_b), "dJ/db")
     grad_w = grad_w_data
     grad_w_reg = None
     if problem.regularization is not None:
@@ -256,8 +280,9 @@ def evaluate(problem: Problem, explain: ExplainLevel = ExplainLevel.NONE) -> Eva
             grad_w_reg = problem.regularization.gradient(problem.w, m)
             grad_w = grad_w_data + grad_w_reg
         if not np.isfinite(reg_loss):
-            raise NonFiniteResult("regularization term", [], "λ Σ w² overflows float64")
-        _require_finite("gradients.w", grad_w, "dJ/dw overflows float64")
+            formula = "λ/(2m) Σ w²" if problem.regularization.kind == "l2" else "(λ/m) Σ |w|"
+            raise NonFiniteResult("regularization term", [], f"{formula} overflows float64")
+        _require_finite_gradient("gradients.w", grad_w, "dJ/dw")
     loss = data_loss + reg_loss
     if not np.isfinite(loss):
         raise NonFiniteResult("loss", [], "J overflows float64")

@@ -52,7 +52,7 @@ CANONICAL: dict[tuple[ActivationName, LossName], Canonical] = {
         ModelName.LINEAR_REGRESSION,
         "Gaussian",
         Formula(r"A(z) = \tfrac{1}{2} z^{2}", "A(z) = z^2 / 2"),
-        "identity link",
+        "identity link, whose inverse is the identity",
         Formula(
             r"\frac{\partial L}{\partial f}\,\frac{\partial f}{\partial z} = (f - y)\cdot 1 = f - y",
             "dL/df * df/dz = (f - y) * 1 = f - y",
@@ -62,7 +62,7 @@ CANONICAL: dict[tuple[ActivationName, LossName], Canonical] = {
         ModelName.LOGISTIC_REGRESSION,
         "Bernoulli",
         Formula(r"A(z) = \log\left(1 + e^{z}\right)", "A(z) = log(1 + e^z)"),
-        "logit link (sigmoid is its inverse)",
+        "logit link, whose inverse is sigmoid",
         Formula(
             r"\frac{\partial L}{\partial f}\,\frac{\partial f}{\partial z} = "
             r"\frac{f - y}{f\,(1 - f)}\cdot f\,(1 - f) = f - y",
@@ -73,7 +73,7 @@ CANONICAL: dict[tuple[ActivationName, LossName], Canonical] = {
         ModelName.SOFTMAX_REGRESSION,
         "categorical",
         Formula(r"A(z) = \log \sum_{l} e^{z_l}", "A(z) = log sum_l e^(z_l)"),
-        "multinomial logit link (softmax is its inverse)",
+        "multinomial logit link, whose inverse is softmax",
         Formula(
             r"\frac{\partial L}{\partial z_l} = \sum_{k} \left(-\frac{y_k}{f_k}\right) f_k\,(\delta_{kl} - f_l)"
             r" = -y_l + f_l \sum_{k} y_k = f_l - y_l",
@@ -84,7 +84,7 @@ CANONICAL: dict[tuple[ActivationName, LossName], Canonical] = {
         ModelName.POISSON_REGRESSION,
         "Poisson",
         Formula(r"A(z) = e^{z}", "A(z) = e^z"),
-        "log link (exp is its inverse)",
+        "log link, whose inverse is exp",
         Formula(
             r"\frac{\partial L}{\partial f}\,\frac{\partial f}{\partial z} = \left(1 - \frac{y}{f}\right) f = f - y",
             "dL/df * df/dz = (1 - y / f) * f = f - y",
@@ -164,7 +164,7 @@ def _softmax_cce(act: Activation, loss: Loss, z: Array, y: Array) -> tuple[Array
 
 
 def _exp_poisson(act: Activation, loss: Loss, z: Array, y: Array) -> tuple[Array, Array, Array]:
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore", invalid="ignore"):
         f = np.exp(z)
         # L = e^z − y z (the constant log y! dropped); −y log f = −y z exactly.
         return f, f - y * z, f - y  # f - y
@@ -188,10 +188,11 @@ def _softplus_poisson(act: Activation, loss: Loss, z: Array, y: Array) -> tuple[
 
 def _softmax_squared_error(act: Activation, loss: Loss, z: Array, y: Array) -> tuple[Array, Array, Array]:
     f = stable.softmax_rows(z)
-    d = f - y
-    L = 0.5 * np.sum(d * d, axis=1)
-    # (diag(f) − f fᵀ)(f − y) = f ⊙ (d − f·d), without building the k×k Jacobian.
-    return f, L, f * (d - np.sum(f * d, axis=1, keepdims=True))
+    with np.errstate(over="ignore", invalid="ignore"):
+        d = f - y
+        L = 0.5 * np.sum(d * d, axis=1)
+        # (diag(f) − f fᵀ)(f − y) = f ⊙ (d − f·d), without building the k×k Jacobian.
+        return f, L, f * (d - np.sum(f * d, axis=1, keepdims=True))
 
 
 _KERNELS: dict[tuple[ActivationName, LossName], Kernel] = {

