@@ -129,7 +129,7 @@ _OWN_MESSAGES = {
     "enum": "unknown name: expected one of {expected}",
 }
 # Fields typed as a union of a boolean and names, where pydantic reports one error per branch.
-_LOC_MESSAGES = {("explain",): 'explain must be false, true, "factors" or "full"'}
+_LOC_MESSAGES: dict[tuple[str | int, ...], str] = {("explain",): 'explain must be false, true, "factors" or "full"'}
 
 
 def validation_errors(

@@ -125,7 +125,7 @@ ClassTargets = _by_shape(
 
 class ClassData(Strict):
     X: Matrix = Field(description="m examples (rows) of n features.")
-    y: ClassTargets
+    y: ClassTargets  # type: ignore[valid-type]
 
 
 class AnyData(Strict):

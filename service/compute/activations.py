@@ -172,7 +172,8 @@ class Softmax(Activation):
         jac = -f[:, :, None] * f[:, None, :]
         k = f.shape[1]
         idx = np.arange(k)
-        jac[:, idx, idx] += f
+        # the diagonal f_k (1 − f_k), with 1 − f_k as the sum of the other entries where f_k ≈ 1
+        jac[:, idx, idx] = f * stable.complement_rows(f)
         return jac
 
 

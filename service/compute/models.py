@@ -34,20 +34,30 @@ class Regularization:
     kind: Literal["l1", "l2"]
     lam: float
 
+    def __post_init__(self) -> None:
+        if self.kind not in ("l1", "l2"):
+            raise ValueError(f"unknown regularization {self.kind!r}: l1 or l2")
+
     def value(self, w: Array, m: int) -> float:
-        """R(w); inf only when the true value is not representable (Σ w² alone may overflow)."""
+        """R(w); inf only when the true value is not representable (Σ w² alone may overflow,
+        λ/(2m) alone may underflow)."""
         if self.lam == 0.0 or w.size == 0:
             return 0.0
-        power, scale = (2, self.lam / (2 * m)) if self.kind == "l2" else (1, self.lam / m)
+        power, denom = (2, 2.0 * m) if self.kind == "l2" else (1, float(m))
+        scale = self.lam / denom
         a = np.abs(w)
         with np.errstate(over="ignore"):
-            v = float(scale * np.sum(a * a if power == 2 else a))
-            if np.isfinite(v):
-                return v
-            # the sum overflowed: R = scale · s^p · Σ (|w|/s)^p with s = max |w|, combined in logs
-            s = float(np.max(a))
-            q = float(np.sum((a / s) ** power))
-            return float(np.exp(np.log(scale) + power * np.log(s) + np.log(q)))
+            total = float(np.sum(a * a if power == 2 else a))
+        if np.isfinite(total) and scale >= np.finfo(np.float64).tiny:
+            with np.errstate(over="ignore"):
+                return float(scale * total)
+        s = float(np.max(a))
+        if s == 0.0:
+            return 0.0
+        # R = λ/denom · s^p · Σ (|w|/s)^p with s = max |w|, combined in logs (a fallback: ~1e-13 relative)
+        q = float(np.sum((a / s) ** power))
+        with np.errstate(over="ignore"):
+            return float(np.exp(np.log(self.lam) - np.log(denom) + power * np.log(s) + np.log(q)))
 
     def gradient(self, w: Array, m: int) -> Array:
         if self.kind == "l2":
@@ -189,7 +199,7 @@ def build_problem(
     bad = target_violations(pairing, y, k)
     if bad:
         idx, why = bad[0]
-        raise DomainError(why, ("data", "y", *idx), examples=[i[0] for i, _ in bad if i])
+        raise DomainError(why, ("data", "y", *idx), examples=sorted({i[0] for i, _ in bad if i}))
     if regularization is not None and not (regularization.lam >= 0 and np.isfinite(regularization.lam)):
         raise DomainError("lambda must be a finite number ≥ 0", ("regularization", "lambda"))
     return Problem(model, pairing, X, prepare_targets(pairing, y, k), w, b_arr, regularization)

@@ -155,12 +155,21 @@ def _sigmoid_bce(act: Activation, loss: Loss, z: Array, y: Array) -> tuple[Array
 
 
 def _softmax_cce(act: Activation, loss: Loss, z: Array, y: Array) -> tuple[Array, Array, Array]:
-    f = stable.softmax_rows(z)
-    lse = stable.logsumexp_rows(z)
-    # L = logsumexp(z) − Σ y_k z_k = Σ_k y_k (logsumexp(z) − z_k) when Σ y = 1: non-negative terms.
-    with np.errstate(over="ignore"):
-        L = np.sum(y * (lse[:, None] - z), axis=1)
-    return f, L, f - y  # f - y
+    _, arg, shifted = stable.shifted_rows(z)
+    e = np.exp(shifted)
+    f = e / np.sum(e, axis=1, keepdims=True)
+    # L = logsumexp(z) − Σ y_k z_k = Σ_k y_k (max − z_k) + log1p(Σ_{l≠argmax} e^(z_l − max)) when
+    # Σ y = 1: non-negative terms, and no cancellation where the true class dominates.
+    with np.errstate(over="ignore", invalid="ignore"):
+        L = np.sum(np.where(y == 0.0, 0.0, y * -shifted), axis=1) + stable.log1p_others(shifted, arg)
+    r = f - y  # f - y
+    rows = np.arange(z.shape[0])
+    hard = y[rows, arg] == 1.0
+    if np.any(hard):  # f_k − 1 = −Σ_{l≠k} f_l at a dominant true class, which f − 1 would cancel
+        others = f[hard].copy()
+        others[np.arange(others.shape[0]), arg[hard]] = 0.0
+        r[rows[hard], arg[hard]] = -np.sum(others, axis=1)
+    return f, L, r
 
 
 def _exp_poisson(act: Activation, loss: Loss, z: Array, y: Array) -> tuple[Array, Array, Array]:
@@ -172,10 +181,11 @@ def _exp_poisson(act: Activation, loss: Loss, z: Array, y: Array) -> tuple[Array
 
 def _sigmoid_poisson(act: Activation, loss: Loss, z: Array, y: Array) -> tuple[Array, Array, Array]:
     s, s_neg = stable.sigmoid_pair(z)
-    # −y log σ(z) = y softplus(−z), finite where σ(z) underflows; ∂L/∂z = (1 − y/f) f (1−f) = (f − y)(1 − f).
+    # −y log σ(z) = y softplus(−z), finite where σ(z) underflows; ∂L/∂z = (1 − y/f) f (1−f) = (f − y)(1 − f),
+    # with f − y = (1 − y) σ(z) − y σ(−z), which does not cancel at y = 1 (f − 1 = −σ(−z)).
     with np.errstate(over="ignore"):
         L = s + y * stable.softplus(-z)
-        return s, L, (s - y) * s_neg
+        return s, L, ((1.0 - y) * s - y * s_neg) * s_neg
 
 
 def _softplus_poisson(act: Activation, loss: Loss, z: Array, y: Array) -> tuple[Array, Array, Array]:
@@ -192,7 +202,15 @@ def _softmax_squared_error(act: Activation, loss: Loss, z: Array, y: Array) -> t
         d = f - y
         L = 0.5 * np.sum(d * d, axis=1)
         # (diag(f) − f fᵀ)(f − y) = f ⊙ (d − f·d), without building the k×k Jacobian.
-        return f, L, f * (d - np.sum(f * d, axis=1, keepdims=True))
+        g = f * (d - np.sum(f * d, axis=1, keepdims=True))
+    # the entries sum to 0: at the dominant one, where d − f·d cancels, take minus the sum of the others
+    rows = np.arange(z.shape[0])
+    arg = np.argmax(f, axis=1)
+    others = g.copy()
+    others[rows, arg] = 0.0
+    with np.errstate(over="ignore", invalid="ignore"):
+        g[rows, arg] = -np.sum(others, axis=1)
+    return f, L, g
 
 
 _KERNELS: dict[tuple[ActivationName, LossName], Kernel] = {

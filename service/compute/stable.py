@@ -42,7 +42,8 @@ def log_sigmoid(z: Array) -> Array:
 
 def sech2(z: Array) -> Array:
     """1/cosh²(z) = 4e/(1+e)² with e = e^(−2|z|); 1 − tanh² cancels for |z| ≳ 10."""
-    e = np.exp(-2.0 * np.abs(z))
+    with np.errstate(over="ignore"):  # −2|z| = −inf past 8.9e307: e = 0, exactly right
+        e = np.exp(-2.0 * np.abs(z))
     return 4.0 * e / ((1.0 + e) * (1.0 + e))
 
 
@@ -71,13 +72,42 @@ def sigmoid_over_softplus(z: Array) -> Array:
     return out
 
 
+def shifted_rows(z: Array) -> tuple[Array, Array, Array]:
+    """(max of each row (m,), its column (m,), z − max (m, k)); a row spanning > 1.8e308 gives −inf."""
+    arg = np.argmax(z, axis=1)
+    rows = np.arange(z.shape[0])
+    mx = z[rows, arg]
+    with np.errstate(over="ignore"):
+        return mx, arg, z - mx[:, None]
+
+
 def logsumexp_rows(z: Array) -> Array:
-    """log Σ_k e^(z_k) for each row of z (m×k), after subtracting the row's max."""
-    mx = np.max(z, axis=1, keepdims=True)
-    return (mx + np.log(np.sum(np.exp(z - mx), axis=1, keepdims=True)))[:, 0]
+    """log Σ_k e^(z_k) for each row of z (m×k) = max + log1p(Σ_{l≠argmax} e^(z_l − max))."""
+    mx, arg, shifted = shifted_rows(z)
+    return mx + log1p_others(shifted, arg)
+
+
+def log1p_others(shifted: Array, arg: Array) -> Array:
+    """log(1 + Σ_{l≠argmax} e^(z_l − max)) per row: log1p keeps the small sum's digits."""
+    e = np.exp(shifted)
+    e[np.arange(e.shape[0]), arg] = 0.0
+    return np.log1p(np.sum(e, axis=1))
 
 
 def softmax_rows(z: Array) -> Array:
     """e^(z_k)/Σ_l e^(z_l) for each row of z (m×k); subtracting the max keeps exp ≤ 1."""
-    e = np.exp(z - np.max(z, axis=1, keepdims=True))
+    _, _, shifted = shifted_rows(z)
+    e = np.exp(shifted)
     return e / np.sum(e, axis=1, keepdims=True)
+
+
+def complement_rows(f: Array) -> Array:
+    """1 − f_k for each entry of softmax rows f; at each row's largest entry it is the sum of the
+    others, since 1 − f_k cancels where f_k ≈ 1."""
+    c = 1.0 - f
+    arg = np.argmax(f, axis=1)
+    rows = np.arange(f.shape[0])
+    others = f.copy()
+    others[rows, arg] = 0.0
+    c[rows, arg] = np.sum(others, axis=1)
+    return c

@@ -193,9 +193,7 @@ def sample_f(space: Interval | Simplex, rng: np.random.Generator, m: int, k: int
     return _sample_interval(space, rng, m, targets=False)
 
 
-def sample_targets(
-    space: Interval | Simplex, rng: np.random.Generator, m: int, k: int | None = None
-) -> np.ndarray:
+def sample_targets(space: Interval | Simplex, rng: np.random.Generator, m: int, k: int | None = None) -> np.ndarray:
     """Targets y in a loss's declared target space: (m,) values, or (m, k) rows when k is given.
 
     Closed ends are included (0/1 labels, y = 0 counts); probability rows mix one-hot and soft rows.

@@ -24,7 +24,6 @@ KINK_MARGIN = 1e-3
 RTOL, ATOL = 1e-9, 1e-12
 
 
-
 def _z(seed: int, shape: tuple[int, ...]) -> np.ndarray:
     return np.random.default_rng(seed).normal(0.0, 3.0, shape)
 

@@ -44,7 +44,6 @@ CASES = [
 ]
 
 
-
 def _as_tuple(space: Interval | Simplex) -> object:
     if isinstance(space, Simplex):
         return "simplex"

@@ -404,20 +404,11 @@ def test_target_column_for_one_output_is_refused() -> None:
         _build("identity", "squared_error", X2, [[0.0], [1.0], [0.0]], [1.0, 1.0], 0.0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=IndexError,
-    reason="BUG: build_problem reads y.shape[0] of a 0-d y; a scalar y raises IndexError, not ShapeError",
-)
 def test_scalar_y_is_a_shape_error() -> None:
     with pytest.raises(ShapeError):
         _build("identity", "squared_error", [[1.0, 2.0]], 1.0, [1.0, 1.0], 0.0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: build_problem accepts a 3-D y for softmax (m×k×1): f − y then broadcasts to m×k×k",
-)
 @pytest.mark.parametrize("loss", ["categorical_cross_entropy", "squared_error"])
 def test_three_dimensional_y_is_a_shape_error(loss: str) -> None:
     y = np.eye(2)[:, :, None]  # 2 examples, k = 2, one extra axis

@@ -161,9 +161,7 @@ def test_forward_backward_matches_autograd(activation: ActivationName, loss: Los
 
 
 @pytest.mark.parametrize(("activation", "loss", "params"), COMPATIBLE, ids=COMPATIBLE_IDS)
-def test_factors_match_autograd_and_multiply_to_dL_dz(
-    activation: ActivationName, loss: LossName, params: dict
-) -> None:
+def test_factors_match_autograd_and_multiply_to_dL_dz(activation: ActivationName, loss: LossName, params: dict) -> None:
     z, y = _case(activation, loss, seed=2)
     pairing = make_pairing(activation, loss, params)
     f, _, r = pairing.forward_backward(z, y)

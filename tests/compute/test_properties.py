@@ -1,8 +1,5 @@
 """Hypothesis: for every compatible pairing, any finite inputs (up to ±1e300, small shapes) either
 evaluate to finite numbers or raise NonFiniteResult: never another exception, a warning or a NaN.
-
-Inputs that trigger a bug already pinned by a strict xfail test are skipped with assume() (each
-names its test); delete the assume when the bug is fixed.
 """
 
 from __future__ import annotations
@@ -14,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
@@ -97,38 +94,7 @@ def _check_evaluation(ev: Evaluation, case: dict[str, Any]) -> None:
 def _check_error(err: NonFiniteResult, m: int) -> None:
     assert err.quantity in QUANTITIES, err.quantity
     assert err.detail
-    if err.quantity.startswith("gradients."):
-        return  # its "examples" are parameter indices: test_gradient_overflow_names_examples (xfail)
     assert all(0 <= i < m for i in err.examples), err.examples
-
-
-def _known_bug_inputs(activation: ActivationName, loss: LossName, case: dict[str, Any]) -> bool:
-    """Inputs reaching a bug pinned by an xfail test in test_extremes.py."""
-    with np.errstate(all="ignore"):
-        z = case["X"] @ case["w"] + case["b"]
-        if activation is ActivationName.SOFTMAX and np.all(np.isfinite(z)):
-            # test_softmax_regression_with_a_row_spanning_the_float_range
-            if not np.all(np.isfinite(np.max(z, axis=1) - np.min(z, axis=1))):
-                return True
-            # test_softmax_squared_error_overflow_emits_no_warning
-            if loss is LossName.SQUARED_ERROR and np.max(np.abs(case["y"])) > 1e150:
-                return True
-        # test_poisson_regression_overflow_emits_no_warning
-        if (activation, loss) == (ActivationName.EXP, LossName.POISSON) and np.any(np.isnan(np.exp(z) - case["y"] * z)):
-            return True
-    return False
-
-
-def _cost_bug_inputs(case: dict[str, Any]) -> bool:
-    """test_cost_with_zero_lambda_and_huge_w, test_cost_with_overflowing_regularization_raises."""
-    reg = case["regularization"]
-    if reg is None:
-        return False
-    with np.errstate(all="ignore"):
-        w = case["w"]
-        m = case["X"].shape[0]
-        term = reg.lam / (2 * m) * np.sum(w * w) if reg.kind == "l2" else reg.lam / m * np.sum(np.abs(w))
-    return not np.isfinite(term)
 
 
 CASES = oracles.compatible_pairings()
@@ -145,7 +111,6 @@ def test_evaluate_is_finite_or_raises_non_finite_result(
     @PROFILE
     @given(case=problems(activation, loss, params))
     def check(case: dict[str, Any]) -> None:
-        assume(not _known_bug_inputs(activation, loss, case))
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # a RuntimeWarning is a failure even without -W error
             problem = build_problem(model, pairing, **case)
@@ -155,8 +120,6 @@ def test_evaluate_is_finite_or_raises_non_finite_result(
                 _check_error(err, problem.m)
             else:
                 _check_evaluation(ev, case)
-            if _cost_bug_inputs(case):
-                return
             try:
                 J = cost(problem)
             except NonFiniteResult as err:
