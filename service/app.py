@@ -13,9 +13,18 @@ from pydantic import TypeAdapter
 from service import __version__
 from service.api import errors
 from service.api.body import BodyLimitMiddleware
-from service.api.routes import catalog, gradient, health
+from service.api.grading_schemas import DOCUMENTED_ITEMS, Answer, GradeBatchRequest, GradeItem, GradeRequest
+from service.api.routes import catalog, grade, gradient, health
 from service.api.schemas import GradientRequest
 from service.settings import Settings, get_settings
+
+REQUEST_SCHEMAS: dict[str, Any] = {
+    "GradientRequest": GradientRequest,
+    "GradeRequest": GradeRequest,
+    "GradeBatchRequest": GradeBatchRequest,
+    "Answer": Answer,
+    "GradeItem": GradeItem,
+}
 
 DESCRIPTION = (
     "Loss and gradients of machine-learning models, explained step by step with the chain rule "
@@ -27,11 +36,16 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema:
         return app.openapi_schema
     schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-    request_schema = TypeAdapter(GradientRequest).json_schema(ref_template="#/components/schemas/{model}")
     components = schema.setdefault("components", {}).setdefault("schemas", {})
-    for name, definition in request_schema.pop("$defs", {}).items():
-        components.setdefault(name, definition)
-    components["GradientRequest"] = request_schema
+    # The routes parse their bodies themselves (one strict pass); their schemas are added here.
+    for name, model in REQUEST_SCHEMAS.items():
+        request_schema = TypeAdapter(model).json_schema(ref_template="#/components/schemas/{model}")
+        for def_name, definition in request_schema.pop("$defs", {}).items():
+            components.setdefault(def_name, definition)
+        components[name] = request_schema
+    for (model_name, field), item in DOCUMENTED_ITEMS.items():
+        components[model_name]["properties"][field]["items"] = {"$ref": f"#/components/schemas/{item}"}
+    schema["components"]["schemas"] = dict(sorted(components.items()))
     app.openapi_schema = dict(sorted(schema.items()))
     return app.openapi_schema
 
@@ -51,7 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.dependency_overrides[get_settings] = lambda: settings
     errors.install(app)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
-    for module in (gradient, catalog, health):
+    for module in (gradient, grade, catalog, health):
         app.include_router(module.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

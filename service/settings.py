@@ -23,6 +23,7 @@ class Settings(BaseSettings):
         gt=0,
         description="Largest finite-difference check, in multiply-adds: 2·(parameters)·m·n·k.",
     )
+    max_batch_items: int = Field(10_000, gt=0, description="Most answers (or items) in one /grade/batch request.")
     inline_body_bytes: int = Field(
         65_536,
         ge=0,

@@ -91,7 +91,7 @@ async def read_json(request: Request) -> bytes:
 
 
 @cache
-def _field_names(adapter: TypeAdapter[Any]) -> frozenset[str]:
+def field_names(adapter: TypeAdapter[Any]) -> frozenset[str]:
     """Every property name in the adapter's JSON schema: the keys a body may hold."""
     names: set[str] = set()
 
@@ -122,5 +122,5 @@ def parse(adapter: TypeAdapter[Any], body: bytes) -> Any:
             422,
             "validation-error",
             "The request does not match the schema.",
-            validation_errors(exc, MODEL_TAGS, _field_names(adapter)),
+            validation_errors(exc, MODEL_TAGS, field_names(adapter)),
         ) from None

@@ -245,7 +245,7 @@ _FACTORS: dict[tuple[ActivationName, LossName], Factors] = {
 # --- the pairing object ----------------------------------------------------------------------
 
 
-def _rhs(formula: Formula) -> Formula:
+def rhs(formula: Formula) -> Formula:
     """The right-hand side of 'lhs = … = rhs'."""
     return Formula(formula.latex.rsplit(" = ", 1)[-1], formula.text.rsplit(" = ", 1)[-1])
 
@@ -288,7 +288,7 @@ class Pairing:
         lhs_latex = r"\frac{\partial L}{\partial z}"
         if self.canonical:
             return Formula(lhs_latex + " = f - y", "dL/dz = f - y")
-        a, b = _rhs(self.loss.derivative_formula), _rhs(self.activation.derivative_formula)
+        a, b = rhs(self.loss.derivative_formula), rhs(self.activation.derivative_formula)
         if self.vector:
             return Formula(
                 lhs_latex + r" = \left(\operatorname{diag}(f) - f f^{\top}\right)(f - y)",

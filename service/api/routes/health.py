@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from service import __version__
+from service.grading import GRADING_RULES_VERSION
 
 router = APIRouter(tags=["operations"])
 
@@ -29,5 +30,10 @@ async def readyz(request: Request) -> JSONResponse:
 
 @router.get("/version")
 async def version() -> dict[str, str]:
-    """The service's version and those of the libraries that compute."""
-    return {"service": __version__, "numpy": np.__version__, "python": platform.python_version()}
+    """The service's and the grading rules' versions, and those of the libraries that compute."""
+    return {
+        "service": __version__,
+        "grading_rules": GRADING_RULES_VERSION,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }

@@ -1,0 +1,128 @@
+"""From /grade requests to the grading layer and back: options, answers, references, batches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from pydantic import TypeAdapter, ValidationError
+
+from service.api.body import MODEL_TAGS, field_names
+from service.api.errors import ProblemError, compute_error_problem, problem_body, validation_errors
+from service.api.grading_schemas import Answer, GradeBatchOne, GradeItem, GradeOptionsIn, GradeRequest
+from service.api.problems import prepare
+from service.compute.errors import ComputeError
+from service.grading.compare import Tolerance
+from service.grading.formats import render
+from service.grading.grade import GradeOptions, grade
+from service.grading.reference import Reference, build_reference
+from service.settings import Settings
+
+_ANSWER: TypeAdapter[Answer] = TypeAdapter(Answer)
+_ITEM: TypeAdapter[GradeItem] = TypeAdapter(GradeItem)
+
+
+def options_from(req: GradeOptionsIn) -> GradeOptions:
+    tol = req.tolerance
+    if tol is None:
+        tolerance = Tolerance()
+    elif hasattr(tol, "sig_figs"):
+        tolerance = Tolerance(sig_figs=tol.sig_figs)
+    else:
+        tolerance = Tolerance(rtol=tol.rtol, atol=tol.atol)
+    return GradeOptions(tolerance=tolerance, points=dict(req.points or {}), reveal=req.reveal)
+
+
+def answer_parts(answer: Answer) -> dict[str, Any]:
+    """The parts the learner gave, by name ("loss", "gradients.w", "per_sample.f", ...)."""
+    parts: dict[str, Any] = {}
+    if "loss" in answer.model_fields_set:
+        parts["loss"] = answer.loss
+    for group in ("gradients", "per_sample"):
+        sub = getattr(answer, group)
+        if sub is not None:
+            for name in sub.model_fields_set:
+                parts[f"{group}.{name}"] = getattr(sub, name)
+    return parts
+
+
+def reference_for(problem: Any, settings: Settings) -> Reference:
+    """Check the problem as /gradient does (a bad one is a 422) and compute its reference."""
+    problem = problem.model_copy(update={"explain": False, "verify": False})
+    prepared = prepare(problem, settings)
+    return build_reference(prepared.problem)
+
+
+def _grade(
+    ref: Reference, answer: Answer, options: GradeOptions, fmt: str, loc: tuple[str, ...] = ("answer",)
+) -> dict[str, Any]:
+    parts = answer_parts(answer)
+    if not parts:
+        raise ProblemError(
+            422,
+            "validation-error",
+            "The answer gives no part to grade.",
+            [{"loc": list(loc), "msg": "give at least one of loss, gradients.w, gradients.b, per_sample.*"}],
+        )
+    return render(grade(ref, parts, options), fmt)
+
+
+def grade_request(req: GradeRequest, settings: Settings) -> dict[str, Any]:
+    ref = reference_for(req.problem, settings)
+    return _grade(ref, req.answer, options_from(req), req.format)
+
+
+def _item_problem(exc: Exception, index: int, prefix: str) -> dict[str, Any]:
+    """A problem object standing in a batch's results for an item that cannot be graded."""
+    if isinstance(exc, ValidationError):
+        errors = validation_errors(exc, MODEL_TAGS, field_names(_ITEM))
+        for e in errors:
+            e["loc"] = [prefix, index, *e["loc"]]
+        return problem_body(422, "validation-error", f"{prefix}[{index}] does not match the schema.", errors)
+    if isinstance(exc, ComputeError):
+        exc = compute_error_problem(exc)
+    assert isinstance(exc, ProblemError)
+    located = None
+    if exc.errors is not None:
+        located = [{"loc": [prefix, index, *e["loc"]], "msg": e["msg"]} for e in exc.errors]
+    return problem_body(exc.status, exc.slug, exc.detail, located, **exc.extra)
+
+
+def grade_batch(req: Any, settings: Settings) -> dict[str, Any]:
+    """Grade every answer (or item) on its own, in order; each problem's reference is computed once."""
+    options = options_from(req)
+    fmt = req.format
+    size = len(req.answers) if isinstance(req, GradeBatchOne) else len(req.items)
+    if size > settings.max_batch_items:
+        raise ProblemError(
+            422,
+            "validation-error",
+            f"A batch holds at most {settings.max_batch_items} items.",
+            [{"loc": ["answers" if isinstance(req, GradeBatchOne) else "items"], "msg": "too many items"}],
+        )
+    results: list[dict[str, Any]] = []
+    if isinstance(req, GradeBatchOne):
+        ref = reference_for(req.problem, settings)  # a bad shared problem fails the whole request
+        for i, raw in enumerate(req.answers):
+            try:
+                results.append(_grade(ref, _ANSWER.validate_python(raw, strict=True), options, fmt, ()))
+            except (ValidationError, ProblemError) as exc:
+                results.append(_item_problem(exc, i, "answers"))
+        return {"results": results}
+    cache: dict[bytes, Reference | Exception] = {}
+    for i, raw in enumerate(req.items):
+        try:
+            item = _ITEM.validate_python(raw, strict=True)
+            key = orjson.dumps(item.problem.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+            if key not in cache:
+                try:
+                    cache[key] = reference_for(item.problem, settings)
+                except (ProblemError, ComputeError) as exc:
+                    cache[key] = exc
+            cached = cache[key]
+            if isinstance(cached, Exception):
+                raise cached
+            results.append(_grade(cached, item.answer, options, fmt))
+        except (ValidationError, ProblemError, ComputeError) as exc:
+            results.append(_item_problem(exc, i, "items"))
+    return {"results": results}

@@ -1,0 +1,225 @@
+"""Request models of /grade and /grade/batch.
+
+The problem is exactly /gradient's request (a bad problem is a 422 like /gradient's). The answer
+is lenient in its values — a learner's NaN, string or wrong shape is graded wrong, not refused —
+but strict in its keys, so a misspelt part is a 422 rather than silently ungraded.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, JsonValue, Tag
+
+from service.api.schemas import EXAMPLES, GradientRequest, Strict
+from service.compute.pairings import ModelName
+from service.grading.reference import PART_NAMES
+
+PartName = Literal[PART_NAMES]  # type: ignore[valid-type]
+
+_LEARNER = "A learner's value: a number or nested lists of numbers; anything else is graded wrong, not refused."
+
+
+class Lenient(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+class AnswerGradients(Lenient):
+    w: JsonValue = Field(None, description=_LEARNER + " Shaped as parameters.w.")
+    b: JsonValue = Field(None, description=_LEARNER + " Shaped as parameters.b.")
+
+
+class AnswerPerSample(Lenient):
+    """The learner's per-example intermediates (each a list over the examples, as /gradient's per_sample)."""
+
+    z: JsonValue = Field(None, description=_LEARNER)
+    f: JsonValue = Field(None, description=_LEARNER)
+    dL_df: JsonValue = Field(None, description=_LEARNER)
+    df_dz: JsonValue = Field(None, description=_LEARNER + " For softmax, a k×k Jacobian per example.")
+    dL_dz: JsonValue = Field(None, description=_LEARNER)
+
+
+class Answer(Lenient):
+    """The parts a learner gives; a part left out is not graded."""
+
+    loss: JsonValue = Field(None, description=_LEARNER + " The cost J.")
+    gradients: AnswerGradients | None = None
+    per_sample: AnswerPerSample | None = None
+
+
+class RelativeTolerance(Strict):
+    """Every component satisfies |a − e| ≤ atol + rtol·|e| (numpy's allclose rule)."""
+
+    rtol: float = Field(1e-5, ge=0)
+    atol: float = Field(1e-8, ge=0)
+
+
+class SignificantFigures(Strict):
+    """Every component agrees to n significant figures: |a − e| ≤ ½·10^(⌊log10 |e|⌋ − n + 1)."""
+
+    sig_figs: int = Field(ge=1, le=17)
+
+
+class GradeOptionsIn(Strict):
+    tolerance: RelativeTolerance | SignificantFigures | None = Field(None, description="Default rtol 1e-5, atol 1e-8.")
+    points: dict[PartName, Annotated[float, Field(ge=0, le=1e6)]] | None = Field(  # type: ignore[valid-type]
+        None, description='Points per part (default 1 each), e.g. {"gradients.w": 2}.'
+    )
+    reveal: bool = Field(False, description="Include the expected values in each check.")
+    format: Literal["native", "gradescope", "prairielearn"] = Field("native", description="The result's format.")
+
+
+_PROBLEM: dict[str, Any] = {
+    "model": "logistic_regression",
+    "parameters": {"w": [1, 1], "b": -3},
+    "data": EXAMPLES[ModelName.LOGISTIC_REGRESSION]["data"],
+}
+_ANSWER: dict[str, Any] = {
+    "loss": 0.36686678640551745,
+    "gradients": {"w": [-0.20687020897043107, -0.14394676417074018], "b": -0.2171984948563006},
+}
+
+
+class GradeRequest(GradeOptionsIn):
+    """A problem (as /gradient takes it) and a learner's answer."""
+
+    model_config = ConfigDict(  # type: ignore[typeddict-item]
+        json_schema_extra={
+            "examples": [
+                {"problem": _PROBLEM, "answer": _ANSWER, "tolerance": {"rtol": 1e-5, "atol": 1e-8}, "format": "native"}
+            ]
+        }
+    )
+    problem: GradientRequest
+    answer: Answer
+
+
+class GradeItem(Strict):
+    """One problem and one answer, in a batch."""
+
+    problem: GradientRequest
+    answer: Answer
+
+
+# Validated one by one (a bad item must not fail the batch), documented as lists of these schemas.
+DOCUMENTED_ITEMS = {("GradeBatchOne", "answers"): "Answer", ("GradeBatchItems", "items"): "GradeItem"}
+
+
+class GradeBatchOne(GradeOptionsIn):
+    """One problem and the answers of a whole class."""
+
+    model_config = ConfigDict(  # type: ignore[typeddict-item]
+        json_schema_extra={"examples": [{"problem": _PROBLEM, "answers": [_ANSWER, {"loss": 0.3668668}]}]}
+    )
+    problem: GradientRequest
+    answers: Annotated[list[JsonValue], Field(min_length=1)] = Field(
+        description="Each graded on its own; a malformed one gets its own problem object in the results."
+    )
+
+
+class GradeBatchItems(GradeOptionsIn):
+    """Many problem/answer pairs."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"items": [{"problem": _PROBLEM, "answer": _ANSWER}]}]})
+    items: Annotated[list[JsonValue], Field(min_length=1)] = Field(
+        description="Each graded on its own; a malformed one gets its own problem object in the results."
+    )
+
+
+def _batch_kind(value: Any) -> str:
+    return "answers" if isinstance(value, dict) and "answers" in value else "items"
+
+
+GradeBatchRequest = Annotated[
+    Annotated[GradeBatchOne, Tag("answers")] | Annotated[GradeBatchItems, Tag("items")],
+    Discriminator(_batch_kind),
+]
+
+
+# --- responses (for the OpenAPI document) --------------------------------------------------------
+
+
+class MistakeOut(BaseModel):
+    code: str = Field(description="A code from GET /mistakes.")
+    title: str
+    message: str = Field(description="Feedback for the learner, in the chain rule's terms.")
+    also_matches: list[str] | None = Field(None, description="Other mistakes the answer also matches.")
+
+
+class Check(BaseModel):
+    name: PartName  # type: ignore[valid-type]
+    correct: bool
+    points: float
+    max_points: float
+    message: str
+    mistake: MistakeOut | None = Field(description="null when no catalogued mistake explains the part.")
+    graded_against: Literal["reference", "own_values"] | None = Field(
+        None, description="own_values: graded against what follows from the learner's own earlier values."
+    )
+    carried_from: list[str] | None = Field(None, description="The learner's wrong earlier values it follows from.")
+    graded: bool | None = Field(None, description="false when the part's true value is not representable.")
+    expected: Any = Field(None, description="With reveal: the expected value.")
+
+
+class Version(BaseModel):
+    service: str
+    grading_rules: str
+
+
+class GradeResult(BaseModel):
+    """The native format."""
+
+    score: float = Field(description="points / max_points, in [0, 1].")
+    points: float
+    max_points: float
+    correct: bool
+    checks: list[Check]
+    feedback: str
+    version: Version
+
+
+class GradescopeTest(BaseModel):
+    name: str
+    score: float
+    max_score: float
+    output: str
+    visibility: Literal["visible"]
+    tags: list[str] | None = None
+
+
+class GradescopeResult(BaseModel):
+    """Gradescope's results.json."""
+
+    score: float
+    output: str
+    visibility: Literal["visible"]
+    tests: list[GradescopeTest]
+    extra_data: dict[str, Any]
+
+
+class PrairieLearnTest(BaseModel):
+    name: str
+    description: str
+    points: float
+    max_points: float
+    message: str
+
+
+class PrairieLearnResult(BaseModel):
+    """PrairieLearn's external-grader result."""
+
+    gradable: bool
+    score: float = Field(ge=0, le=1)
+    message: str
+    tests: list[PrairieLearnTest]
+    version: Version
+
+
+GradeResponse = GradeResult | GradescopeResult | PrairieLearnResult
+
+
+class BatchResponse(BaseModel):
+    results: list[dict[str, Any]] = Field(
+        description="In the order given: a result in the requested format, or a problem object for an item "
+        "that cannot be graded."
+    )

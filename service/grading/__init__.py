@@ -1,0 +1,7 @@
+"""Grading: compare a learner's answer with the reference and name the mistake (pure: no web imports).
+
+GRADING_RULES_VERSION changes whenever a rule that can change a grade changes (tolerances, the
+catalogue of mistakes, error carried forward), so a regrade can be reproduced.
+"""
+
+GRADING_RULES_VERSION = "1.0"

@@ -1,0 +1,390 @@
+"""The catalogue of common mistakes (MATH.md): each is a small, exact change of the computation.
+
+For the problem at hand, every mistake whose "applies when" holds is recomputed as a variant of
+the parts it changes. A variant part that equals the correct value (e.g. ∂f/∂z = 1 for identity)
+is dropped, so it is never diagnosed. Codes are never reused for another meaning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from service.compute.activations import ActivationName
+from service.compute.losses import LossName
+from service.compute.pairings import rhs
+from service.compute.stable import Array
+from service.grading.compare import Tolerance
+from service.grading.reference import Reference
+
+Variant = dict[str, Array]
+
+
+@dataclass(frozen=True)
+class Mistake:
+    code: str
+    title: str
+    explanation: str  # what the learner did, for GET /mistakes
+    applies_when: str
+    parts: tuple[str, ...]  # the parts it can change
+    compute: Callable[[Reference], Variant | None]
+    feedback: Callable[[Reference], str]  # for a learner, in the chain rule's terms
+
+
+def _data_grad(ref: Reference, r: Array, scale: float) -> tuple[Array, Array]:
+    X = ref.problem.X
+    with np.errstate(over="ignore", invalid="ignore"):
+        return X.T @ r * scale, np.sum(r, axis=0) * scale
+
+
+def _gradients(ref: Reference, r: Array, scale: float | None = None, reg: Array | None = None) -> Variant:
+    """The gradient parts that follow from a per-example ∂L/∂z = r."""
+    m = ref.m
+    gw, gb = _data_grad(ref, r, 1.0 / m if scale is None else scale)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return {"gradients.w": gw + (ref.grad_reg() if reg is None else reg), "gradients.b": gb}
+
+
+def _with_dL_dz(ref: Reference, r: Array) -> Variant:
+    return {**_gradients(ref, r), "per_sample.dL_dz": r}
+
+
+def _residual(ref: Reference) -> Array:
+    return ref.evaluation.f - ref.problem.y
+
+
+def _apply_jacobian(ref: Reference, v: Array) -> Array:
+    """(∂f/∂z)ᵀ v per example: elementwise for one output, the Jacobian for softmax."""
+    df_dz = ref.expected["per_sample.df_dz"]
+    with np.errstate(over="ignore", invalid="ignore"):
+        if ref.problem.pairing.vector:
+            return np.einsum("ik,ikl->il", v, df_dz)
+        return v * df_dz
+
+
+def _act(ref: Reference) -> ActivationName:
+    return ref.problem.pairing.activation.name
+
+
+def _loss(ref: Reference) -> LossName:
+    return ref.problem.pairing.loss.name
+
+
+def _df_dz_text(ref: Reference) -> str:
+    return rhs(ref.problem.pairing.activation.derivative_formula).text
+
+
+def _reg_kind(ref: Reference) -> str | None:
+    reg = ref.problem.regularization
+    return None if reg is None or reg.lam == 0 else reg.kind
+
+
+# --- the variants ------------------------------------------------------------------------------
+
+
+def _missing_mean(ref: Reference) -> Variant | None:
+    if ref.m <= 1:
+        return None
+    return _gradients(ref, ref.evaluation.dL_dz, scale=1.0)
+
+
+def _sign_flipped(ref: Reference) -> Variant | None:
+    return _with_dL_dz(ref, -ref.evaluation.dL_dz)
+
+
+def _missing_input_factor(ref: Reference) -> Variant | None:
+    r = ref.evaluation.dL_dz
+    mean_r = np.mean(r, axis=0)
+    w = ref.problem.w
+    return {"gradients.w": np.broadcast_to(mean_r, w.shape) + ref.grad_reg()}
+
+
+def _missing_activation_derivative(ref: Reference) -> Variant | None:
+    if _act(ref) is ActivationName.IDENTITY:
+        return None
+    return _with_dL_dz(ref, ref.expected["per_sample.dL_df"])
+
+
+def _extra_activation_derivative(ref: Reference) -> Variant | None:
+    if not ref.problem.pairing.canonical or _act(ref) is ActivationName.IDENTITY:
+        return None
+    return _with_dL_dz(ref, _apply_jacobian(ref, _residual(ref)))
+
+
+def _used_z_for_f(ref: Reference) -> Variant | None:
+    if not ref.problem.pairing.canonical or _act(ref) is ActivationName.IDENTITY:
+        return None
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _with_dL_dz(ref, ref.evaluation.z - ref.problem.y)
+
+
+def _double_factor(ref: Reference) -> Variant | None:
+    if _loss(ref) is not LossName.SQUARED_ERROR:
+        return None
+    return _gradients(ref, ref.evaluation.dL_dz, scale=2.0 / ref.m)
+
+
+def _regularized_bias(ref: Reference) -> Variant | None:
+    kind = _reg_kind(ref)
+    if kind is None:
+        return None
+    reg = ref.problem.regularization
+    assert reg is not None
+    b = ref.problem.b
+    extra = reg.lam / ref.m * (b if kind == "l2" else np.sign(b))
+    return {"gradients.b": ref.evaluation.grad_b + extra}
+
+
+def _missing_regularization(ref: Reference) -> Variant | None:
+    if _reg_kind(ref) is None:
+        return None
+    return {"gradients.w": ref.evaluation.grad_w_data}
+
+
+def _regularization_scale(ref: Reference) -> Variant | None:
+    if _reg_kind(ref) != "l2":
+        return None
+    reg = ref.problem.regularization
+    assert reg is not None
+    return {"gradients.w": ref.evaluation.grad_w_data + reg.lam / (2 * ref.m) * ref.problem.w}
+
+
+def _loss_missing_half(ref: Reference) -> Variant | None:
+    if _loss(ref) is not LossName.SQUARED_ERROR:
+        return None
+    ev = ref.evaluation
+    return {"loss": np.asarray(2.0 * ev.data_loss + ev.regularization_loss)}
+
+
+def _loss_missing_mean(ref: Reference) -> Variant | None:
+    if ref.m <= 1:
+        return None
+    ev = ref.evaluation
+    with np.errstate(over="ignore"):
+        return {"loss": np.asarray(float(np.sum(ev.per_sample_loss)) + ev.regularization_loss)}
+
+
+def _loss_sign_flipped(ref: Reference) -> Variant | None:
+    if not ref.problem.pairing.loss.cross_entropy:
+        return None
+    ev = ref.evaluation
+    return {"loss": np.asarray(-ev.data_loss + ev.regularization_loss)}
+
+
+def _loss_missing_regularization(ref: Reference) -> Variant | None:
+    if _reg_kind(ref) is None:
+        return None
+    return {"loss": np.asarray(ref.evaluation.data_loss)}
+
+
+# --- feedback, in the chain rule's terms ---------------------------------------------------------
+
+
+def _reg_gradient_text(ref: Reference) -> str:
+    return "(λ/m)·w_j" if _reg_kind(ref) == "l2" else "(λ/m)·sign(w_j)"
+
+
+def _reg_text(ref: Reference) -> str:
+    return "λ/(2m) Σ w_j²" if _reg_kind(ref) == "l2" else "(λ/m) Σ |w_j|"
+
+
+MISTAKES: tuple[Mistake, ...] = (
+    Mistake(
+        "missing_mean",
+        "Summed instead of averaged",
+        "Summed the data term of the gradient over the examples instead of averaging it.",
+        "m > 1",
+        ("gradients.w", "gradients.b"),
+        _missing_mean,
+        lambda ref: (
+            f"This is the sum over the m = {ref.m} examples, not the mean: J averages the per-example "
+            "losses, so ∂J/∂w and ∂J/∂b carry the factor 1/m."
+        ),
+    ),
+    Mistake(
+        "sign_flipped",
+        "Sign flipped",
+        "Used y − f where f − y belongs (or the negative of ∂L/∂z), so the gradient points the wrong way.",
+        "always",
+        ("gradients.w", "gradients.b", "per_sample.dL_dz"),
+        _sign_flipped,
+        lambda ref: (
+            "The sign is flipped: the error term is f − y (prediction minus target), not y − f. "
+            "Gradient descent subtracts the gradient, so this sign matters."
+        ),
+    ),
+    Mistake(
+        "missing_input_factor",
+        "Dropped x_j",
+        "Dropped the factor ∂z/∂w_j = x_j: every ∂J/∂w_j came out as the mean of ∂L/∂z.",
+        "always",
+        ("gradients.w",),
+        _missing_input_factor,
+        lambda ref: (
+            "∂J/∂w is missing the factor ∂z/∂w_j = x_j: each example's ∂L/∂z must be multiplied by "
+            "its own feature x_j before averaging (only ∂J/∂b has ∂z/∂b = 1)."
+        ),
+    ),
+    Mistake(
+        "missing_activation_derivative",
+        "Dropped ∂f/∂z",
+        "Dropped the factor ∂f/∂z: used ∂L/∂f as ∂L/∂z.",
+        "the activation is not identity",
+        ("gradients.w", "gradients.b", "per_sample.dL_dz"),
+        _missing_activation_derivative,
+        lambda ref: (
+            f"This is missing the factor ∂f/∂z = {_df_dz_text(ref)}: it uses ∂L/∂f where the chain "
+            "rule needs ∂L/∂z = ∂L/∂f · ∂f/∂z."
+        ),
+    ),
+    Mistake(
+        "extra_activation_derivative",
+        "∂f/∂z applied twice",
+        "Multiplied a canonical pairing's f − y by ∂f/∂z again.",
+        "a canonical pairing whose activation is not identity",
+        ("gradients.w", "gradients.b", "per_sample.dL_dz"),
+        _extra_activation_derivative,
+        lambda ref: (
+            f"This multiplies f − y by ∂f/∂z = {_df_dz_text(ref)} once more. For "
+            f"{ref.problem.pairing.activation.name} with {ref.problem.pairing.loss.name} (a canonical pairing), "
+            "∂L/∂f · ∂f/∂z already simplifies to f − y: that factor has cancelled."
+        ),
+    ),
+    Mistake(
+        "used_z_for_f",
+        "Used z for f",
+        "Used z = w·x + b where the activation's output f belongs: (z − y) instead of (f − y).",
+        "a canonical pairing whose activation is not identity",
+        ("gradients.w", "gradients.b", "per_sample.dL_dz"),
+        _used_z_for_f,
+        lambda ref: (
+            "This uses z = w·x + b where the prediction belongs: the error term is f − y with "
+            f"{ref.problem.pairing.activation.formula.text}, not z − y."
+        ),
+    ),
+    Mistake(
+        "double_factor",
+        "Doubled",
+        "Differentiated (f − y)² without the ½: the data term of the gradient came out doubled.",
+        "squared_error loss",
+        ("gradients.w", "gradients.b"),
+        _double_factor,
+        lambda ref: "This is twice the right value: the loss is ½(f − y)², whose derivative is f − y, not 2(f − y).",
+    ),
+    Mistake(
+        "regularized_bias",
+        "Regularized b",
+        "Also regularized b, although R(w) involves only w.",
+        "regularization given",
+        ("gradients.b",),
+        _regularized_bias,
+        lambda ref: (
+            "∂J/∂b has a regularization term, but b is not regularized: R(w) involves only w, so ∂J/∂b = (1/m) Σ ∂L/∂z."
+        ),
+    ),
+    Mistake(
+        "missing_regularization",
+        "Left out ∂R/∂w",
+        "Left the regularization term ∂R/∂w out of the gradient.",
+        "regularization given",
+        ("gradients.w",),
+        _missing_regularization,
+        lambda ref: f"∂J/∂w leaves out the regularization term ∂R/∂w_j = {_reg_gradient_text(ref)}.",
+    ),
+    Mistake(
+        "regularization_scale",
+        "λ/(2m) in the gradient",
+        "Used (λ/2m)·w in the l2 gradient instead of (λ/m)·w.",
+        "l2 regularization",
+        ("gradients.w",),
+        _regularization_scale,
+        lambda ref: (
+            "The regularization gradient uses λ/(2m)·w_j; the derivative of λ/(2m) Σ w_j² is "
+            "(λ/m)·w_j (the 2 of the square cancels the ½)."
+        ),
+    ),
+    Mistake(
+        "loss_missing_half",
+        "Cost without ½",
+        "Wrote the squared-error cost as (1/m) Σ (f − y)², without the ½.",
+        "squared_error loss",
+        ("loss",),
+        _loss_missing_half,
+        lambda ref: (
+            "The cost's data term is twice the right one: the course's squared-error cost is "
+            "J = 1/(2m) Σ (f − y)², with the ½."
+        ),
+    ),
+    Mistake(
+        "loss_missing_mean",
+        "Cost summed",
+        "Summed the per-example losses instead of averaging them.",
+        "m > 1",
+        ("loss",),
+        _loss_missing_mean,
+        lambda ref: f"The cost is the sum of the per-example losses; J is their mean: divide by m = {ref.m}.",
+    ),
+    Mistake(
+        "loss_sign_flipped",
+        "Cross-entropy without its minus",
+        "Wrote the cross-entropy without its minus sign.",
+        "a cross-entropy loss",
+        ("loss",),
+        _loss_sign_flipped,
+        lambda ref: (
+            "The cost has the wrong sign: cross-entropy is −Σ y log f; without the minus sign it is "
+            "negative, since log f < 0."
+        ),
+    ),
+    Mistake(
+        "loss_missing_regularization",
+        "Left out R(w)",
+        "Left the regularization term out of the cost.",
+        "regularization given",
+        ("loss",),
+        _loss_missing_regularization,
+        lambda ref: f"The cost leaves out the regularization term R(w) = {_reg_text(ref)}.",
+    ),
+)
+
+BY_CODE = {m.code: m for m in MISTAKES}
+# The variants themselves are compared with the exact reference at this tolerance to decide whether
+# a mistake changes a part at all (a variant equal to the answer key is never diagnosed).
+_SAME = Tolerance(rtol=1e-12, atol=1e-300)
+
+
+def variants_for(ref: Reference) -> dict[str, Variant]:
+    """Every applicable mistake's variant parts: finite, and different from the correct value."""
+    out: dict[str, Variant] = {}
+    for mistake in MISTAKES:
+        variant = mistake.compute(ref)
+        if not variant:
+            continue
+        kept: Variant = {}
+        for part, value in variant.items():
+            value = np.asarray(value, dtype=np.float64)
+            expected = ref.expected[part]
+            if not np.all(np.isfinite(value)) or value.shape != expected.shape:
+                continue
+            if np.all(np.isfinite(expected)) and _SAME.allclose(value, expected):
+                continue
+            kept[part] = value
+        if kept:
+            out[mistake.code] = kept
+    return out
+
+
+def catalogue() -> list[dict[str, object]]:
+    """JSON-ready list of the mistakes, for GET /mistakes."""
+    return [
+        {
+            "code": m.code,
+            "title": m.title,
+            "explanation": m.explanation,
+            "applies_when": m.applies_when,
+            "parts": list(m.parts),
+        }
+        for m in MISTAKES
+    ]

@@ -1,0 +1,61 @@
+"""The reference a learner's answer is graded against, computed once per problem."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from service.compute.models import Evaluation, Problem, evaluate
+from service.compute.stable import Array
+
+PART_NAMES = (
+    "loss",
+    "gradients.w",
+    "gradients.b",
+    "per_sample.z",
+    "per_sample.f",
+    "per_sample.dL_df",
+    "per_sample.df_dz",
+    "per_sample.dL_dz",
+)
+PER_SAMPLE = ("z", "f", "dL_df", "df_dz", "dL_dz")
+
+
+@dataclass
+class Reference:
+    """Expected value of every part, and each applicable mistake's variant (see mistakes.py)."""
+
+    problem: Problem
+    evaluation: Evaluation
+    expected: dict[str, Array]
+    variants: dict[str, dict[str, Array]] = field(default_factory=dict)
+
+    @property
+    def m(self) -> int:
+        return self.problem.m
+
+    def grad_reg(self) -> Array:
+        g = self.evaluation.grad_w_regularization
+        return np.zeros_like(self.problem.w) if g is None else g
+
+
+def build_reference(problem: Problem) -> Reference:
+    """Evaluate the problem, add the displayed factors, and compute the mistake variants."""
+    from service.grading.mistakes import variants_for
+
+    ev = evaluate(problem)
+    dL_df, df_dz = problem.pairing.factors(ev.z, ev.f, problem.y)
+    expected = {
+        "loss": np.asarray(ev.loss),
+        "gradients.w": ev.grad_w,
+        "gradients.b": np.asarray(ev.grad_b),
+        "per_sample.z": ev.z,
+        "per_sample.f": ev.f,
+        "per_sample.dL_df": dL_df,
+        "per_sample.df_dz": df_dz,
+        "per_sample.dL_dz": ev.dL_dz,
+    }
+    ref = Reference(problem, ev, expected)
+    ref.variants = variants_for(ref)
+    return ref
