@@ -127,9 +127,9 @@ def grade(ref: Reference, answer: dict[str, Any], options: GradeOptions) -> dict
     for part, pa in parsed.items():
         if part.startswith("per_sample.") and pa.problem is None and pa.array is not None:
             own[part.split(".", 1)[1]] = pa.array
-    chain = _Chain(ref, own)
     # the learner's per-example values that differ from the reference: what later parts inherit
     off_reference = {name for name, arr in own.items() if not _matches(arr, ref.expected["per_sample." + name], tol)}
+    chain = _Chain(ref, own) if off_reference else None
 
     checks: dict[str, dict[str, Any]] = {}
     for part in CHAIN_ORDER:
@@ -158,7 +158,7 @@ def _check(
     part: str,
     pa: Parsed,
     ref: Reference,
-    chain: _Chain,
+    chain: _Chain | None,
     off_reference: set[str],
     options: GradeOptions,
 ) -> dict[str, Any]:
@@ -186,7 +186,7 @@ def _check(
         check.update(correct=True, points=max_points, message="Correct.", mistake=None, graded_against="reference")
         return check
     inherited = [f"per_sample.{n}" for n in UPSTREAM[part] if n in off_reference]
-    if inherited:
+    if inherited and chain is not None:
         carried = chain.expectation(part)
         if (
             carried is not None
@@ -215,9 +215,11 @@ def _check(
 
 
 def _diagnose(part: str, answer: Array, ref: Reference, tol: Tolerance) -> dict[str, Any] | None:
-    matches = [
-        code for code, variant in ref.variants.items() if part in variant and tol.allclose(answer, variant[part])
-    ]
+    if part not in ref.stacked:
+        return None
+    codes, stacked = ref.stacked[part]
+    close = tol.close(answer[None], stacked).reshape(len(codes), -1)
+    matches = [code for code, ok in zip(codes, np.all(close, axis=1), strict=True) if ok]
     if not matches:
         return None
     matches.sort(key=_PRIORITY.__getitem__)

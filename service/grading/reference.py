@@ -30,6 +30,9 @@ class Reference:
     evaluation: Evaluation
     expected: dict[str, Array]
     variants: dict[str, dict[str, Array]] = field(default_factory=dict)
+    # per part: the codes whose variant changes it and their values stacked (codes first), so one
+    # comparison tests an answer against every variant at once
+    stacked: dict[str, tuple[list[str], Array]] = field(default_factory=dict)
 
     @property
     def m(self) -> int:
@@ -58,4 +61,8 @@ def build_reference(problem: Problem) -> Reference:
     }
     ref = Reference(problem, ev, expected)
     ref.variants = variants_for(ref)
+    for part in PART_NAMES:
+        codes = [code for code, variant in ref.variants.items() if part in variant]
+        if codes:
+            ref.stacked[part] = (codes, np.stack([ref.variants[c][part] for c in codes]))
     return ref
