@@ -18,7 +18,7 @@ from service.compute.stable import Array
 from service.grading import GRADING_RULES_VERSION
 from service.grading.compare import Parsed, Tolerance, parse_answer
 from service.grading.mistakes import BY_CODE, MISTAKES
-from service.grading.reference import PART_NAMES, Reference
+from service.grading.reference import Reference
 
 CHAIN_ORDER = (
     "per_sample.z",
@@ -121,7 +121,7 @@ def grade(ref: Reference, answer: dict[str, Any], options: GradeOptions) -> dict
     """The native result: score, points, checks with messages and diagnosed mistakes, feedback."""
     tol = options.tolerance
     parsed: dict[str, Parsed] = {
-        part: parse_answer(answer[part], ref.expected[part].shape) for part in PART_NAMES if part in answer
+        part: parse_answer(answer[part], ref.expected[part].shape) for part in CHAIN_ORDER if part in answer
     }
     own: dict[str, Array] = {}
     for part, pa in parsed.items():
@@ -131,11 +131,14 @@ def grade(ref: Reference, answer: dict[str, Any], options: GradeOptions) -> dict
     off_reference = {name for name, arr in own.items() if not _matches(arr, ref.expected["per_sample." + name], tol)}
     chain = _Chain(ref, own) if off_reference else None
 
-    checks: dict[str, dict[str, Any]] = {}
+    ordered: list[dict[str, Any]] = []
+    slips: set[str] = set()  # the learner's own values graded wrong: the sources of carried errors
     for part in CHAIN_ORDER:
         if part in parsed:
-            checks[part] = _check(part, parsed[part], ref, chain, off_reference, options)
-    ordered = [checks[p] for p in PART_NAMES if p in checks]
+            check = _check(part, parsed[part], ref, chain, off_reference, slips, options)
+            ordered.append(check)
+            if part.startswith("per_sample.") and not check["correct"]:
+                slips.add(part)
     points = sum(c["points"] for c in ordered)
     max_points = sum(c["max_points"] for c in ordered)
     result = {
@@ -160,6 +163,7 @@ def _check(
     ref: Reference,
     chain: _Chain | None,
     off_reference: set[str],
+    slips: set[str],
     options: GradeOptions,
 ) -> dict[str, Any]:
     tol = options.tolerance
@@ -194,18 +198,26 @@ def _check(
             and np.all(np.isfinite(carried))
             and tol.allclose(answer, carried)
         ):
+            sources = [p for p in inherited if p in slips] or inherited
             check.update(
                 correct=True,
                 points=max_points,
                 graded_against="own_values",
-                carried_from=inherited,
-                message=f"Correct given your own {', '.join(inherited)} (error carried forward): it follows "
-                "from your earlier values, which are marked wrong themselves.",
+                carried_from=sources,
+                message=f"Correct given your own {', '.join(sources)} (error carried forward): it follows "
+                "correctly from your earlier values, whose mistake is counted once, where it was made.",
                 mistake=None,
             )
             return check
     differ, total = _differing(answer, expected, tol)
     where = "" if total == 1 else f" {differ} of {total} components differ."
+    if part.startswith("per_sample."):
+        close = tol.close(answer, expected).reshape(answer.shape[0], -1)
+        bad = np.flatnonzero(~np.all(close, axis=1))
+        shown = ", ".join(str(int(i)) for i in bad[:20]) + (", …" if bad.size > 20 else "")
+        where = (
+            f" Example{'s' if bad.size > 1 else ''} {shown} of {answer.shape[0]} differ{'' if bad.size > 1 else 's'}."
+        )
     message = f"Not within tolerance ({tol.describe()}).{where}"
     mistake = _diagnose(part, answer, ref, tol)
     if mistake is not None:
