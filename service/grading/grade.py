@@ -215,9 +215,8 @@ def _check(
         close = tol.close(answer, expected).reshape(answer.shape[0], -1)
         bad = np.flatnonzero(~np.all(close, axis=1))
         shown = ", ".join(str(int(i)) for i in bad[:20]) + (", …" if bad.size > 20 else "")
-        where = (
-            f" Example{'s' if bad.size > 1 else ''} {shown} of {answer.shape[0]} differ{'' if bad.size > 1 else 's'}."
-        )
+        plural = "s" if bad.size > 1 else ""
+        where = f" It differs at example{plural} {shown} (of {answer.shape[0]}, counting from 0)."
     message = f"Not within tolerance ({tol.describe()}).{where}"
     mistake = _diagnose(part, answer, ref, tol)
     if mistake is not None:
