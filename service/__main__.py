@@ -50,6 +50,14 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = get_settings()
     workers = args.workers or int(os.environ.get("WEB_CONCURRENCY", "1"))
+    metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if metrics_dir:  # multiprocess metrics: start from an empty directory, before any worker writes
+        path = Path(metrics_dir)
+        path.mkdir(parents=True, exist_ok=True)
+        for stale in path.glob("*.db"):
+            stale.unlink()
+    from service.observability import log_config  # after the directory is ready: it loads prometheus_client
+
     # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal with the handler that was
     # there before it: make that an exit with status 0, since the shutdown was an orderly one.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
@@ -59,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         port=args.port or settings.port,
         workers=workers,
         log_level=settings.log_level,
+        log_config=log_config(settings.log_level),
+        access_log=False,  # service.access logs each request as JSON, with its request id
         proxy_headers=False,
     )
     return 0

@@ -14,8 +14,9 @@ from service import __version__
 from service.api import errors
 from service.api.body import BodyLimitMiddleware
 from service.api.grading_schemas import DOCUMENTED_ITEMS, Answer, GradeBatchRequest, GradeItem, GradeRequest
-from service.api.routes import catalog, grade, gradient, health
+from service.api.routes import catalog, grade, gradient, health, metrics
 from service.api.schemas import GradientRequest
+from service.observability import RequestContextMiddleware
 from service.settings import Settings, get_settings
 
 REQUEST_SCHEMAS: dict[str, Any] = {
@@ -65,8 +66,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.dependency_overrides[get_settings] = lambda: settings
     errors.install(app)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
-    for module in (gradient, grade, catalog, health):
+    modules = (gradient, grade, catalog, health, metrics)
+    for module in modules:
         app.include_router(module.router)
+    # outermost: the request id and timing cover everything, 413s from the body limit included
+    paths = frozenset(route.path for m in modules for route in m.router.routes if hasattr(route, "path"))
+    app.add_middleware(RequestContextMiddleware, routes=paths)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -16,6 +16,7 @@ from service.grading.compare import Tolerance
 from service.grading.formats import render
 from service.grading.grade import GradeOptions, grade
 from service.grading.reference import Reference, build_reference
+from service.observability import GRADES, PROBLEM_SIZE
 from service.settings import Settings
 
 _ANSWER: TypeAdapter[Answer] = TypeAdapter(Answer)
@@ -46,10 +47,11 @@ def answer_parts(answer: Answer) -> dict[str, Any]:
     return parts
 
 
-def reference_for(problem: Any, settings: Settings) -> Reference:
+def reference_for(problem: Any, settings: Settings, route: str = "/grade") -> Reference:
     """Check the problem as /gradient does (a bad one is a 422) and compute its reference."""
     problem = problem.model_copy(update={"explain": False, "verify": False})
     prepared = prepare(problem, settings)
+    PROBLEM_SIZE.labels(route).observe(prepared.problem.m * prepared.problem.n)
     return build_reference(prepared.problem)
 
 
@@ -64,7 +66,9 @@ def _grade(
             "The answer gives no part to grade.",
             [{"loc": list(loc), "msg": "give at least one of loss, gradients.w, gradients.b, per_sample.*"}],
         )
-    return render(grade(ref, parts, options), fmt)
+    native = grade(ref, parts, options)
+    GRADES.labels("correct" if native["correct"] else "incorrect").inc()
+    return render(native, fmt)
 
 
 def grade_request(req: GradeRequest, settings: Settings) -> dict[str, Any]:
@@ -74,6 +78,7 @@ def grade_request(req: GradeRequest, settings: Settings) -> dict[str, Any]:
 
 def _item_problem(exc: Exception, index: int, prefix: str) -> dict[str, Any]:
     """A problem object standing in a batch's results for an item that cannot be graded."""
+    GRADES.labels("ungradable").inc()
     if isinstance(exc, ValidationError):
         errors = validation_errors(exc, MODEL_TAGS, field_names(_ITEM))
         for e in errors:
@@ -102,7 +107,7 @@ def grade_batch(req: Any, settings: Settings) -> dict[str, Any]:
         )
     results: list[dict[str, Any]] = []
     if isinstance(req, GradeBatchOne):
-        ref = reference_for(req.problem, settings)  # a bad shared problem fails the whole request
+        ref = reference_for(req.problem, settings, "/grade/batch")  # a bad shared problem fails the whole request
         for i, raw in enumerate(req.answers):
             try:
                 results.append(_grade(ref, _ANSWER.validate_python(raw, strict=True), options, fmt, ()))
@@ -116,7 +121,7 @@ def grade_batch(req: Any, settings: Settings) -> dict[str, Any]:
             key = orjson.dumps(item.problem.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
             if key not in cache:
                 try:
-                    cache[key] = reference_for(item.problem, settings)
+                    cache[key] = reference_for(item.problem, settings, "/grade/batch")
                 except (ProblemError, ComputeError) as exc:
                     cache[key] = exc
             cached = cache[key]

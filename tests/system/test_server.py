@@ -8,6 +8,8 @@ import re
 import shutil
 import signal
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -129,3 +131,34 @@ def test_docs_page_is_served() -> None:
         base = svc.base
         r = httpx.get(base + "/docs", timeout=10)
     assert r.status_code == 200 and "swagger" in r.text.lower()
+
+
+def test_metrics_aggregate_over_workers_and_logs_are_json(tmp_path: Path) -> None:
+    """Two uvicorn workers in multiprocess mode: /metrics counts every request, whichever served it."""
+    metrics_dir = tmp_path / "metrics"
+    env = {"WEB_CONCURRENCY": "2", "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+
+    def hit(i: int) -> None:  # a new connection each time, so the kernel spreads them over the workers
+        assert httpx.get(svc.base + "/healthz", headers={"X-Request-ID": f"agg-{i}"}, timeout=10).status_code == 200
+
+    with running_service(env=env) as svc:
+        sent = 0
+        with ThreadPoolExecutor(8) as pool:
+            while sent < 400:
+                list(pool.map(hit, range(sent, sent + 40)))
+                sent += 40
+                if len({p.name for p in metrics_dir.glob("*.db")}) >= 2 * 2:  # counter + histogram per worker
+                    break
+        pids = {p.stem.rsplit("_", 1)[-1] for p in metrics_dir.glob("*.db")}
+        assert len(pids) >= 2, "both workers should have served requests"
+        for _ in range(6):  # each scrape may land on either worker, and each must see every request
+            text = httpx.get(svc.base + "/metrics", timeout=10).text
+            line = next(
+                x
+                for x in text.splitlines()
+                if x.startswith("gradient_http_requests_total{") and 'route="/healthz"' in x
+            )
+            assert float(line.rsplit(" ", 1)[1]) == sent
+    lines = [json.loads(x) for x in svc.log().splitlines() if x.startswith("{")]
+    access = [x for x in lines if x.get("logger") == "service.access"]
+    assert {x["request_id"] for x in access} >= {f"agg-{i}" for i in range(sent)}

@@ -13,6 +13,7 @@ from service.api.encoding import JSONBytes, dumps
 from service.api.problems import Prepared, prepare
 from service.api.responses import PROBLEM_RESPONSES, gradient_response
 from service.api.schemas import EXAMPLES, GradientRequest, GradientResponse
+from service.observability import PROBLEM_SIZE
 from service.settings import Settings, get_settings
 
 router = APIRouter(tags=["gradient"])
@@ -32,6 +33,7 @@ _OPENAPI_BODY = {
 
 
 def _compute(prepared: Prepared) -> bytes:
+    PROBLEM_SIZE.labels("/gradient").observe(prepared.problem.m * prepared.problem.n)
     return dumps(gradient_response(prepared))
 
 

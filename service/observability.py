@@ -1,0 +1,140 @@
+"""Operations: JSON logs with a request id, Prometheus metrics (multiprocess-safe), timing.
+
+With several uvicorn workers, set PROMETHEUS_MULTIPROC_DIR to an empty writable directory: every
+worker then writes its samples there and GET /metrics aggregates them (prometheus_client's
+multiprocess mode). `python -m service serve` creates and empties that directory at start.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import os
+import re
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+_VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+REQUESTS = Counter(
+    "gradient_http_requests_total", "HTTP requests by route, method and status.", ["route", "method", "status"]
+)
+LATENCY = Histogram(
+    "gradient_http_request_duration_seconds",
+    "Time from the request's start to its response's end, by route.",
+    ["route"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+PROBLEM_SIZE = Histogram(
+    "gradient_problem_size_elements",
+    "Size m·n of the X of each problem computed, by route.",
+    ["route"],
+    buckets=(10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000),
+)
+GRADES = Counter(
+    "gradient_grading_outcomes_total", "Graded answers by outcome (correct, incorrect, ungradable).", ["outcome"]
+)
+
+
+def metrics_payload() -> tuple[bytes, str]:
+    """The metrics in Prometheus text format, aggregated over workers in multiprocess mode."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST
+
+
+class JSONFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, request id and any `extra` fields."""
+
+    _RESERVED = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "color_message"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": getattr(record, "request_id", None) or request_id_var.get(),
+        }
+        for key, value in vars(record).items():
+            if key not in self._RESERVED and key not in out:
+                out[key] = value
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
+        return json.dumps(out, default=str, ensure_ascii=False)
+
+
+def log_config(level: str) -> dict[str, Any]:
+    """A logging.config dict: everything (uvicorn's own loggers included) as JSON lines on stderr."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": JSONFormatter}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
+        "loggers": {
+            "": {"handlers": ["stderr"], "level": level.upper()},
+            "uvicorn": {"handlers": ["stderr"], "level": level.upper(), "propagate": False},
+            "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
+        },
+    }
+
+
+access_log = logging.getLogger("service.access")
+
+
+class RequestContextMiddleware:
+    """Give every request an id (X-Request-ID, accepted when well-formed, else new), return it,
+    time the request, count it in the metrics and write one access log line."""
+
+    def __init__(self, app: ASGIApp, routes: frozenset[str]) -> None:
+        self.app = app
+        self.routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = next((v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"x-request-id"), "")
+        rid = incoming if _VALID_ID.match(incoming) else uuid.uuid4().hex
+        token = request_id_var.set(rid)
+        start = time.perf_counter()
+        status = 500
+        header = (b"x-request-id", rid.encode())
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), header]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - start
+            path = scope.get("path", "")
+            route = path if path in self.routes else "other"
+            REQUESTS.labels(route, scope.get("method", ""), str(status)).inc()
+            LATENCY.labels(route).observe(elapsed)
+            access_log.info(
+                "%s %s %s",
+                scope.get("method", ""),
+                path,
+                status,
+                extra={
+                    "method": scope.get("method", ""),
+                    "path": path,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 3),
+                },
+            )
+            request_id_var.reset(token)

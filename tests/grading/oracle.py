@@ -1,0 +1,317 @@
+"""An independent oracle for the grading tests: random problems and their answers in plain numpy.
+
+Everything a test compares with is computed here from MATH.md's PLAIN formulas (1/(1+e^(−z)),
+−y log f − (1−y) log(1−f), the k×k softmax Jacobian multiplied out, ...), and every catalogued
+mistake is re-implemented from MATH.md's table ("what their answer equals", "applies when"). The
+code under test is used only to build the Problem object (build_problem, make_pairing) that the
+grader takes as input; no number it computes is read here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from service.compute.models import Problem, Regularization, build_problem
+from service.compute.pairings import ModelName, make_pairing
+
+Array = np.ndarray
+
+# label -> (model, activation, loss); the four presets and five non-canonical single_layer pairings
+PAIRINGS: dict[str, tuple[str, str, str]] = {
+    "linear_regression": ("linear_regression", "identity", "squared_error"),
+    "logistic_regression": ("logistic_regression", "sigmoid", "binary_cross_entropy"),
+    "softmax_regression": ("softmax_regression", "softmax", "categorical_cross_entropy"),
+    "poisson_regression": ("poisson_regression", "exp", "poisson"),
+    "sigmoid+squared_error": ("single_layer", "sigmoid", "squared_error"),
+    "tanh+squared_error": ("single_layer", "tanh", "squared_error"),
+    "softplus+poisson": ("single_layer", "softplus", "poisson"),
+    "relu+huber": ("single_layer", "relu", "huber"),
+    "identity+absolute_error": ("single_layer", "identity", "absolute_error"),
+}
+# MATH.md, "Canonical pairings"
+CANONICAL = {
+    ("identity", "squared_error"),
+    ("sigmoid", "binary_cross_entropy"),
+    ("softmax", "categorical_cross_entropy"),
+    ("exp", "poisson"),
+}
+CROSS_ENTROPY = {"binary_cross_entropy", "categorical_cross_entropy"}
+REGULARIZATIONS: tuple[str | None, ...] = (None, "l1", "l2")
+# MATH.md's catalogue, in its order
+MATH_MD_CODES = (
+    "missing_mean",
+    "sign_flipped",
+    "missing_input_factor",
+    "missing_activation_derivative",
+    "extra_activation_derivative",
+    "used_z_for_f",
+    "double_factor",
+    "regularized_bias",
+    "missing_regularization",
+    "regularization_scale",
+    "loss_missing_half",
+    "loss_missing_mean",
+    "loss_sign_flipped",
+    "loss_missing_regularization",
+)
+
+
+@dataclass
+class Case:
+    label: str
+    model: str
+    activation: str
+    loss: str
+    X: Array
+    y: Array  # as the client gives it (class indices for softmax)
+    w: Array
+    b: Array
+    reg_kind: str | None = None
+    lam: float = 0.0
+    loss_params: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def m(self) -> int:
+        return int(self.X.shape[0])
+
+    @property
+    def vector(self) -> bool:
+        return self.activation == "softmax"
+
+    @property
+    def canonical(self) -> bool:
+        return (self.activation, self.loss) in CANONICAL
+
+    def problem(self) -> Problem:
+        """The grader's input, built by the service's own constructors."""
+        pairing = make_pairing(self.activation, self.loss, self.loss_params or None)
+        reg = None if self.reg_kind is None else Regularization(self.reg_kind, self.lam)  # type: ignore[arg-type]
+        return build_problem(ModelName(self.model), pairing, self.X, self.y, self.w, self.b, reg)
+
+
+def make_case(label: str, reg_kind: str | None, seed: int) -> Case:
+    """A random problem: m in 2..8, n in 1..4, moderate z so every factor is finite and well conditioned."""
+    model, act, loss = PAIRINGS[label]
+    rng = np.random.default_rng([seed, len(label), sum(map(ord, label)), REGULARIZATIONS.index(reg_kind)])
+    m, n = int(rng.integers(2, 9)), int(rng.integers(1, 5))
+    X = rng.uniform(-1.5, 1.5, (m, n))
+    params: dict[str, float] = {}
+    if act == "softmax":
+        k = int(rng.integers(2, 5))
+        w = rng.normal(0.0, 0.6, (n, k))
+        b = rng.normal(0.0, 0.5, k)
+        y = rng.integers(0, k, m).astype(np.float64)
+    else:
+        w = rng.normal(0.0, 0.6, n)
+        b = np.asarray(rng.normal(0.0, 0.5))
+        if loss == "binary_cross_entropy":
+            y = rng.integers(0, 2, m).astype(np.float64)
+            if seed % 2:  # a soft label too
+                y[0] = 0.25
+        elif loss == "poisson":
+            y = rng.poisson(1.5, m).astype(np.float64)
+        elif loss == "huber":
+            y = rng.normal(0.0, 1.5, m)
+            params = {"delta": float(rng.uniform(0.3, 1.5))}
+        else:
+            y = rng.normal(0.0, 1.0, m)
+    lam = float(rng.uniform(0.2, 2.0)) if reg_kind else 0.0
+    return Case(label, model, act, loss, X, y, w, b, reg_kind, lam, params)
+
+
+def all_cases(seeds: range) -> list[tuple[str, str | None, int]]:
+    return [(label, reg, seed) for label in PAIRINGS for reg in REGULARIZATIONS for seed in seeds]
+
+
+# --- plain formulas (MATH.md) -------------------------------------------------------------------
+
+
+def _activation(name: str, z: Array) -> tuple[Array, Array]:
+    """f and df/dz (for softmax the k×k Jacobian per example)."""
+    if name == "identity":
+        return z.copy(), np.ones_like(z)
+    if name == "sigmoid":
+        f = 1.0 / (1.0 + np.exp(-z))
+        return f, f * (1.0 - f)
+    if name == "tanh":
+        f = np.tanh(z)
+        return f, 1.0 - f**2
+    if name == "relu":
+        return np.maximum(0.0, z), (z > 0).astype(np.float64)
+    if name == "exp":
+        return np.exp(z), np.exp(z)
+    if name == "softplus":
+        return np.log1p(np.exp(z)), 1.0 / (1.0 + np.exp(-z))
+    if name == "softmax":
+        e = np.exp(z)
+        f = e / e.sum(axis=1, keepdims=True)
+        eye = np.eye(z.shape[1])
+        jac = f[:, :, None] * (eye[None, :, :] - f[:, None, :])  # ∂f_k/∂z_l = f_k(δ_kl − f_l)
+        return f, jac
+    raise ValueError(name)
+
+
+def _loss(name: str, f: Array, y: Array, params: dict[str, float]) -> tuple[Array, Array]:
+    """Per-example L and ∂L/∂f."""
+    if name == "squared_error":
+        return 0.5 * (f - y) ** 2, f - y
+    if name == "binary_cross_entropy":
+        return -y * np.log(f) - (1 - y) * np.log(1 - f), (f - y) / (f * (1 - f))
+    if name == "categorical_cross_entropy":
+        return -np.sum(y * np.log(f), axis=1), -y / f
+    if name == "poisson":
+        return f - y * np.log(f), 1 - y / f
+    if name == "absolute_error":
+        return np.abs(f - y), np.sign(f - y)
+    if name == "huber":
+        d = params["delta"]
+        a = np.abs(f - y)
+        return np.where(a <= d, 0.5 * a**2, d * (a - 0.5 * d)), np.clip(f - y, -d, d)
+    raise ValueError(name)
+
+
+@dataclass
+class Solution:
+    z: Array
+    f: Array
+    y: Array  # one-hot for softmax
+    L: Array
+    dL_df: Array
+    df_dz: Array
+    r: Array  # ∂L/∂z
+    data_loss: float
+    R: float
+    dR: Array
+    J: float
+    gw: Array
+    gb: Array
+
+    def parts(self) -> dict[str, Array]:
+        return {
+            "loss": np.asarray(self.J),
+            "gradients.w": self.gw,
+            "gradients.b": np.asarray(self.gb),
+            "per_sample.z": self.z,
+            "per_sample.f": self.f,
+            "per_sample.dL_df": self.dL_df,
+            "per_sample.df_dz": self.df_dz,
+            "per_sample.dL_dz": self.r,
+        }
+
+
+def one_hot(case: Case) -> Array:
+    if case.vector and case.y.ndim == 1:
+        k = case.w.shape[1]
+        return np.eye(k)[case.y.astype(int)]
+    return case.y
+
+
+def chain_rule(case: Case, z: Array, f: Array, dL_df: Array, df_dz: Array, y: Array) -> Array:
+    """∂L/∂z: f − y for a canonical pairing, else ∂L/∂f · ∂f/∂z (the Jacobian product for softmax)."""
+    if case.canonical:
+        return f - y
+    if case.vector:
+        return np.einsum("ik,ikl->il", dL_df, df_dz)
+    return dL_df * df_dz
+
+
+def regularization(case: Case, w: Array) -> tuple[float, Array]:
+    m, lam = case.m, case.lam
+    if case.reg_kind == "l2":
+        return lam / (2 * m) * float(np.sum(w**2)), lam / m * w
+    if case.reg_kind == "l1":
+        return lam / m * float(np.sum(np.abs(w))), lam / m * np.sign(w)
+    return 0.0, np.zeros_like(w)
+
+
+def solve(case: Case) -> Solution:
+    X, w, b, m = case.X, case.w, case.b, case.m
+    y = one_hot(case)
+    z = X @ w + b
+    f, df_dz = _activation(case.activation, z)
+    L, dL_df = _loss(case.loss, f, y, case.loss_params)
+    r = chain_rule(case, z, f, dL_df, df_dz, y)
+    R, dR = regularization(case, w)
+    data_loss = float(np.mean(L))
+    gw = X.T @ r / m + dR
+    gb = np.mean(r, axis=0)
+    return Solution(z, f, y, L, dL_df, df_dz, r, data_loss, R, dR, data_loss + R, gw, np.asarray(gb))
+
+
+def forward_from(case: Case, z: Array) -> Solution:
+    """The whole chain from a (possibly wrong) z: what a learner who slipped in z would get after."""
+    X, w, m = case.X, case.w, case.m
+    y = one_hot(case)
+    f, df_dz = _activation(case.activation, z)
+    L, dL_df = _loss(case.loss, f, y, case.loss_params)
+    r = chain_rule(case, z, f, dL_df, df_dz, y)
+    R, dR = regularization(case, w)
+    data_loss = float(np.mean(L))
+    return Solution(
+        z, f, y, L, dL_df, df_dz, r, data_loss, R, dR, data_loss + R, X.T @ r / m + dR, np.asarray(np.mean(r, axis=0))
+    )
+
+
+# --- the catalogue of mistakes (MATH.md's table) -------------------------------------------------
+
+
+def _from_r(case: Case, s: Solution, r: Array) -> dict[str, Array]:
+    """The gradient parts (and ∂L/∂z) when r replaces the correct ∂L/∂z."""
+    return {
+        "gradients.w": case.X.T @ r / case.m + s.dR,
+        "gradients.b": np.asarray(np.mean(r, axis=0)),
+        "per_sample.dL_dz": r,
+    }
+
+
+def mistake_variants(case: Case, s: Solution) -> dict[str, dict[str, Array]]:
+    """Every mistake whose "applies when" holds, with the value of each part it changes."""
+    X, m, r = case.X, case.m, s.r
+    regularized = case.reg_kind is not None and case.lam > 0
+    out: dict[str, dict[str, Array]] = {}
+    if m > 1:
+        out["missing_mean"] = {"gradients.w": X.T @ r + s.dR, "gradients.b": np.asarray(np.sum(r, axis=0))}
+    out["sign_flipped"] = {
+        "gradients.w": -X.T @ r / m + s.dR,
+        "gradients.b": np.asarray(-np.mean(r, axis=0)),
+        "per_sample.dL_dz": -r,
+    }
+    out["missing_input_factor"] = {"gradients.w": np.broadcast_to(np.mean(r, axis=0), case.w.shape) + s.dR}
+    if case.activation != "identity":
+        out["missing_activation_derivative"] = _from_r(case, s, s.dL_df)
+    if case.canonical and case.activation != "identity":
+        if case.vector:
+            extra = np.einsum("ik,ikl->il", s.f - s.y, s.df_dz)
+        else:
+            extra = (s.f - s.y) * s.df_dz
+        out["extra_activation_derivative"] = _from_r(case, s, extra)
+        out["used_z_for_f"] = _from_r(case, s, s.z - s.y)
+    if case.loss == "squared_error":
+        out["double_factor"] = {"gradients.w": 2 * X.T @ r / m + s.dR, "gradients.b": np.asarray(2 * np.mean(r, axis=0))}
+        out["loss_missing_half"] = {"loss": np.asarray(2 * s.data_loss + s.R)}
+    if regularized:
+        bias_term = case.lam / m * (case.b if case.reg_kind == "l2" else np.sign(case.b))
+        out["regularized_bias"] = {"gradients.b": np.asarray(s.gb + bias_term)}
+        out["missing_regularization"] = {"gradients.w": s.gw - s.dR}
+        out["loss_missing_regularization"] = {"loss": np.asarray(s.data_loss)}
+        if case.reg_kind == "l2":
+            out["regularization_scale"] = {"gradients.w": s.gw - s.dR + case.lam / (2 * m) * case.w}
+    if m > 1:
+        out["loss_missing_mean"] = {"loss": np.asarray(float(np.sum(s.L)) + s.R)}
+    if case.loss in CROSS_ENTROPY:
+        out["loss_sign_flipped"] = {"loss": np.asarray(-s.data_loss + s.R)}
+    return out
+
+
+def close(a: Array, e: Array, rtol: float = 1e-5, atol: float = 1e-8) -> bool:
+    """numpy's allclose rule, as API.md states it."""
+    a, e = np.asarray(a, dtype=np.float64), np.asarray(e, dtype=np.float64)
+    return a.shape == e.shape and bool(np.all(np.abs(a - e) <= atol + rtol * np.abs(e)))
+
+
+def jsonable(a: Any) -> Any:
+    a = np.asarray(a, dtype=np.float64)
+    return float(a) if a.ndim == 0 else a.tolist()
