@@ -110,8 +110,10 @@ def field_names(adapter: TypeAdapter[Any]) -> frozenset[str]:
     return frozenset(names)
 
 
-def parse(adapter: TypeAdapter[Any], body: bytes) -> Any:
-    """Parse and validate in one pass (strict); 400 for unparseable JSON, 422 for schema errors."""
+def parse(adapter: TypeAdapter[Any], body: bytes, tags: frozenset[str] = MODEL_TAGS) -> Any:
+    """Parse and validate in one pass (strict); 400 for unparseable JSON, 422 for schema errors.
+
+    `tags` are the names of the top-level union's branches, which pydantic puts first in a loc."""
     try:
         return adapter.validate_json(body)
     except ValidationError as exc:
@@ -122,5 +124,5 @@ def parse(adapter: TypeAdapter[Any], body: bytes) -> Any:
             422,
             "validation-error",
             "The request does not match the schema.",
-            validation_errors(exc, MODEL_TAGS, field_names(adapter)),
+            validation_errors(exc, tags, field_names(adapter)),
         ) from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -23,6 +24,15 @@ _ANSWER: TypeAdapter[Answer] = TypeAdapter(Answer)
 _ITEM: TypeAdapter[GradeItem] = TypeAdapter(GradeItem)
 
 
+def _validate_item(raw: Any) -> GradeItem:
+    """Validate one batch item as strict JSON (names must be JSON strings, numbers JSON numbers).
+
+    The item was parsed with the batch; it is written back as JSON (NaN and big integers kept) so
+    that the problem is validated exactly as /grade validates it.
+    """
+    return _ITEM.validate_json(json.dumps(raw, allow_nan=True))
+
+
 def options_from(req: GradeOptionsIn) -> GradeOptions:
     tol = req.tolerance
     if tol is None:
@@ -31,7 +41,9 @@ def options_from(req: GradeOptionsIn) -> GradeOptions:
         tolerance = Tolerance(sig_figs=tol.sig_figs)
     else:
         tolerance = Tolerance(rtol=tol.rtol, atol=tol.atol)
-    return GradeOptions(tolerance=tolerance, points=dict(req.points or {}), reveal=req.reveal)
+    return GradeOptions(
+        tolerance=tolerance, points=dict(req.points or {}), reveal=req.reveal, carry_forward=req.carry_forward
+    )
 
 
 def answer_parts(answer: Answer) -> dict[str, Any]:
@@ -50,9 +62,20 @@ def answer_parts(answer: Answer) -> dict[str, Any]:
 def reference_for(problem: Any, settings: Settings, route: str = "/grade") -> Reference:
     """Check the problem as /gradient does (a bad one is a 422) and compute its reference."""
     problem = problem.model_copy(update={"explain": False, "verify": False})
-    prepared = prepare(problem, settings)
-    PROBLEM_SIZE.labels(route).observe(prepared.problem.m * prepared.problem.n)
-    return build_reference(prepared.problem)
+    try:
+        prepared = prepare(problem, settings)
+        PROBLEM_SIZE.labels(route).observe(prepared.problem.m * prepared.problem.n)
+        return build_reference(prepared.problem)
+    except ComputeError as exc:
+        raise _under_problem(compute_error_problem(exc)) from None
+    except ProblemError as exc:
+        raise _under_problem(exc) from None
+
+
+def _under_problem(exc: ProblemError) -> ProblemError:
+    """The same problem, its locations moved under the request's "problem" field."""
+    errors = None if exc.errors is None else [{"loc": ["problem", *e["loc"]], "msg": e["msg"]} for e in exc.errors]
+    return ProblemError(exc.status, exc.slug, exc.detail, errors, exc.headers, **exc.extra)
 
 
 def _grade(
@@ -117,7 +140,7 @@ def grade_batch(req: Any, settings: Settings) -> dict[str, Any]:
     cache: dict[bytes, Reference | Exception] = {}
     for i, raw in enumerate(req.items):
         try:
-            item = _ITEM.validate_python(raw, strict=True)
+            item = _validate_item(raw)
             key = orjson.dumps(item.problem.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
             if key not in cache:
                 try:

@@ -66,6 +66,11 @@ class GradeOptionsIn(Strict):
         None, description='Points per part (default 1 each), e.g. {"gradients.w": 2}.'
     )
     reveal: bool = Field(False, description="Include the expected values in each check.")
+    carry_forward: bool = Field(
+        True,
+        description="Grade later parts also against what follows from the learner's own (wrong) per_sample "
+        "values, so one early slip is not punished twice.",
+    )
     format: Literal["native", "gradescope", "prairielearn"] = Field("native", description="The result's format.")
 
 

@@ -74,10 +74,17 @@ def _to_float(v: Any) -> float | None:
     if isinstance(v, bool) or v is None:
         return None
     if isinstance(v, int | float):
-        return float(v)
+        try:
+            return float(v)
+        except OverflowError:  # an integer beyond float64: read as infinite, then graded not finite
+            return math.inf if v > 0 else -math.inf
     if isinstance(v, str):
         return _SPECIAL.get(v.strip().lower())
     return None
+
+
+def _squeezed(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(s for s in shape if s != 1)
 
 
 def parse_answer(value: Any, expected_shape: tuple[int, ...]) -> Parsed:
@@ -90,7 +97,7 @@ def parse_answer(value: Any, expected_shape: tuple[int, ...]) -> Parsed:
 
     def walk(v: Any, depth: int) -> Any:
         if isinstance(v, list):
-            if depth >= len(expected_shape):
+            if depth >= len(expected_shape) + 2:
                 raise ValueError
             return [walk(x, depth + 1) for x in v]
         f = _to_float(v)
@@ -98,10 +105,16 @@ def parse_answer(value: Any, expected_shape: tuple[int, ...]) -> Parsed:
             raise TypeError
         return f
 
+    nulls = False
+
+    def is_null(v: Any) -> bool:
+        return v is None or (isinstance(v, list) and any(is_null(x) for x in v))
+
     try:
         nested = walk(value, 0)
     except TypeError:
-        what = "null" if value is None else "not a number"
+        nulls = is_null(value)
+        what = "null (no value)" if nulls else "not a number"
         return Parsed(None, f"the answer holds a value that is {what}; expected {expected}")
     except ValueError:
         return Parsed(None, f"the answer is nested too deeply; expected {expected}")
@@ -110,7 +123,11 @@ def parse_answer(value: Any, expected_shape: tuple[int, ...]) -> Parsed:
     except ValueError:
         return Parsed(None, f"the answer's rows have different lengths; expected {expected}")
     if arr.shape != expected_shape:
-        return Parsed(None, f"the answer is {_describe_shape(arr.shape)}; expected {expected}")
+        # numpy users often give [x] for a number or a column for a row: accept when unambiguous
+        if arr.size == int(np.prod(expected_shape)) and arr.squeeze().shape == _squeezed(expected_shape):
+            arr = arr.reshape(expected_shape)
+        else:
+            return Parsed(None, f"the answer is {_describe_shape(arr.shape)}; expected {expected}")
     bad = ~np.isfinite(arr)
     if np.any(bad):
         kinds = sorted({"NaN" if math.isnan(x) else "infinite" for x in np.atleast_1d(arr[bad]).tolist()})

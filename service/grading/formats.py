@@ -28,12 +28,13 @@ def gradescope(native: dict[str, Any]) -> dict[str, Any]:
 
 
 def prairielearn(native: dict[str, Any]) -> dict[str, Any]:
-    """A PrairieLearn external-grader result: score in [0, 1], gradable, message, tests[] with name,
-    points, max_points, message."""
+    """A PrairieLearn external-grader result: score in [0, 1], gradable, message, output (the versions),
+    tests[] with name, description, points, max_points, message."""
     return {
         "gradable": True,
         "score": native["score"],
         "message": native["feedback"],
+        "output": "gradient-service {service}, grading rules {grading_rules}".format(**native["version"]),
         "tests": [
             {
                 "name": c["name"],
@@ -44,7 +45,6 @@ def prairielearn(native: dict[str, Any]) -> dict[str, Any]:
             }
             for c in native["checks"]
         ],
-        "version": native["version"],
     }
 
 

@@ -53,6 +53,7 @@ class GradeOptions:
     tolerance: Tolerance = field(default_factory=Tolerance)
     points: dict[str, float] = field(default_factory=dict)
     reveal: bool = False
+    carry_forward: bool = True
 
 
 class _Chain:
@@ -88,6 +89,11 @@ class _Chain:
             return 1.0 - f * f
         if name is ActivationName.EXP:
             return f.copy()
+        if name is ActivationName.SOFTMAX:  # diag(f) − f fᵀ, as written, for any f the learner gives
+            jac = -f[:, :, None] * f[:, None, :]
+            idx = np.arange(f.shape[1])
+            jac[:, idx, idx] += f
+            return jac
         return self.act.derivative(z, f)
 
     def expectation(self, part: str) -> Array | None:
@@ -129,7 +135,7 @@ def grade(ref: Reference, answer: dict[str, Any], options: GradeOptions) -> dict
             own[part.split(".", 1)[1]] = pa.array
     # the learner's per-example values that differ from the reference: what later parts inherit
     off_reference = {name for name, arr in own.items() if not _matches(arr, ref.expected["per_sample." + name], tol)}
-    chain = _Chain(ref, own) if off_reference else None
+    chain = _Chain(ref, own) if off_reference and options.carry_forward else None
 
     ordered: list[dict[str, Any]] = []
     slips: set[str] = set()  # the learner's own values graded wrong: the sources of carried errors
@@ -141,11 +147,12 @@ def grade(ref: Reference, answer: dict[str, Any], options: GradeOptions) -> dict
                 slips.add(part)
     points = sum(c["points"] for c in ordered)
     max_points = sum(c["max_points"] for c in ordered)
+    correct = all(c["correct"] for c in ordered if c.get("graded", True))
     result = {
-        "score": points / max_points if max_points > 0 else 0.0,
+        "score": points / max_points if max_points > 0 else (1.0 if correct else 0.0),
         "points": points,
         "max_points": max_points,
-        "correct": all(c["correct"] for c in ordered),
+        "correct": correct,
         "checks": ordered,
         "feedback": _feedback(ordered),
         "version": version(),

@@ -267,43 +267,57 @@ def _from_r(case: Case, s: Solution, r: Array) -> dict[str, Array]:
     }
 
 
+def applies(code: str, case: Case) -> bool:
+    """MATH.md's "applies when" column."""
+    regularized = case.reg_kind is not None and case.lam > 0
+    return {
+        "missing_mean": case.m > 1,
+        "sign_flipped": True,
+        "missing_input_factor": True,
+        "missing_activation_derivative": case.activation != "identity",
+        "extra_activation_derivative": case.canonical and case.activation != "identity",
+        "used_z_for_f": case.canonical and case.activation != "identity",
+        "double_factor": case.loss == "squared_error",
+        "regularized_bias": regularized,
+        "missing_regularization": regularized,
+        "regularization_scale": regularized and case.reg_kind == "l2",
+        "loss_missing_half": case.loss == "squared_error",
+        "loss_missing_mean": case.m > 1,
+        "loss_sign_flipped": case.loss in CROSS_ENTROPY,
+        "loss_missing_regularization": regularized,
+    }[code]
+
+
+def all_variants(case: Case, s: Solution) -> dict[str, dict[str, Array]]:
+    """What each mistake's answer equals (MATH.md's table), computed whether or not it applies."""
+    X, m, r = case.X, case.m, s.r
+    extra = np.einsum("ik,ikl->il", s.f - s.y, s.df_dz) if case.vector else (s.f - s.y) * s.df_dz
+    bias_term = case.lam / m * (case.b if case.reg_kind == "l2" else np.sign(case.b))
+    return {
+        "missing_mean": {"gradients.w": X.T @ r + s.dR, "gradients.b": np.asarray(np.sum(r, axis=0))},
+        "sign_flipped": {
+            "gradients.w": -X.T @ r / m + s.dR,
+            "gradients.b": np.asarray(-np.mean(r, axis=0)),
+            "per_sample.dL_dz": -r,
+        },
+        "missing_input_factor": {"gradients.w": np.broadcast_to(np.mean(r, axis=0), case.w.shape) + s.dR},
+        "missing_activation_derivative": _from_r(case, s, s.dL_df),
+        "extra_activation_derivative": _from_r(case, s, extra),
+        "used_z_for_f": _from_r(case, s, s.z - s.y),
+        "double_factor": {"gradients.w": 2 * X.T @ r / m + s.dR, "gradients.b": np.asarray(2 * np.mean(r, axis=0))},
+        "regularized_bias": {"gradients.b": np.asarray(s.gb + bias_term)},
+        "missing_regularization": {"gradients.w": s.gw - s.dR},
+        "regularization_scale": {"gradients.w": s.gw - s.dR + case.lam / (2 * m) * case.w},
+        "loss_missing_half": {"loss": np.asarray(2 * s.data_loss + s.R)},
+        "loss_missing_mean": {"loss": np.asarray(float(np.sum(s.L)) + s.R)},
+        "loss_sign_flipped": {"loss": np.asarray(-s.data_loss + s.R)},
+        "loss_missing_regularization": {"loss": np.asarray(s.data_loss)},
+    }
+
+
 def mistake_variants(case: Case, s: Solution) -> dict[str, dict[str, Array]]:
     """Every mistake whose "applies when" holds, with the value of each part it changes."""
-    X, m, r = case.X, case.m, s.r
-    regularized = case.reg_kind is not None and case.lam > 0
-    out: dict[str, dict[str, Array]] = {}
-    if m > 1:
-        out["missing_mean"] = {"gradients.w": X.T @ r + s.dR, "gradients.b": np.asarray(np.sum(r, axis=0))}
-    out["sign_flipped"] = {
-        "gradients.w": -X.T @ r / m + s.dR,
-        "gradients.b": np.asarray(-np.mean(r, axis=0)),
-        "per_sample.dL_dz": -r,
-    }
-    out["missing_input_factor"] = {"gradients.w": np.broadcast_to(np.mean(r, axis=0), case.w.shape) + s.dR}
-    if case.activation != "identity":
-        out["missing_activation_derivative"] = _from_r(case, s, s.dL_df)
-    if case.canonical and case.activation != "identity":
-        if case.vector:
-            extra = np.einsum("ik,ikl->il", s.f - s.y, s.df_dz)
-        else:
-            extra = (s.f - s.y) * s.df_dz
-        out["extra_activation_derivative"] = _from_r(case, s, extra)
-        out["used_z_for_f"] = _from_r(case, s, s.z - s.y)
-    if case.loss == "squared_error":
-        out["double_factor"] = {"gradients.w": 2 * X.T @ r / m + s.dR, "gradients.b": np.asarray(2 * np.mean(r, axis=0))}
-        out["loss_missing_half"] = {"loss": np.asarray(2 * s.data_loss + s.R)}
-    if regularized:
-        bias_term = case.lam / m * (case.b if case.reg_kind == "l2" else np.sign(case.b))
-        out["regularized_bias"] = {"gradients.b": np.asarray(s.gb + bias_term)}
-        out["missing_regularization"] = {"gradients.w": s.gw - s.dR}
-        out["loss_missing_regularization"] = {"loss": np.asarray(s.data_loss)}
-        if case.reg_kind == "l2":
-            out["regularization_scale"] = {"gradients.w": s.gw - s.dR + case.lam / (2 * m) * case.w}
-    if m > 1:
-        out["loss_missing_mean"] = {"loss": np.asarray(float(np.sum(s.L)) + s.R)}
-    if case.loss in CROSS_ENTROPY:
-        out["loss_sign_flipped"] = {"loss": np.asarray(-s.data_loss + s.R)}
-    return out
+    return {code: v for code, v in all_variants(case, s).items() if applies(code, case)}
 
 
 def close(a: Array, e: Array, rtol: float = 1e-5, atol: float = 1e-8) -> bool:

@@ -181,7 +181,7 @@ def test_a_slip_in_f_is_carried_forward(label: str, reg: str | None, seed: int) 
     case = oracle.make_case(label, reg, seed)
     ref = build_reference(case.problem())
     right = oracle.solve(case)
-    f_own, i = _slip_f(case, right.f)
+    f_own, _i = _slip_f(case, right.f)
     own = learner_chain(case, right.z, f_own)
     result = grade(ref, _answer(own), GradeOptions())
     checks = _checks(result)
@@ -199,13 +199,6 @@ def test_a_slip_in_f_is_carried_forward(label: str, reg: str | None, seed: int) 
     assert result["score"] == pytest.approx(7 / 8)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: for softmax the carried-forward ∂f/∂z from the learner's own f is the service's stable "
-    "Jacobian (activations.Softmax.derivative, stable.complement_rows), whose diagonal at each row's largest "
-    "entry is f_k·Σ_{l≠k} f_l, equal to MATH.md's f_k(1 − f_k) only on the simplex; a learner who slipped f "
-    "(a row not summing to 1) and then wrote f_k(δ_kl − f_l) from it is graded wrong on per_sample.df_dz.",
-)
 def test_a_softmax_slip_in_f_is_carried_forward() -> None:
     case = oracle.make_case("softmax_regression", None, 1)
     ref = build_reference(case.problem())

@@ -8,7 +8,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Depends, Request
 from pydantic import TypeAdapter
 
-from service.api.body import parse, read_json
+from service.api.body import MODEL_TAGS, parse, read_json
 from service.api.encoding import JSONBytes, dumps
 from service.api.grading import grade_batch, grade_request
 from service.api.grading_schemas import BatchResponse, GradeBatchRequest, GradeRequest, GradeResponse
@@ -34,8 +34,11 @@ def _grade(body: bytes, settings: Settings) -> bytes:
     return dumps(grade_request(parse(_GRADE, body), settings))
 
 
+_BATCH_TAGS = MODEL_TAGS | {"answers", "items"}
+
+
 def _batch(body: bytes, settings: Settings) -> bytes:
-    return dumps(grade_batch(parse(_BATCH, body), settings))
+    return dumps(grade_batch(parse(_BATCH, body, _BATCH_TAGS), settings))
 
 
 @router.post(
