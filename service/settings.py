@@ -23,6 +23,9 @@ class Settings(BaseSettings):
         gt=0,
         description="Largest finite-difference check, in multiply-adds: 2·(parameters)·m·n·k.",
     )
+    max_layers: int = Field(16, gt=0, description="Most layers in a neural_network.")
+    max_units: int = Field(1024, gt=0, description="Most units in one layer of a neural_network.")
+    max_parameters: int = Field(1_000_000, gt=0, description="Most weights and biases in a neural_network.")
     max_batch_items: int = Field(10_000, gt=0, description="Most answers (or items) in one /grade/batch request.")
     inline_body_bytes: int = Field(
         65_536,

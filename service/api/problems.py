@@ -27,6 +27,8 @@ from service.compute.models import (
     prepare_targets,
     target_violations,
 )
+from service.compute.network import NetworkProblem
+from service.compute.network import explain_size as network_explain_size
 from service.compute.pairings import PRESETS, ModelName, make_pairing
 from service.settings import Settings
 
@@ -183,3 +185,126 @@ def prepare(req: Any, settings: Settings) -> Prepared:
                 limit=settings.max_verify_work,
             )
     return Prepared(problem, level, bool(req.verify), work)
+
+
+@dataclass
+class PreparedNetwork:
+    network: NetworkProblem
+    explain: ExplainLevel
+    verify: bool
+
+
+def prepare_network(req: Any, settings: Settings) -> PreparedNetwork:
+    """The cross-field rules of a neural_network request, checked before any array is built."""
+    errors: list[dict[str, Any]] = []
+    specs, layers = req.layers, req.parameters.layers
+    X = req.data.X
+    m, n = len(X), len(X[0])
+    if len(specs) > settings.max_layers:
+        raise _invalid([{"loc": ["layers"], "msg": f"at most {settings.max_layers} layers"}])
+    if len(layers) != len(specs):
+        raise _invalid(
+            [{"loc": ["parameters", "layers"], "msg": f"{len(layers)} layers of parameters for {len(specs)} layers"}]
+        )
+    for i, row in enumerate(X):
+        if len(row) != n or n == 0:
+            errors.append({"loc": ["data", "X", i], "msg": f"row has {len(row)} entries; row 0 has {n}"})
+            if len(errors) >= 20:
+                break
+    width, params = n, 0
+    for i, (spec, lp) in enumerate(zip(specs, layers, strict=True)):
+        loc = ["parameters", "layers", i]
+        units = len(lp.W[0])
+        if len(lp.W) != width:
+            errors.append({"loc": [*loc, "W"], "msg": f"W has {len(lp.W)} rows; the layer's input has {width} units"})
+        for j, row in enumerate(lp.W):
+            if len(row) != units:
+                errors.append({"loc": [*loc, "W", j], "msg": f"row has {len(row)} entries; row 0 has {units}"})
+                break
+        if len(lp.b) != units:
+            errors.append({"loc": [*loc, "b"], "msg": f"b has {len(lp.b)} entries; W has {units} columns"})
+        if units > settings.max_units:
+            errors.append({"loc": [*loc, "W"], "msg": f"at most {settings.max_units} units per layer"})
+        if i < len(specs) - 1 and ACTIVATIONS[ActivationName(spec.activation)].vector:
+            errors.append(
+                {"loc": ["layers", i, "activation"], "msg": "softmax may only be the last layer's activation"}
+            )
+        params += len(lp.W) * units + len(lp.b)
+        width = units
+    if params > settings.max_parameters:
+        errors.append(
+            {"loc": ["parameters", "layers"], "msg": f"{params} parameters; at most {settings.max_parameters}"}
+        )
+    if errors:
+        raise _invalid(errors)
+    out_act = ActivationName(specs[-1].activation)
+    loss_name = LossName(req.loss)
+    vector = ACTIVATIONS[out_act].vector
+    last = ["parameters", "layers", len(layers) - 1, "W"]
+    if vector and width < 2:
+        raise _invalid([{"loc": last, "msg": "a softmax output layer needs k ≥ 2 units"}])
+    if not vector and width != 1:
+        raise _invalid([{"loc": last, "msg": f"{out_act} gives one output: the last layer needs 1 unit"}])
+    y = req.data.y
+    if len(y) != m:
+        raise _invalid([{"loc": ["data", "y"], "msg": f"y has {len(y)} entries; X has m = {m} rows"}])
+    y_rows = bool(y) and isinstance(y[0], list)
+    if y_rows and not vector:
+        raise _invalid([{"loc": ["data", "y"], "msg": f"{out_act} gives one output: y must be m numbers"}])
+    params_in: dict[str, float] = {}
+    if req.loss_params is not None:
+        declared = {p.name for p in LOSSES[loss_name].param_specs}
+        for key, value in req.loss_params.model_dump(exclude_none=True).items():
+            if key not in declared:
+                raise _invalid([{"loc": ["loss_params", key], "msg": f"{loss_name} takes no parameter {key}"}])
+            params_in[key] = value
+    try:
+        pairing = make_pairing(out_act, loss_name, params_in)
+    except IncompatiblePairing as exc:
+        raise ProblemError(422, "incompatible-pairing", exc.detail, activation=out_act, loss=loss_name) from None
+    y_arr = np.asarray(y, dtype=np.float64)
+    bad = target_violations(pairing, y_arr, width)
+    if bad:
+        raise ProblemError(
+            422,
+            "domain-error",
+            f"Some targets are outside the domain of {loss_name}.",
+            [{"loc": ["data", "y", *idx], "msg": msg} for idx, msg in bad],
+        )
+    level = _explain_level(req.explain)
+    widths = [len(lp.b) for lp in layers]
+    if level is not ExplainLevel.NONE:
+        size = network_explain_size(m, widths, width)
+        if size > settings.max_explain_values:
+            raise ProblemError(
+                422,
+                "explain-too-large",
+                f"The breakdown would hold {size} numbers, above the limit of {settings.max_explain_values}. "
+                "Ask for it on fewer examples or a smaller network, or set explain to false.",
+                size=size,
+                limit=settings.max_explain_values,
+            )
+    work = m * sum(a * b for a, b in zip([n, *widths[:-1]], widths, strict=True))
+    if req.verify and 2 * params * work > settings.max_verify_work:
+        raise ProblemError(
+            422,
+            "explain-too-large",
+            f"A finite-difference check of this network takes about {2 * params * work} multiply-adds, above the "
+            f"limit of {settings.max_verify_work}. Verify a smaller network or fewer examples, or set verify to false.",
+            size=2 * params * work,
+            limit=settings.max_verify_work,
+        )
+    reg = None
+    if req.regularization is not None:
+        reg = Regularization(req.regularization.kind, req.regularization.lambda_)
+    hidden = [ACTIVATIONS[ActivationName(s.activation)] for s in specs[:-1]]
+    net = NetworkProblem(
+        hidden=hidden,
+        pairing=pairing,
+        Ws=[np.asarray(lp.W, dtype=np.float64) for lp in layers],
+        bs=[np.asarray(lp.b, dtype=np.float64) for lp in layers],
+        X=np.asarray(X, dtype=np.float64),
+        y=prepare_targets(pairing, y_arr, width),
+        regularization=reg,
+    )
+    return PreparedNetwork(net, level, bool(req.verify))

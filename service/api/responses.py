@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from service.api.errors import PROBLEM_JSON
-from service.api.problems import Prepared
+from service.api.problems import Prepared, PreparedNetwork
 from service.api.schemas import ProblemDetails
-from service.compute.check import verify
-from service.compute.models import evaluate
+from service.compute.check import verify, verify_network
+from service.compute.models import ExplainLevel, evaluate
+from service.compute.network import evaluate as network_evaluate
 
 
 def gradient_response(prepared: Prepared) -> dict[str, Any]:
@@ -33,6 +34,33 @@ def gradient_response(prepared: Prepared) -> dict[str, Any]:
         body["breakdown"] = ev.breakdown
     if prepared.verify:
         body["verification"] = verify(problem, ev)
+    return body
+
+
+def network_response(prepared: PreparedNetwork) -> dict[str, Any]:
+    """Evaluate a network by backpropagation (and verify it on request); gradients mirror parameters."""
+    net = prepared.network
+    ev = network_evaluate(
+        net, explain=prepared.explain is not ExplainLevel.NONE, full=prepared.explain is ExplainLevel.FULL
+    )
+    pairing = net.pairing
+    pairing_out: dict[str, Any] = {
+        "activation": str(pairing.activation.name),
+        "loss": str(pairing.loss.name),
+        "canonical": pairing.canonical,
+    }
+    if pairing.loss.params:
+        pairing_out["loss_params"] = dict(pairing.loss.params)
+    body: dict[str, Any] = {
+        "model": "neural_network",
+        "pairing": pairing_out,
+        "loss": ev.loss,
+        "gradients": {"layers": [{"W": gW, "b": gb} for gW, gb in zip(ev.grad_Ws, ev.grad_bs, strict=True)]},
+    }
+    if ev.breakdown is not None:
+        body["breakdown"] = ev.breakdown
+    if prepared.verify:
+        body["verification"] = verify_network(net, ev)
     return body
 
 

@@ -235,12 +235,52 @@ class SingleLayerRequest(_Options):
     data: AnyData
 
 
+class LayerSpec(Strict):
+    activation: ActivationName = Field(description="g[l]; softmax only in the last layer.")
+
+
+class LayerParameters(Strict):
+    W: Annotated[list[list[float]], Field(min_length=1, description="n_in rows of n_out weights.")]
+    b: list[float] = Field(min_length=1, description="n_out biases.")
+
+
+class NetworkParameters(Strict):
+    layers: list[LayerParameters] = Field(min_length=1, description="W[l] and b[l] for each layer, in order.")
+
+
+class NeuralNetworkRequest(_Options):
+    """Several layers: z[l] = a[l−1] W[l] + b[l], a[l] = g[l](z[l]); the last layer's activation pairs with
+    the loss (1 unit, or k ≥ 2 with softmax). Regularization applies to the weights, never the biases."""
+
+    model: Literal["neural_network"] = Field(description="The model.")
+    layers: list[LayerSpec] = Field(min_length=1, description="The activation of each layer, in order.")
+    loss: LossName = Field(description="The loss; it must be compatible with the last layer's activation.")
+    loss_params: LossParams | None = Field(None, description="Parameters of the loss (huber: delta).")  # type: ignore[valid-type]
+    parameters: NetworkParameters
+    data: AnyData
+
+
+EXAMPLES[ModelName.NEURAL_NETWORK] = _example(
+    ModelName.NEURAL_NETWORK,
+    layers=[{"activation": "relu"}, {"activation": "sigmoid"}],
+    loss="binary_cross_entropy",
+    parameters={
+        "layers": [
+            {"W": [[0.5, -0.4, 0.3], [0.2, 0.6, -0.5]], "b": [0.1, 0.0, -0.1]},
+            {"W": [[0.7], [-0.3], [0.5]], "b": [0.05]},
+        ]
+    },
+    data={"X": WORKED_X, "y": [0, 0, 0, 1, 1, 1]},
+    explain="factors",
+)
+
 REQUEST_MODELS: dict[ModelName, type[Strict]] = {
     ModelName.LINEAR_REGRESSION: LinearRegressionRequest,
     ModelName.LOGISTIC_REGRESSION: LogisticRegressionRequest,
     ModelName.SOFTMAX_REGRESSION: SoftmaxRegressionRequest,
     ModelName.POISSON_REGRESSION: PoissonRegressionRequest,
     ModelName.SINGLE_LAYER: SingleLayerRequest,
+    ModelName.NEURAL_NETWORK: NeuralNetworkRequest,
 }
 for _model, _cls in REQUEST_MODELS.items():
     _cls.model_config["json_schema_extra"] = {"examples": [EXAMPLES[_model]]}
@@ -251,7 +291,8 @@ GradientRequest = Annotated[
     | LogisticRegressionRequest  # type: ignore[valid-type]
     | SoftmaxRegressionRequest  # type: ignore[valid-type]
     | PoissonRegressionRequest  # type: ignore[valid-type]
-    | SingleLayerRequest,
+    | SingleLayerRequest
+    | NeuralNetworkRequest,
     Discriminator("model"),
 ]
 

@@ -116,6 +116,16 @@ def models() -> list[dict[str, Any]]:
             "targets": "as the loss takes them (see GET /losses)",
         }
     )
+    out.append(
+        {
+            "name": str(ModelName.NEURAL_NETWORK),
+            "activation": "one per layer (request field `layers`); softmax only in the last",
+            "loss": "any loss compatible with the last layer's activation",
+            "description": "Several layers trained by backpropagation; the breakdown shows z, a and δ per layer.",
+            "parameters": {"layers": "W[l] (n_in × n_out) and b[l] (n_out) per layer"},
+            "targets": "as the loss takes them (see GET /losses)",
+        }
+    )
     return out
 
 

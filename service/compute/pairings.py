@@ -34,6 +34,7 @@ class ModelName(StrEnum):
     SOFTMAX_REGRESSION = "softmax_regression"
     POISSON_REGRESSION = "poisson_regression"
     SINGLE_LAYER = "single_layer"
+    NEURAL_NETWORK = "neural_network"
 
 
 @dataclass(frozen=True)

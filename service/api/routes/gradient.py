@@ -10,8 +10,8 @@ from pydantic import TypeAdapter
 
 from service.api.body import parse, read_json
 from service.api.encoding import JSONBytes, dumps
-from service.api.problems import Prepared, prepare
-from service.api.responses import PROBLEM_RESPONSES, gradient_response
+from service.api.problems import Prepared, PreparedNetwork, prepare, prepare_network
+from service.api.responses import PROBLEM_RESPONSES, gradient_response, network_response
 from service.api.schemas import EXAMPLES, GradientRequest, GradientResponse
 from service.observability import PROBLEM_SIZE
 from service.settings import Settings, get_settings
@@ -32,13 +32,24 @@ _OPENAPI_BODY = {
 }
 
 
-def _compute(prepared: Prepared) -> bytes:
+def _compute(prepared: Prepared | PreparedNetwork) -> bytes:
+    if isinstance(prepared, PreparedNetwork):
+        net = prepared.network
+        PROBLEM_SIZE.labels("/gradient").observe(net.X.size)
+        return dumps(network_response(prepared))
     PROBLEM_SIZE.labels("/gradient").observe(prepared.problem.m * prepared.problem.n)
     return dumps(gradient_response(prepared))
 
 
+def prepare_any(req: Any, settings: Settings) -> Prepared | PreparedNetwork:
+    """A single-layer model or a network, checked and ready to compute."""
+    if req.model == "neural_network":
+        return prepare_network(req, settings)
+    return prepare(req, settings)
+
+
 def _parse_and_compute(body: bytes, settings: Settings) -> bytes:
-    return _compute(prepare(parse(_REQUEST, body), settings))
+    return _compute(prepare_any(parse(_REQUEST, body), settings))
 
 
 @router.post(
@@ -55,7 +66,7 @@ async def gradient(request: Request, settings: Annotated[Settings, Depends(get_s
     # ~1.1 ms. Small requests stay on the event loop; big ones (and verify) must not stall it.
     if len(body) > settings.inline_body_bytes:
         return JSONBytes(await anyio.to_thread.run_sync(_parse_and_compute, body, settings))
-    prepared = prepare(parse(_REQUEST, body), settings)
+    prepared = prepare_any(parse(_REQUEST, body), settings)
     if prepared.verify:
         return JSONBytes(await anyio.to_thread.run_sync(_compute, prepared))
     return JSONBytes(_compute(prepared))
