@@ -119,7 +119,7 @@ def test_pairings_agree_with_post_gradient(client: TestClient) -> None:
 
 def test_models(client: TestClient) -> None:
     items = get(client, "/models")
-    assert [m["name"] for m in items] == [*PRESETS, "single_layer"]
+    assert [m["name"] for m in items] == [*PRESETS, "single_layer", "neural_network"]
     for m in items[:4]:
         assert (m["activation"], m["loss"]) == PRESET_PAIRINGS[m["name"]]
         assert m["canonical"] is True
