@@ -13,8 +13,9 @@ from pydantic import TypeAdapter
 from service import __version__
 from service.api import errors
 from service.api.body import BodyLimitMiddleware
+from service.api.descent_schemas import DescentRequest
 from service.api.grading_schemas import DOCUMENTED_ITEMS, Answer, GradeBatchRequest, GradeItem, GradeRequest
-from service.api.routes import catalog, grade, gradient, health, metrics
+from service.api.routes import catalog, descent, grade, gradient, health, metrics
 from service.api.schemas import GradientRequest
 from service.observability import RequestContextMiddleware
 from service.settings import Settings, get_settings
@@ -25,6 +26,7 @@ REQUEST_SCHEMAS: dict[str, Any] = {
     "GradeBatchRequest": GradeBatchRequest,
     "Answer": Answer,
     "GradeItem": GradeItem,
+    "DescentRequest": DescentRequest,
 }
 
 DESCRIPTION = (
@@ -66,7 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.dependency_overrides[get_settings] = lambda: settings
     errors.install(app)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
-    modules = (gradient, grade, catalog, health, metrics)
+    modules = (gradient, grade, descent, catalog, health, metrics)
     for module in modules:
         app.include_router(module.router)
     # outermost: the request id and timing cover everything, 413s from the body limit included

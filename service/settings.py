@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     max_layers: int = Field(16, gt=0, description="Most layers in a neural_network.")
     max_units: int = Field(1024, gt=0, description="Most units in one layer of a neural_network.")
     max_parameters: int = Field(1_000_000, gt=0, description="Most weights and biases in a neural_network.")
+    max_descent_steps: int = Field(10_000, gt=0, description="Most steps of one /descent run.")
+    max_descent_work: int = Field(
+        500_000_000, gt=0, description="Largest /descent, in multiply-adds: m·n·k per step × steps × runs."
+    )
     max_batch_items: int = Field(10_000, gt=0, description="Most answers (or items) in one /grade/batch request.")
     inline_body_bytes: int = Field(
         65_536,

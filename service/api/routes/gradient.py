@@ -17,7 +17,7 @@ from service.observability import PROBLEM_SIZE
 from service.settings import Settings, get_settings
 
 router = APIRouter(tags=["gradient"])
-_REQUEST: TypeAdapter[Any] = TypeAdapter(GradientRequest)
+REQUEST: TypeAdapter[Any] = TypeAdapter(GradientRequest)
 
 _OPENAPI_BODY = {
     "requestBody": {
@@ -49,7 +49,7 @@ def prepare_any(req: Any, settings: Settings) -> Prepared | PreparedNetwork:
 
 
 def _parse_and_compute(body: bytes, settings: Settings) -> bytes:
-    return _compute(prepare_any(parse(_REQUEST, body), settings))
+    return _compute(prepare_any(parse(REQUEST, body), settings))
 
 
 @router.post(
@@ -66,7 +66,7 @@ async def gradient(request: Request, settings: Annotated[Settings, Depends(get_s
     # ~1.1 ms. Small requests stay on the event loop; big ones (and verify) must not stall it.
     if len(body) > settings.inline_body_bytes:
         return JSONBytes(await anyio.to_thread.run_sync(_parse_and_compute, body, settings))
-    prepared = prepare_any(parse(_REQUEST, body), settings)
+    prepared = prepare_any(parse(REQUEST, body), settings)
     if prepared.verify:
         return JSONBytes(await anyio.to_thread.run_sync(_compute, prepared))
     return JSONBytes(_compute(prepared))

@@ -1,0 +1,130 @@
+"""From a /descent request to the compute layer's gradient descent, one or two runs side by side."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from service.api.descent_schemas import DescentRequest
+from service.api.errors import ProblemError
+from service.api.problems import PreparedNetwork, prepare, prepare_network
+from service.compute import descent
+from service.settings import Settings
+
+
+def _model(problem_req: Any, settings: Settings) -> tuple[descent.Model, dict[str, Any], int]:
+    """The descent model of a problem, its pairing's description, and the work of one step (m·n·k)."""
+    problem_req = problem_req.model_copy(update={"explain": False, "verify": False})
+    if problem_req.model == "neural_network":
+        prepared_net: PreparedNetwork = prepare_network(problem_req, settings)
+        net = prepared_net.network
+        work = net.m * sum(W.size for W in net.Ws)
+        return descent.network(net), _pairing(net.pairing), work
+    prepared = prepare(problem_req, settings)
+    p = prepared.problem
+    return descent.single_layer(p), _pairing(p.pairing), prepared.work
+
+
+def _pairing(pairing: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "activation": str(pairing.activation.name),
+        "loss": str(pairing.loss.name),
+        "canonical": pairing.canonical,
+    }
+    if pairing.loss.params:
+        out["loss_params"] = dict(pairing.loss.params)
+    return out
+
+
+def _with_pairing(problem_req: Any, other: Any) -> Any:
+    """The same problem with another output pairing (a preset becomes a single_layer model)."""
+    dump = problem_req.model_dump(mode="json", by_alias=True, exclude_none=True)
+    if dump["model"] == "neural_network":
+        dump["layers"][-1] = {"activation": str(other.activation)}
+    else:
+        dump["model"] = "single_layer"
+        dump["activation"] = str(other.activation)
+    dump["loss"] = str(other.loss)
+    dump.pop("loss_params", None)
+    if other.loss_params is not None:
+        dump["loss_params"] = other.loss_params.model_dump(exclude_none=True)
+    from service.api.routes.gradient import REQUEST  # the same strict validation as a /gradient body
+
+    return REQUEST.validate_json(json.dumps(dump))
+
+
+def run_descent(req: DescentRequest, settings: Settings) -> dict[str, Any]:
+    problems = [req.problem]
+    if req.compare_with is not None:
+        try:
+            problems.append(_with_pairing(req.problem, req.compare_with))
+        except Exception as exc:  # pydantic's ValidationError: the second pairing does not fit the data
+            raise ProblemError(
+                422,
+                "validation-error",
+                f"compare_with does not fit this problem: {str(exc).splitlines()[0]}",
+                [{"loc": ["compare_with"], "msg": "the second pairing cannot take this problem"}],
+            ) from None
+    if req.steps > settings.max_descent_steps:
+        raise ProblemError(
+            422,
+            "validation-error",
+            f"At most {settings.max_descent_steps} steps.",
+            [{"loc": ["steps"], "msg": f"at most {settings.max_descent_steps}"}],
+        )
+    record_every = req.record_every or max(1, req.steps // 10)
+    runs = []
+    for i, problem_req in enumerate(problems):
+        loc = "problem" if i == 0 else "compare_with"
+        try:
+            model, pairing, work = _model(problem_req, settings)
+        except ProblemError as exc:
+            errors = None if exc.errors is None else [{"loc": [loc, *e["loc"]], "msg": e["msg"]} for e in exc.errors]
+            raise ProblemError(exc.status, exc.slug, exc.detail, errors, **exc.extra) from None
+        total = work * max(req.steps, 1) * len(problems)
+        if total > settings.max_descent_work:
+            raise ProblemError(
+                422,
+                "validation-error",
+                f"This descent takes about {total} multiply-adds (m·n·k per step × steps), above the limit of "
+                f"{settings.max_descent_work}: take fewer steps or a smaller problem.",
+                [{"loc": ["steps"], "msg": "too much work"}],
+            )
+        run = descent.gradient_descent(
+            model,
+            req.learning_rate,
+            req.steps,
+            record_every=record_every,
+            patience=req.patience,
+            gradient_tolerance=req.gradient_tolerance,
+        )
+        runs.append({"pairing": pairing, **run})
+    out: dict[str, Any] = {"runs": runs}
+    if len(runs) == 2:
+        out["comparison"] = _compare(runs)
+    return out
+
+
+def _compare(runs: list[dict[str, Any]]) -> str:
+    a, b = runs
+
+    def name(r: dict[str, Any]) -> str:
+        p = r["pairing"]
+        return f"{p['activation']} + {p['loss']}" + (" (canonical)" if p["canonical"] else "")
+
+    lines = [
+        f"{name(r)}: {r['status']} after {r['steps_taken']} steps, J from {r['history']['loss'][0]:.6g} to "
+        f"{r['final']['loss']:.6g}, ‖∇J‖ from {r['history']['gradient_norm'][0]:.3g} to "
+        f"{r['final']['gradient_norm']:.3g}"
+        for r in runs
+    ]
+    canonical = [r for r in runs if r["pairing"]["canonical"]]
+    if len(canonical) == 1:
+        other = b if canonical[0] is a else a
+        lines.append(
+            f"The two costs are different functions, so compare how fast each falls, not their values. With the "
+            f"canonical pairing ∂L/∂z = f − y; with {name(other)} the gradient keeps the factor ∂f/∂z, which "
+            "vanishes where the activation saturates, so examples that are confidently wrong barely move the "
+            "parameters and training slows."
+        )
+    return "\n".join(lines)

@@ -1,0 +1,144 @@
+"""Batch gradient descent: θ ← θ − α ∂J/∂θ for k steps, with its cost history.
+
+Generic over the model: an Objective maps the parameters (a list of arrays) to J and its
+gradients (the same list's shapes), so single-layer models and networks share one loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from service.compute.errors import NonFiniteResult
+from service.compute.models import Problem
+from service.compute.models import evaluate as evaluate_model
+from service.compute.network import NetworkProblem
+from service.compute.network import evaluate as evaluate_network
+from service.compute.stable import Array
+
+Objective = Callable[[list[Array]], tuple[float, list[Array]]]
+
+
+@dataclass(frozen=True)
+class Model:
+    """How to run descent on one kind of model: its parameters, objective and JSON shape."""
+
+    params: list[Array]
+    objective: Objective
+    to_json: Callable[[list[Array]], dict[str, Any]]
+
+
+def single_layer(problem: Problem) -> Model:
+    """w and b of a single-layer model (b a number, or k numbers with softmax)."""
+
+    def objective(params: list[Array]) -> tuple[float, list[Array]]:
+        ev = evaluate_model(replace(problem, w=params[0], b=params[1]))
+        return ev.loss, [ev.grad_w, np.asarray(ev.grad_b)]
+
+    def to_json(params: list[Array]) -> dict[str, Any]:
+        b = params[1]
+        return {"w": params[0], "b": float(b) if b.ndim == 0 else b}
+
+    return Model([problem.w.copy(), problem.b.copy()], objective, to_json)
+
+
+def network(net: NetworkProblem) -> Model:
+    """W[l] and b[l] of every layer."""
+    depth = net.depth
+
+    def objective(params: list[Array]) -> tuple[float, list[Array]]:
+        ev = evaluate_network(replace(net, Ws=params[:depth], bs=params[depth:]))
+        return ev.loss, [*ev.grad_Ws, *ev.grad_bs]
+
+    def to_json(params: list[Array]) -> dict[str, Any]:
+        return {"layers": [{"W": W, "b": b} for W, b in zip(params[:depth], params[depth:], strict=True)]}
+
+    return Model([W.copy() for W in net.Ws] + [b.copy() for b in net.bs], objective, to_json)
+
+
+def _norm(grads: list[Array]) -> float:
+    with np.errstate(over="ignore"):
+        return float(np.sqrt(sum(float(np.sum(g * g)) for g in grads)))
+
+
+def gradient_descent(
+    model: Model,
+    learning_rate: float,
+    steps: int,
+    *,
+    record_every: int,
+    patience: int = 5,
+    gradient_tolerance: float = 0.0,
+) -> dict[str, Any]:
+    """Run k steps from the model's parameters.
+
+    Returns the cost J(θ_t) and the gradient norm ‖∇J(θ_t)‖ for t = 0 … (steps taken), the
+    parameters every `record_every` steps and at the end, and a status: completed, converged
+    (‖∇J‖ ≤ gradient_tolerance), diverged (J rose `patience` steps in a row) or non-finite.
+    """
+    params = [p.copy() for p in model.params]
+    last_good = params
+    losses: list[float] = []
+    norms: list[float] = []
+    snapshots: list[dict[str, Any]] = []
+    status, explanation = "completed", f"ran all {steps} steps"
+    rising = 0
+    t = 0
+    while True:
+        try:
+            J, grads = model.objective(params)
+            norm = _norm(grads)
+            if not np.isfinite(norm):
+                raise NonFiniteResult("gradient norm", [], "‖∇J‖ overflows float64")
+        except NonFiniteResult as exc:
+            if t == 0:
+                raise  # the problem as given: the caller's error, not the descent's
+            status = "non-finite"
+            explanation = (
+                f"at step {t} the {exc.quantity} is not representable in float64 ({exc.detail}): the parameters "
+                f"grew too large, which happens when the learning rate α = {learning_rate:g} is too large; try a "
+                f"smaller one. The results stop at step {t - 1}, the last one that evaluated."
+            )
+            break
+        losses.append(J)
+        norms.append(norm)
+        last_good = params
+        if t % record_every == 0:
+            snapshots.append({"step": t, "loss": J, "parameters": model.to_json(params)})
+        rising = rising + 1 if len(losses) >= 2 and losses[-1] > losses[-2] else 0
+        if rising >= patience:
+            status = "diverged"
+            explanation = (
+                f"the cost rose for {patience} steps in a row (from {losses[-patience - 1]:.6g} to {J:.6g} at step "
+                f"{t}): the learning rate α = {learning_rate:g} overshoots the minimum; try α/10"
+            )
+            break
+        if norm <= gradient_tolerance:
+            status, explanation = "converged", f"‖∇J‖ = {norm:.3g} ≤ {gradient_tolerance:g} at step {t}"
+            break
+        if t == steps:
+            break
+        with np.errstate(over="ignore", invalid="ignore"):
+            params = [p - learning_rate * g for p, g in zip(params, grads, strict=True)]
+        t += 1
+    steps_taken = len(losses) - 1
+    if snapshots[-1]["step"] != steps_taken:
+        snapshots.append({"step": steps_taken, "loss": losses[-1], "parameters": model.to_json(last_good)})
+    return {
+        "learning_rate": learning_rate,
+        "steps_requested": steps,
+        "steps_taken": steps_taken,
+        "status": status,
+        "explanation": explanation,
+        "history": {"loss": losses, "gradient_norm": norms},
+        "snapshots": snapshots,
+        "final": {
+            "step": steps_taken,
+            "loss": losses[-1],
+            "gradient_norm": norms[-1],
+            "parameters": model.to_json(last_good),
+        },
+    }
