@@ -1,0 +1,53 @@
+"""The deployment docs (docs/DEPLOY.md, or README's Deploy section once merged) match the files."""
+
+from __future__ import annotations
+
+import re
+
+import yaml
+
+from service.settings import Settings
+from tests.deploy.tools import COMPOSE, ROOT
+
+
+def _deploy_text() -> str:
+    readme = (ROOT / "README.md").read_text()
+    if "\n## Deploy\n" in readme:
+        return readme.split("\n## Deploy\n", 1)[1].split("\n## ", 1)[0]
+    return (ROOT / "docs" / "DEPLOY.md").read_text()
+
+
+def _table(section: str) -> dict[str, list[str]]:
+    text = _deploy_text().split(f"### {section}\n", 1)[1].split("\n### ", 1)[0]
+    rows: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| `"):
+            rows.setdefault(cells[0].strip("`"), cells[1:])
+    return rows
+
+
+def test_configuration_table_lists_every_setting_with_its_default() -> None:
+    rows = _table("Configuration")
+    for name, field in Settings.model_fields.items():
+        var = f"GRADIENT_SERVICE_{name.upper()}"
+        assert var in rows, f"{var} is not in the configuration table of docs/DEPLOY.md"
+        assert rows[var][0].split()[0] == f"`{field.default}`", (var, rows[var][0])
+    assert rows["WEB_CONCURRENCY"][0] == "`1`"
+    assert rows["PROMETHEUS_MULTIPROC_DIR"][1] == "`/tmp/gradient-metrics`"
+
+
+def test_compose_variables_are_documented() -> None:
+    used = set(re.findall(r"\$\{([A-Z_]+)", COMPOSE.read_text()))
+    documented = set(_table("Configuration"))
+    assert used <= documented, f"compose.yaml reads undocumented variables: {sorted(used - documented)}"
+    for var, default in re.findall(r"\$\{([A-Z_]+):-([^}]*)\}", COMPOSE.read_text()):
+        assert _table("Configuration")[var][0].split()[0] == f"`{default}`", var
+
+
+def test_documented_commands_name_real_files() -> None:
+    text = _deploy_text()
+    for path in set(re.findall(r"(?:-f |-k )(docker/\S+)", text)):
+        assert (ROOT / path).exists(), path
+    compose = yaml.safe_load(COMPOSE.read_text())
+    assert "nginx:1.28-alpine" in compose["services"]["nginx"]["image"] and "nginx:1.28-alpine" in text
