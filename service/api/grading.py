@@ -11,11 +11,12 @@ from pydantic import TypeAdapter, ValidationError
 from service.api.body import MODEL_TAGS, field_names
 from service.api.errors import ProblemError, compute_error_problem, problem_body, validation_errors
 from service.api.grading_schemas import Answer, GradeBatchOne, GradeItem, GradeOptionsIn, GradeRequest
-from service.api.problems import prepare
+from service.api.problems import prepare, prepare_network
 from service.compute.errors import ComputeError
 from service.grading.compare import Tolerance
 from service.grading.formats import render
 from service.grading.grade import GradeOptions, grade
+from service.grading.network import NetworkReference, build_network_reference
 from service.grading.reference import Reference, build_reference
 from service.observability import GRADES, PROBLEM_SIZE
 from service.settings import Settings
@@ -55,14 +56,24 @@ def answer_parts(answer: Answer) -> dict[str, Any]:
         sub = getattr(answer, group)
         if sub is not None:
             for name in sub.model_fields_set:
+                if group == "gradients" and name == "layers":
+                    for i, layer in enumerate(sub.layers or []):
+                        if layer is not None:
+                            for key in layer.model_fields_set:
+                                parts[f"gradients.layers.{i}.{key}"] = getattr(layer, key)
+                    continue
                 parts[f"{group}.{name}"] = getattr(sub, name)
     return parts
 
 
-def reference_for(problem: Any, settings: Settings, route: str = "/grade") -> Reference:
+def reference_for(problem: Any, settings: Settings, route: str = "/grade") -> Reference | NetworkReference:
     """Check the problem as /gradient does (a bad one is a 422) and compute its reference."""
     problem = problem.model_copy(update={"explain": False, "verify": False})
     try:
+        if problem.model == "neural_network":
+            net = prepare_network(problem, settings).network
+            PROBLEM_SIZE.labels(route).observe(net.X.size)
+            return build_network_reference(net)
         prepared = prepare(problem, settings)
         PROBLEM_SIZE.labels(route).observe(prepared.problem.m * prepared.problem.n)
         return build_reference(prepared.problem)
@@ -79,9 +90,24 @@ def _under_problem(exc: ProblemError) -> ProblemError:
 
 
 def _grade(
-    ref: Reference, answer: Answer, options: GradeOptions, fmt: str, loc: tuple[str, ...] = ("answer",)
+    ref: Reference | NetworkReference,
+    answer: Answer,
+    options: GradeOptions,
+    fmt: str,
+    loc: tuple[str, ...] = ("answer",),
 ) -> dict[str, Any]:
     parts = answer_parts(answer)
+    unknown = [p for p in parts if p not in ref.expected]
+    if unknown:
+        raise ProblemError(
+            422,
+            "validation-error",
+            "The answer has parts this problem does not have.",
+            [
+                {"loc": [*loc, *_part_loc(p)], "msg": f"no part {p} in this model: it has {', '.join(ref.expected)}"}
+                for p in unknown
+            ],
+        )
     if not parts:
         raise ProblemError(
             422,
@@ -92,6 +118,10 @@ def _grade(
     native = grade(ref, parts, options)
     GRADES.labels("correct" if native["correct"] else "incorrect").inc()
     return render(native, fmt)
+
+
+def _part_loc(part: str) -> list[str | int]:
+    return [int(x) if x.isdigit() else x for x in part.split(".")]
 
 
 def grade_request(req: GradeRequest, settings: Settings) -> dict[str, Any]:
@@ -137,7 +167,7 @@ def grade_batch(req: Any, settings: Settings) -> dict[str, Any]:
             except (ValidationError, ProblemError) as exc:
                 results.append(_item_problem(exc, i, "answers"))
         return {"results": results}
-    cache: dict[bytes, Reference | Exception] = {}
+    cache: dict[bytes, Reference | NetworkReference | Exception] = {}
     for i, raw in enumerate(req.items):
         try:
             item = _validate_item(raw)

@@ -24,9 +24,17 @@ class Lenient(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
 
 
+class AnswerLayer(Lenient):
+    W: JsonValue = Field(None, description=_LEARNER + " Shaped as the layer's W.")
+    b: JsonValue = Field(None, description=_LEARNER + " Shaped as the layer's b.")
+
+
 class AnswerGradients(Lenient):
     w: JsonValue = Field(None, description=_LEARNER + " Shaped as parameters.w.")
     b: JsonValue = Field(None, description=_LEARNER + " Shaped as parameters.b.")
+    layers: list[AnswerLayer | None] | None = Field(
+        None, description="For a neural_network: per layer, as parameters.layers (null for a layer not answered)."
+    )
 
 
 class AnswerPerSample(Lenient):

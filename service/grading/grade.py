@@ -17,7 +17,7 @@ from service.compute.activations import ActivationName
 from service.compute.stable import Array
 from service.grading import GRADING_RULES_VERSION
 from service.grading.compare import Parsed, Tolerance, parse_answer
-from service.grading.mistakes import BY_CODE, MISTAKES
+from service.grading.mistakes import ALL_MISTAKES
 from service.grading.reference import Reference
 
 CHAIN_ORDER = (
@@ -41,7 +41,8 @@ UPSTREAM: dict[str, tuple[str, ...]] = {
     "gradients.w": ("z", "f", "dL_df", "df_dz", "dL_dz"),
     "gradients.b": ("z", "f", "dL_df", "df_dz", "dL_dz"),
 }
-_PRIORITY = {m.code: i for i, m in enumerate(MISTAKES)}
+_PRIORITY = {m.code: i for i, m in enumerate(ALL_MISTAKES)}
+TITLES = {m.code: m.title for m in ALL_MISTAKES}
 
 
 def version() -> dict[str, str]:
@@ -123,11 +124,13 @@ def _differing(a: Array, e: Array, tol: Tolerance) -> tuple[int, int]:
     return int(close.size - np.count_nonzero(close)), int(close.size)
 
 
-def grade(ref: Reference, answer: dict[str, Any], options: GradeOptions) -> dict[str, Any]:
-    """The native result: score, points, checks with messages and diagnosed mistakes, feedback."""
+def grade(ref: Any, answer: dict[str, Any], options: GradeOptions) -> dict[str, Any]:
+    """The native result: score, points, checks with messages and diagnosed mistakes, feedback.
+
+    `ref` is a Reference (single-layer models) or a NetworkReference (service.grading.network)."""
     tol = options.tolerance
     parsed: dict[str, Parsed] = {
-        part: parse_answer(answer[part], ref.expected[part].shape) for part in CHAIN_ORDER if part in answer
+        part: parse_answer(answer[part], ref.expected[part].shape) for part in ref.expected if part in answer
     }
     own: dict[str, Array] = {}
     for part, pa in parsed.items():
@@ -139,7 +142,7 @@ def grade(ref: Reference, answer: dict[str, Any], options: GradeOptions) -> dict
 
     ordered: list[dict[str, Any]] = []
     slips: set[str] = set()  # the learner's own values graded wrong: the sources of carried errors
-    for part in CHAIN_ORDER:
+    for part in [*CHAIN_ORDER, *(p for p in ref.expected if p not in CHAIN_ORDER)]:
         if part in parsed:
             check = _check(part, parsed[part], ref, chain, off_reference, slips, options)
             ordered.append(check)
@@ -196,7 +199,7 @@ def _check(
     if tol.allclose(answer, expected):
         check.update(correct=True, points=max_points, message="Correct.", mistake=None, graded_against="reference")
         return check
-    inherited = [f"per_sample.{n}" for n in UPSTREAM[part] if n in off_reference]
+    inherited = [f"per_sample.{n}" for n in UPSTREAM.get(part, ()) if n in off_reference]
     if inherited and chain is not None:
         carried = chain.expectation(part)
         if (
@@ -235,16 +238,17 @@ def _check(
 def _diagnose(part: str, answer: Array, ref: Reference, tol: Tolerance) -> dict[str, Any] | None:
     if part not in ref.stacked:
         return None
-    codes, stacked = ref.stacked[part]
+    codes, messages, stacked = ref.stacked[part]
     close = tol.close(answer[None], stacked).reshape(len(codes), -1)
-    matches = [code for code, ok in zip(codes, np.all(close, axis=1), strict=True) if ok]
-    if not matches:
+    hits = [(code, msg) for code, msg, ok in zip(codes, messages, np.all(close, axis=1), strict=True) if ok]
+    if not hits:
         return None
-    matches.sort(key=_PRIORITY.__getitem__)
-    best = BY_CODE[matches[0]]
-    out: dict[str, Any] = {"code": best.code, "title": best.title, "message": best.feedback(ref)}
-    if len(matches) > 1:
-        out["also_matches"] = matches[1:]
+    hits.sort(key=lambda hit: _PRIORITY.get(hit[0], len(_PRIORITY)))
+    code, message = hits[0]
+    out: dict[str, Any] = {"code": code, "title": TITLES[code], "message": message}
+    others = list(dict.fromkeys(c for c, _ in hits[1:] if c != code))
+    if others:
+        out["also_matches"] = others
     return out
 
 

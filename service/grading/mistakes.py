@@ -349,6 +349,39 @@ MISTAKES: tuple[Mistake, ...] = (
     ),
 )
 
+# Mistakes that belong to backpropagation through several layers (neural_network only); their
+# variants are computed in service/grading/network.py, one per layer where they can happen.
+NETWORK_MISTAKES: tuple[Mistake, ...] = (
+    Mistake(
+        "missing_hidden_derivative",
+        "Dropped g′(z) of a hidden layer",
+        "Backpropagated δ[l] = δ[l+1] W[l+1]ᵀ without the factor g′(z[l]) of hidden layer l.",
+        "neural_network with a hidden activation that is not identity",
+        ("gradients.layers",),
+        lambda ref: None,
+        lambda ref: "",
+    ),
+    Mistake(
+        "weights_not_transposed",
+        "Used W instead of Wᵀ",
+        "Backpropagated with δ[l+1] W[l+1] where W[l+1]ᵀ belongs (possible only when W[l+1] is square).",
+        "neural_network with a square weight matrix above a hidden layer",
+        ("gradients.layers",),
+        lambda ref: None,
+        lambda ref: "",
+    ),
+    Mistake(
+        "layer_missing_mean",
+        "Forgot 1/m in one layer",
+        "Left the factor 1/m out of ∂J/∂W[l] and ∂J/∂b[l] of one layer only.",
+        "neural_network with m > 1 and more than one layer",
+        ("gradients.layers",),
+        lambda ref: None,
+        lambda ref: "",
+    ),
+)
+
+ALL_MISTAKES = MISTAKES + NETWORK_MISTAKES
 BY_CODE = {m.code: m for m in MISTAKES}
 # The variants themselves are compared with the exact reference at this tolerance to decide whether
 # a mistake changes a part at all (a variant equal to the answer key is never diagnosed).
@@ -385,6 +418,7 @@ def catalogue() -> list[dict[str, object]]:
             "explanation": m.explanation,
             "applies_when": m.applies_when,
             "parts": list(m.parts),
+            "models": "neural_network" if m in NETWORK_MISTAKES else "all",
         }
-        for m in MISTAKES
+        for m in ALL_MISTAKES
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -30,9 +31,9 @@ class Reference:
     evaluation: Evaluation
     expected: dict[str, Array]
     variants: dict[str, dict[str, Array]] = field(default_factory=dict)
-    # per part: the codes whose variant changes it and their values stacked (codes first), so one
-    # comparison tests an answer against every variant at once
-    stacked: dict[str, tuple[list[str], Array]] = field(default_factory=dict)
+    # per part: the codes (and the learner's feedback) of every variant that changes it, and the
+    # variants' values stacked, so one comparison tests an answer against all of them at once
+    stacked: dict[str, tuple[list[str], list[str], Array]] = field(default_factory=dict)
 
     @property
     def m(self) -> int:
@@ -45,7 +46,7 @@ class Reference:
 
 def build_reference(problem: Problem) -> Reference:
     """Evaluate the problem, add the displayed factors, and compute the mistake variants."""
-    from service.grading.mistakes import variants_for
+    from service.grading.mistakes import BY_CODE, variants_for
 
     ev = evaluate(problem)
     dL_df, df_dz = problem.pairing.factors(ev.z, ev.f, problem.y)
@@ -61,8 +62,17 @@ def build_reference(problem: Problem) -> Reference:
     }
     ref = Reference(problem, ev, expected)
     ref.variants = variants_for(ref)
-    for part in PART_NAMES:
-        codes = [code for code, variant in ref.variants.items() if part in variant]
-        if codes:
-            ref.stacked[part] = (codes, np.stack([ref.variants[c][part] for c in codes]))
+    stack_variants(ref, [(code, BY_CODE[code].feedback(ref), variant) for code, variant in ref.variants.items()])
     return ref
+
+
+def stack_variants(ref: Any, entries: list[tuple[str, str, dict[str, Array]]]) -> None:
+    """Fill ref.stacked from (code, feedback, variant) entries; one code may appear several times."""
+    for part in ref.expected:
+        chosen = [(code, msg, v[part]) for code, msg, v in entries if part in v]
+        if chosen:
+            ref.stacked[part] = (
+                [c for c, _, _ in chosen],
+                [msg for _, msg, _ in chosen],
+                np.stack([v for _, _, v in chosen]),
+            )

@@ -425,8 +425,11 @@ def test_empty_batch_is_a_422(client: TestClient) -> None:
 def test_get_mistakes_lists_math_md_s_table(client: TestClient) -> None:
     r = client.get("/mistakes")
     assert r.status_code == 200
-    mistakes = r.json()
-    assert [m["code"] for m in mistakes] == list(MATH_MD_CODES)
+    everything = r.json()
+    network_codes = ["missing_hidden_derivative", "weights_not_transposed", "layer_missing_mean"]
+    assert [m["code"] for m in everything] == [*MATH_MD_CODES, *network_codes]
+    assert [m["models"] for m in everything] == ["all"] * len(MATH_MD_CODES) + ["neural_network"] * 3
+    mistakes = everything[: len(MATH_MD_CODES)]
     parts = {"loss", "gradients.w", "gradients.b", "per_sample.dL_dz"}
     for m in mistakes:
         assert isinstance(m["explanation"], str) and len(m["explanation"]) > 20, m
