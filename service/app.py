@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+import signal
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from pydantic import TypeAdapter
 
@@ -14,9 +18,17 @@ from service import __version__
 from service.api import errors
 from service.api.body import BodyLimitMiddleware
 from service.api.descent_schemas import DescentRequest
-from service.api.grading_schemas import DOCUMENTED_ITEMS, Answer, GradeBatchRequest, GradeItem, GradeRequest
+from service.api.grading_schemas import (
+    DOCUMENTED_ITEMS,
+    Answer,
+    GradeBatchRequest,
+    GradeItem,
+    GradeRequest,
+    SignRequest,
+)
 from service.api.routes import catalog, descent, grade, gradient, health, metrics
 from service.api.schemas import GradientRequest
+from service.api.security import KeyRing, RedisLimiter, Signer, make_limiter
 from service.observability import RequestContextMiddleware
 from service.settings import Settings, get_settings
 
@@ -27,7 +39,10 @@ REQUEST_SCHEMAS: dict[str, Any] = {
     "Answer": Answer,
     "GradeItem": GradeItem,
     "DescentRequest": DescentRequest,
+    "SignRequest": SignRequest,
 }
+
+log = logging.getLogger("service.app")
 
 DESCRIPTION = (
     "Loss and gradients of machine-learning models, explained step by step with the chain rule "
@@ -53,21 +68,64 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     return app.openapi_schema
 
 
+def _drain_on_sigterm(app: FastAPI, seconds: float) -> None:
+    """On SIGTERM, answer 503 on /readyz for `seconds` while still serving (so a load balancer stops
+    sending new requests), then hand the signal to uvicorn, which finishes in-flight requests and exits."""
+    if threading.current_thread() is not threading.main_thread():
+        return  # signals can only be handled in the main thread (not under a test client)
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        if not app.state.ready:
+            return
+        app.state.ready = False
+        log.info("SIGTERM: draining for %.1f s (/readyz answers 503), then stopping", seconds)
+        if callable(previous):
+            timer = threading.Timer(seconds, previous, args=(signum, frame))
+            timer.daemon = True
+            timer.start()
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if app.state.keyring.open:
+            log.warning(
+                "no API keys configured: the service is OPEN to anyone who can reach it (fine for local use; "
+                "set GRADIENT_SERVICE_API_KEYS or GRADIENT_SERVICE_API_KEYS_FILE before exposing it)"
+            )
         app.state.ready = True
+        if settings.drain_seconds > 0:
+            _drain_on_sigterm(app, settings.drain_seconds)
         yield
         app.state.ready = False
+        if isinstance(app.state.limiter, RedisLimiter):
+            await app.state.limiter.close()
 
     app = FastAPI(title="gradient-service", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.ready = False
     app.state.settings = settings
+    app.state.keyring = KeyRing(settings.keys())
+    app.state.limiter = make_limiter(settings)
+    app.state.signer = Signer.from_settings(settings)
     app.dependency_overrides[get_settings] = lambda: settings
     errors.install(app)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    if settings.cors_origins:
+        # an explicit allow-list: a wildcard never goes with credentials
+        wildcard = "*" in settings.cors_origins
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=not wildcard,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Retry-After"],
+        )
     modules = (gradient, grade, descent, catalog, health, metrics)
     for module in modules:
         app.include_router(module.router)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
+from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Role = Literal["grader", "student", "operator"]
 
 
 class Settings(BaseSettings):
@@ -36,6 +41,37 @@ class Settings(BaseSettings):
         ge=0,
         description="Bodies above this size are parsed and computed in a worker thread, off the event loop.",
     )
+
+    api_keys: dict[str, list[Role]] = Field(
+        default_factory=dict,
+        description='API keys and their roles, as JSON: {"<key>": ["grader"], ...}. None: the service runs open.',
+    )
+    api_keys_file: Path | None = Field(None, description="A JSON file of API keys and roles, read at start.")
+    signing_secret: SecretStr | None = Field(
+        None, description="HMAC secret for problem tokens; without it a random one is made per process."
+    )
+    token_lifetime_seconds: int = Field(7 * 24 * 3600, gt=0, description="Default lifetime of a problem token.")
+    max_attempts: int = Field(20, gt=0, description="Gradings a student key may make of one problem token.")
+    rate_limit_per_minute: int = Field(600, ge=0, description="Requests per minute per API key (0: no limit).")
+    rate_limit_burst: int = Field(60, gt=0, description="Requests a key may make at once above the steady rate.")
+    redis_url: str | None = Field(
+        None, description="Redis for rate limits and attempt counts shared across workers and replicas."
+    )
+    cors_origins: list[str] = Field(default_factory=list, description="Origins allowed by CORS (no wildcard).")
+    drain_seconds: float = Field(
+        0.0, ge=0, description="On SIGTERM, answer 503 on /readyz this long while still serving, then stop."
+    )
+    max_rows: int = Field(1_000_000, gt=0, description="Most examples m in one problem.")
+    max_features: int = Field(100_000, gt=0, description="Most features n in one problem.")
+    max_classes: int = Field(1_000, gt=0, description="Most classes k in one problem.")
+    max_elements: int = Field(20_000_000, gt=0, description="Most numbers m·n in X.")
+
+    def keys(self) -> dict[str, list[Role]]:
+        """The configured keys: the environment's and the file's."""
+        keys = dict(self.api_keys)
+        if self.api_keys_file is not None:
+            keys.update(json.loads(self.api_keys_file.read_text()))
+        return keys
 
 
 @lru_cache(maxsize=1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import orjson
@@ -12,6 +13,7 @@ from service.api.body import MODEL_TAGS, field_names
 from service.api.errors import ProblemError, compute_error_problem, problem_body, validation_errors
 from service.api.grading_schemas import Answer, GradeBatchOne, GradeItem, GradeOptionsIn, GradeRequest
 from service.api.problems import prepare, prepare_network
+from service.api.security import Principal, Signer, token_digest
 from service.compute.errors import ComputeError
 from service.grading.compare import Tolerance
 from service.grading.formats import render
@@ -113,7 +115,7 @@ def _grade(
             422,
             "validation-error",
             "The answer gives no part to grade.",
-            [{"loc": list(loc), "msg": "give at least one of loss, gradients.w, gradients.b, per_sample.*"}],
+            [{"loc": list(loc), "msg": f"give at least one of: {', '.join(ref.expected)}"}],
         )
     native = grade(ref, parts, options)
     GRADES.labels("correct" if native["correct"] else "incorrect").inc()
@@ -124,9 +126,55 @@ def _part_loc(part: str) -> list[str | int]:
     return [int(x) if x.isdigit() else x for x in part.split(".")]
 
 
-def grade_request(req: GradeRequest, settings: Settings) -> dict[str, Any]:
-    ref = reference_for(req.problem, settings)
+def problem_of(problem: Any, token: str | None, signer: Signer | None) -> Any:
+    """The problem given, or the one a problem_token carries (its signature and expiry checked)."""
+    if token is None:
+        return problem
+    if signer is None:
+        raise ProblemError(403, "forbidden", "This service does not accept problem tokens.")
+    data, _ = signer.verify(token)
+    from service.api.routes.gradient import REQUEST  # strict, as a /gradient body
+
+    return REQUEST.validate_json(orjson.dumps(data))
+
+
+def grade_request(req: GradeRequest, settings: Settings, signer: Signer | None = None) -> dict[str, Any]:
+    ref = reference_for(problem_of(req.problem, req.problem_token, signer), settings)
     return _grade(ref, req.answer, options_from(req), req.format)
+
+
+async def check_student(
+    principal: Principal, req: Any, signer: Signer | None, limiter: Any, settings: Settings
+) -> None:
+    """A student key grades signed problems only, without reveal, a limited number of times each."""
+    if not principal.is_student_only:
+        return
+    if req.reveal:
+        raise ProblemError(403, "forbidden", "A student key may not ask for reveal.")
+    if isinstance(req, GradeRequest | GradeBatchOne):
+        pairs = [(req.problem_token, 1 if isinstance(req, GradeRequest) else len(req.answers))]
+    else:
+        pairs = [(item.get("problem_token") if isinstance(item, dict) else None, 1) for item in req.items]
+    for token, attempts in pairs:
+        if token is None:
+            raise ProblemError(
+                403, "forbidden", "A student key grades signed problems only: send problem_token, not problem."
+            )
+        if signer is None:
+            raise ProblemError(403, "forbidden", "This service does not accept problem tokens.")
+        _, expires = signer.verify(token)
+        key = f"attempts:{principal.key_id}:{token_digest(token)}"
+        used = 0
+        for _ in range(attempts):
+            used = await limiter.count(key, max(1.0, expires - time.time()))
+        if used > settings.max_attempts:
+            raise ProblemError(
+                403,
+                "forbidden",
+                f"This key has used its {settings.max_attempts} attempts at this problem.",
+                attempts=used,
+                max_attempts=settings.max_attempts,
+            )
 
 
 def _item_problem(exc: Exception, index: int, prefix: str) -> dict[str, Any]:
@@ -146,7 +194,7 @@ def _item_problem(exc: Exception, index: int, prefix: str) -> dict[str, Any]:
     return problem_body(exc.status, exc.slug, exc.detail, located, **exc.extra)
 
 
-def grade_batch(req: Any, settings: Settings) -> dict[str, Any]:
+def grade_batch(req: Any, settings: Settings, signer: Signer | None = None) -> dict[str, Any]:
     """Grade every answer (or item) on its own, in order; each problem's reference is computed once."""
     options = options_from(req)
     fmt = req.format
@@ -160,7 +208,8 @@ def grade_batch(req: Any, settings: Settings) -> dict[str, Any]:
         )
     results: list[dict[str, Any]] = []
     if isinstance(req, GradeBatchOne):
-        ref = reference_for(req.problem, settings, "/grade/batch")  # a bad shared problem fails the whole request
+        shared = problem_of(req.problem, req.problem_token, signer)
+        ref = reference_for(shared, settings, "/grade/batch")  # a bad shared problem fails the whole request
         for i, raw in enumerate(req.answers):
             try:
                 results.append(_grade(ref, _ANSWER.validate_python(raw, strict=True), options, fmt, ()))
@@ -171,10 +220,11 @@ def grade_batch(req: Any, settings: Settings) -> dict[str, Any]:
     for i, raw in enumerate(req.items):
         try:
             item = _validate_item(raw)
-            key = orjson.dumps(item.problem.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+            problem = problem_of(item.problem, item.problem_token, signer)
+            key = orjson.dumps(problem.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
             if key not in cache:
                 try:
-                    cache[key] = reference_for(item.problem, settings, "/grade/batch")
+                    cache[key] = reference_for(problem, settings, "/grade/batch")
                 except (ProblemError, ComputeError) as exc:
                     cache[key] = exc
             cached = cache[key]

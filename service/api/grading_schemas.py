@@ -7,15 +7,22 @@ but strict in its keys, so a misspelt part is a 422 rather than silently ungrade
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, JsonValue, Tag
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, JsonValue, Tag, model_validator
 
 from service.api.schemas import EXAMPLES, GradientRequest, Strict
 from service.compute.pairings import ModelName
 from service.grading.reference import PART_NAMES
 
-PartName = Literal[PART_NAMES]  # type: ignore[valid-type]
+# a single-layer model's parts, or a network's gradients.layers.<i>.W / .b
+PartName = Annotated[
+    str,
+    Field(
+        pattern=r"^(loss|gradients\.(w|b)|per_sample\.(z|f|dL_df|df_dz|dL_dz)|gradients\.layers\.[0-9]{1,3}\.(W|b))$",
+        description="A part's name: " + ", ".join(PART_NAMES) + ", or gradients.layers.<i>.W / .b for a network.",
+    ),
+]
 
 _LEARNER = "A learner's value: a number or nested lists of numbers; anything else is graded wrong, not refused."
 
@@ -93,8 +100,24 @@ _ANSWER: dict[str, Any] = {
 }
 
 
-class GradeRequest(GradeOptionsIn):
-    """A problem (as /gradient takes it) and a learner's answer."""
+if TYPE_CHECKING:  # the union of dynamically built request models is beyond mypy
+    OptionalProblem = Any
+else:
+    OptionalProblem = GradientRequest | None
+
+_TOKEN_DOC = "A token from POST /problems/sign, in place of `problem` (the only way a student key may grade)."
+
+
+class _ProblemOrToken(BaseModel):
+    @model_validator(mode="after")
+    def _one_of(self) -> Any:
+        if (getattr(self, "problem", None) is None) == (getattr(self, "problem_token", None) is None):
+            raise ValueError("give exactly one of problem and problem_token")
+        return self
+
+
+class GradeRequest(_ProblemOrToken, GradeOptionsIn):
+    """A problem (as /gradient takes it, or signed as a problem_token) and a learner's answer."""
 
     model_config = ConfigDict(  # type: ignore[typeddict-item]
         json_schema_extra={
@@ -103,14 +126,16 @@ class GradeRequest(GradeOptionsIn):
             ]
         }
     )
-    problem: GradientRequest
+    problem: OptionalProblem = None
+    problem_token: str | None = Field(None, max_length=1_000_000, description=_TOKEN_DOC)
     answer: Answer
 
 
-class GradeItem(Strict):
-    """One problem and one answer, in a batch."""
+class GradeItem(_ProblemOrToken, Strict):
+    """One problem (or problem_token) and one answer, in a batch."""
 
-    problem: GradientRequest
+    problem: OptionalProblem = None
+    problem_token: str | None = Field(None, max_length=1_000_000, description=_TOKEN_DOC)
     answer: Answer
 
 
@@ -118,13 +143,14 @@ class GradeItem(Strict):
 DOCUMENTED_ITEMS = {("GradeBatchOne", "answers"): "Answer", ("GradeBatchItems", "items"): "GradeItem"}
 
 
-class GradeBatchOne(GradeOptionsIn):
-    """One problem and the answers of a whole class."""
+class GradeBatchOne(_ProblemOrToken, GradeOptionsIn):
+    """One problem (or problem_token) and the answers of a whole class."""
 
     model_config = ConfigDict(  # type: ignore[typeddict-item]
         json_schema_extra={"examples": [{"problem": _PROBLEM, "answers": [_ANSWER, {"loss": 0.3668668}]}]}
     )
-    problem: GradientRequest
+    problem: OptionalProblem = None
+    problem_token: str | None = Field(None, max_length=1_000_000, description=_TOKEN_DOC)
     answers: Annotated[list[JsonValue], Field(min_length=1)] = Field(
         description="Each graded on its own; a malformed one gets its own problem object in the results."
     )
@@ -137,6 +163,13 @@ class GradeBatchItems(GradeOptionsIn):
     items: Annotated[list[JsonValue], Field(min_length=1)] = Field(
         description="Each graded on its own; a malformed one gets its own problem object in the results."
     )
+
+
+class SignRequest(Strict):
+    """A problem to sign, for graders to hand out to students."""
+
+    problem: GradientRequest
+    expires_in: int | None = Field(None, gt=0, le=366 * 24 * 3600, description="Seconds (default from settings).")
 
 
 def _batch_kind(value: Any) -> str:
@@ -224,8 +257,8 @@ class PrairieLearnResult(BaseModel):
     gradable: bool
     score: float = Field(ge=0, le=1)
     message: str
+    output: str = Field(description="The service's and the grading rules' versions.")
     tests: list[PrairieLearnTest]
-    version: Version
 
 
 GradeResponse = GradeResult | GradescopeResult | PrairieLearnResult

@@ -55,6 +55,21 @@ def _invalid(errors: list[dict[str, Any]]) -> ProblemError:
     return ProblemError(422, "validation-error", "The request's arrays do not fit together.", errors)
 
 
+def _check_size(m: int, n: int, k: int, settings: Settings) -> None:
+    """Bounded work: refuse a problem above the configured sizes before any array is built."""
+    errors: list[dict[str, Any]] = []
+    if m > settings.max_rows:
+        errors.append({"loc": ["data", "X"], "msg": f"{m} examples; at most {settings.max_rows}"})
+    if n > settings.max_features:
+        errors.append({"loc": ["data", "X", 0], "msg": f"{n} features; at most {settings.max_features}"})
+    if m * n > settings.max_elements:
+        errors.append({"loc": ["data", "X"], "msg": f"m·n = {m * n} numbers; at most {settings.max_elements}"})
+    if k > settings.max_classes:
+        errors.append({"loc": ["parameters", "b"], "msg": f"{k} classes; at most {settings.max_classes}"})
+    if errors:
+        raise ProblemError(422, "validation-error", "The problem is larger than this service accepts.", errors)
+
+
 def prepare(req: Any, settings: Settings) -> Prepared:
     """Check the cross-field rules of a validated request and build the compute Problem."""
     model = ModelName(req.model)
@@ -67,6 +82,8 @@ def prepare(req: Any, settings: Settings) -> Prepared:
     errors: list[dict[str, Any]] = []
     X = req.data.X
     m, n = len(X), len(X[0])
+    b = req.parameters.b
+    _check_size(m, n, len(b) if isinstance(b, list) else 1, settings)
     if n == 0:
         errors.append({"loc": ["data", "X", 0], "msg": "each row of X needs at least one feature"})
     for i, row in enumerate(X):
@@ -200,6 +217,7 @@ def prepare_network(req: Any, settings: Settings) -> PreparedNetwork:
     specs, layers = req.layers, req.parameters.layers
     X = req.data.X
     m, n = len(X), len(X[0])
+    _check_size(m, n, len(layers[-1].b) if layers else 1, settings)
     if len(specs) > settings.max_layers:
         raise _invalid([{"loc": ["layers"], "msg": f"at most {settings.max_layers} layers"}])
     if len(layers) != len(specs):
@@ -251,6 +269,14 @@ def prepare_network(req: Any, settings: Settings) -> PreparedNetwork:
     y_rows = bool(y) and isinstance(y[0], list)
     if y_rows and not vector:
         raise _invalid([{"loc": ["data", "y"], "msg": f"{out_act} gives one output: y must be m numbers"}])
+    if y_rows:
+        bad_rows = [
+            {"loc": ["data", "y", i], "msg": f"row has {len(row)} entries; the output layer has k = {width} units"}
+            for i, row in enumerate(y)
+            if len(row) != width
+        ]
+        if bad_rows:
+            raise _invalid(bad_rows[:20])
     params_in: dict[str, float] = {}
     if req.loss_params is not None:
         declared = {p.name for p in LOSSES[loss_name].param_specs}

@@ -149,6 +149,14 @@ def verify_network(net: Any, ev: Any) -> dict[str, Any]:
                 kinks.append(
                     {"at": f"layer {layer}: {act.kinks}", "examples": [int(i) for i in ex[:50]], "count": int(ex.size)}
                 )
+    out_act, loss = net.pairing.activation, net.pairing.loss
+    if loss.kinks and not out_act.vector:
+        z_out, f_out = ev.zs[-1][:, 0], ev.activations[-1][:, 0]
+        slope = np.maximum(np.abs(out_act.derivative(z_out, f_out)), 1.0)
+        width = STEP * max(1.0, float(np.max(np.abs(z_out)))) * slope
+        ex = np.flatnonzero(loss.kink_mask(f_out, net.y, width))
+        if ex.size:
+            kinks.append({"at": loss.kinks, "examples": [int(i) for i in ex[:50]], "count": int(ex.size)})
     worst = max((c["relative_error"] for c in components), default=0.0)
     return {
         "method": "central differences (J(θ+h) − J(θ−h)) / 2h, h = 1e-6·max(1, |θ|)",

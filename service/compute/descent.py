@@ -60,8 +60,12 @@ def network(net: NetworkProblem) -> Model:
 
 
 def _norm(grads: list[Array]) -> float:
+    """‖∇J‖ over every parameter, scaled by the largest entry first so Σ g² cannot overflow alone."""
+    scale = max((float(np.max(np.abs(g))) for g in grads if g.size), default=0.0)
+    if scale == 0.0 or not np.isfinite(scale):
+        return scale
     with np.errstate(over="ignore"):
-        return float(np.sqrt(sum(float(np.sum(g * g)) for g in grads)))
+        return scale * float(np.sqrt(sum(float(np.sum((g / scale) ** 2)) for g in grads)))
 
 
 def gradient_descent(
@@ -98,7 +102,7 @@ def gradient_descent(
                 raise  # the problem as given: the caller's error, not the descent's
             status = "non-finite"
             explanation = (
-                f"at step {t} the {exc.quantity} is not representable in float64 ({exc.detail}): the parameters "
+                f"at step {t} the {exc.quantity} is not representable in float64 ({exc.reason}): the parameters "
                 f"grew too large, which happens when the learning rate α = {learning_rate:g} is too large; try a "
                 f"smaller one. The results stop at step {t - 1}, the last one that evaluated."
             )

@@ -318,5 +318,6 @@ def evaluate(problem: Problem, explain: ExplainLevel = ExplainLevel.NONE) -> Eva
 
 def explain_size(problem_m: int, k: int) -> int:
     """How many numbers the breakdown holds: per-example factors (softmax Jacobians count m·k²)."""
-    per_example = 5 * k + 1 + (k * k if k > 1 else 1)
-    return problem_m * per_example
+    # per_sample holds z, f, dL/df, dL/dz (k each), L and df/dz (k² for softmax); the steps repeat them
+    per_example = 4 * k + 1 + (k * k if k > 1 else 1)
+    return 2 * problem_m * per_example

@@ -18,7 +18,8 @@ import numpy as np
 
 from service.compute.activations import Activation
 from service.compute.errors import DomainError, NonFiniteResult, ShapeError
-from service.compute.models import Regularization, prepare_targets, target_violations
+from service.compute.models import Regularization, _mean, prepare_targets, target_violations
+from service.compute.models import _require_finite_gradient as _finite_gradient
 from service.compute.pairings import Pairing
 from service.compute.stable import Array
 
@@ -163,7 +164,7 @@ def cost(net: NetworkProblem, Ws: list[Array] | None = None, bs: list[Array] | N
     Ws = net.Ws if Ws is None else Ws
     _, _, L, _ = forward(net, Ws, bs)
     with np.errstate(over="ignore"):
-        J = float(np.mean(L)) + _reg_value(net, Ws)
+        J = _mean(L) + _reg_value(net, Ws)
     if not np.isfinite(J):
         raise NonFiniteResult("loss", [], "J overflows float64")
     return J
@@ -173,8 +174,7 @@ def evaluate(net: NetworkProblem, explain: bool = False, full: bool = False) -> 
     """Loss and gradients of every layer by backpropagation; the breakdown reads the same arrays."""
     m = net.m
     zs, acts, L, delta = forward(net)
-    with np.errstate(over="ignore"):
-        data_loss = float(np.mean(L))
+    data_loss = _mean(L)
     reg = net.regularization
     reg_loss = _reg_value(net, net.Ws)
     deltas: list[Array] = [delta]
@@ -185,13 +185,17 @@ def evaluate(net: NetworkProblem, explain: bool = False, full: bool = False) -> 
         d = deltas[0]
         with np.errstate(over="ignore", invalid="ignore"):
             gW = acts[layer - 1].T @ d / m
+            if not np.all(np.isfinite(gW)):  # the sum overflowed although the mean may not: scale first
+                gW = acts[layer - 1].T @ (d / m)
             gb = np.mean(d, axis=0)
+            if not np.all(np.isfinite(gb)):
+                gb = np.sum(d / m, axis=0)
             if reg is not None and reg_grads is not None:
                 rg = reg.gradient(net.Ws[layer - 1], m)
                 reg_grads.insert(0, rg)
                 gW = gW + rg
-        _finite(f"gradients.layers.{layer - 1}.W", gW[None], f"dJ/dW[{layer}] overflows float64")
-        _finite(f"gradients.layers.{layer - 1}.b", gb[None], f"dJ/db[{layer}] overflows float64")
+        _finite_gradient(f"gradients.layers.{layer - 1}.W", gW, f"dJ/dW[{layer}]")
+        _finite_gradient(f"gradients.layers.{layer - 1}.b", gb, f"dJ/db[{layer}]")
         grad_Ws.insert(0, gW)
         grad_bs.insert(0, gb)
         if layer > 1:
@@ -213,6 +217,7 @@ def evaluate(net: NetworkProblem, explain: bool = False, full: bool = False) -> 
 
 def explain_size(m: int, widths: list[int], k: int) -> int:
     """Numbers in a network breakdown: z, a and δ per layer and example, and the output factors."""
-    per_layer = sum(3 * w for w in widths)
-    out = 4 * k + 1 + (k * k if k > 1 else 1)
+    # per layer: z, a, δ and g'(z) in `layers`, z, a and δ again in the steps; the output's factors twice
+    per_layer = sum(7 * w for w in widths)
+    out = 2 * (4 * k + 1 + (k * k if k > 1 else 1))
     return m * (per_layer + out)

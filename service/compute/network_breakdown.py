@@ -155,9 +155,9 @@ def build_network_breakdown(net: NetworkProblem, ev: NetworkEvaluation, *, full:
                 "kind": "aggregate",
                 "latex": r"\frac{\partial J}{\partial "
                 + _sup("W", layer)
-                + r"} = \frac{1}{m} "
+                + r"} = \frac{1}{m} {"
                 + _sup("a", layer - 1)
-                + r"^{\top} "
+                + r"}^{\top} "
                 + _sup(r"\delta", layer)
                 + reg_l[0],
                 "text": f"dJ/dW[{layer}] = (1/m) a[{layer - 1}]^T delta[{layer}]" + reg_l[1],
@@ -190,14 +190,16 @@ def build_network_breakdown(net: NetworkProblem, ev: NetworkEvaluation, *, full:
                     "latex": _sup(r"\delta", layer - 1)
                     + r" = \left("
                     + _sup(r"\delta", layer)
-                    + " "
+                    + " {"
                     + _sup("W", layer)
-                    + r"^{\top}\right) \odot g'("
+                    + r"}^{\top}\right) \odot g'("
                     + _sup("z", layer - 1)
                     + r"), \quad g'(z) = "
-                    + gp_formula.latex,
+                    + gp_formula.latex
+                    + r" \text{ with } f = "
+                    + _sup("a", layer - 1),
                     "text": f"delta[{layer - 1}] = (delta[{layer}] W[{layer}]^T) * g'(z[{layer - 1}]), "
-                    f"g'(z) = {gp_formula.text} ({g.name})",
+                    f"g'(z) = {gp_formula.text} with f = a[{layer - 1}] ({g.name})",
                     "value": ev.deltas[layer - 2],
                     **extra,
                 }
@@ -264,8 +266,11 @@ def _note_vanishing(layer: int, name: ActivationName, z: Any, gp: Any, notes: li
 def _note_gradient_scale(ev: NetworkEvaluation, notes: list[dict[str, Any]]) -> None:
     if len(ev.deltas) < 2:
         return
-    top = float(np.mean(np.abs(ev.deltas[-1])))
-    bottom = float(np.mean(np.abs(ev.deltas[0])))
+    with np.errstate(over="ignore", invalid="ignore"):
+        top = float(np.mean(np.abs(ev.deltas[-1])))
+        bottom = float(np.mean(np.abs(ev.deltas[0])))
+    if not (np.isfinite(top) and np.isfinite(bottom)):
+        return
     if top > 0 and bottom < 1e-3 * top:
         notes.append(
             {

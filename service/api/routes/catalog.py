@@ -5,12 +5,13 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from service.api.encoding import JSONBytes, dumps
+from service.api.security import access
 from service.compute import catalog
 
-router = APIRouter(tags=["catalogue"])
+router = APIRouter(dependencies=[Depends(access("student", "operator"))], tags=["catalogue"])
 
 _LIST = {200: {"content": {"application/json": {"schema": {"type": "array", "items": {"type": "object"}}}}}}
 

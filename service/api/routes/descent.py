@@ -13,9 +13,10 @@ from service.api.descent import run_descent
 from service.api.descent_schemas import DescentRequest
 from service.api.encoding import JSONBytes, dumps
 from service.api.responses import PROBLEM_RESPONSES
+from service.api.security import access
 from service.settings import Settings, get_settings
 
-router = APIRouter(tags=["descent"])
+router = APIRouter(dependencies=[Depends(access("grader"))], tags=["descent"])
 _DESCENT: TypeAdapter[DescentRequest] = TypeAdapter(DescentRequest)
 
 

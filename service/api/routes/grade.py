@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
 import anyio.to_thread
@@ -10,14 +11,16 @@ from pydantic import TypeAdapter
 
 from service.api.body import MODEL_TAGS, parse, read_json
 from service.api.encoding import JSONBytes, dumps
-from service.api.grading import grade_batch, grade_request
-from service.api.grading_schemas import BatchResponse, GradeBatchRequest, GradeRequest, GradeResponse
+from service.api.grading import check_student, grade_batch, grade_request, reference_for
+from service.api.grading_schemas import BatchResponse, GradeBatchRequest, GradeRequest, GradeResponse, SignRequest
 from service.api.responses import PROBLEM_RESPONSES
+from service.api.security import Principal, Signer, access
 from service.grading.mistakes import catalogue
 from service.settings import Settings, get_settings
 
 router = APIRouter(tags=["grading"])
 _GRADE: TypeAdapter[GradeRequest] = TypeAdapter(GradeRequest)
+_SIGN: TypeAdapter[SignRequest] = TypeAdapter(SignRequest)
 _BATCH: TypeAdapter[Any] = TypeAdapter(GradeBatchRequest)
 
 
@@ -30,15 +33,35 @@ def _body(schema: str) -> dict[str, Any]:
     }
 
 
-def _grade(body: bytes, settings: Settings) -> bytes:
-    return dumps(grade_request(parse(_GRADE, body), settings))
+def _grade(req: GradeRequest, settings: Settings, signer: Signer) -> bytes:
+    return dumps(grade_request(req, settings, signer))
 
 
 _BATCH_TAGS = MODEL_TAGS | {"answers", "items"}
 
 
-def _batch(body: bytes, settings: Settings) -> bytes:
-    return dumps(grade_batch(parse(_BATCH, body, _BATCH_TAGS), settings))
+def _batch(req: Any, settings: Settings, signer: Signer) -> bytes:
+    return dumps(grade_batch(req, settings, signer))
+
+
+@router.post(
+    "/problems/sign",
+    summary="Sign a problem for students",
+    response_class=JSONBytes,
+    responses={200: {"description": "problem_token and expires_at (Unix seconds)."}, **PROBLEM_RESPONSES},
+    openapi_extra=_body("SignRequest"),
+    dependencies=[Depends(access("grader"))],
+)
+async def sign(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> JSONBytes:
+    """A token for a problem (HMAC over the canonical problem, with an expiry) to grade it without revealing it."""
+    req = parse(_SIGN, await read_json(request))
+    reference_for(req.problem, settings)  # a bad problem is refused now, not when students use it
+    expires = int(time.time()) + (req.expires_in or settings.token_lifetime_seconds)
+    problem = req.problem.model_dump(mode="json", by_alias=True, exclude_none=True)
+    problem.pop("explain", None)
+    problem.pop("verify", None)
+    token = request.app.state.signer.sign(problem, expires)
+    return JSONBytes(dumps({"problem_token": token, "expires_at": expires}))
 
 
 @router.post(
@@ -51,12 +74,20 @@ def _batch(body: bytes, settings: Settings) -> bytes:
     },
     openapi_extra=_body("GradeRequest"),
 )
-async def grade(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> JSONBytes:
+async def grade(
+    request: Request,
+    settings: Annotated[Settings, Depends(get_settings)],
+    principal: Annotated[Principal, Depends(access("student"))],
+) -> JSONBytes:
     """Grade an answer to a problem: points, a check per part, the mistake made and feedback."""
     body = await read_json(request)
-    if len(body) > settings.inline_body_bytes:
-        return JSONBytes(await anyio.to_thread.run_sync(_grade, body, settings))
-    return JSONBytes(_grade(body, settings))
+    big = len(body) > settings.inline_body_bytes
+    req = await anyio.to_thread.run_sync(parse, _GRADE, body) if big else parse(_GRADE, body)
+    state = request.app.state
+    await check_student(principal, req, state.signer, state.limiter, settings)
+    if big:
+        return JSONBytes(await anyio.to_thread.run_sync(_grade, req, settings, state.signer))
+    return JSONBytes(_grade(req, settings, state.signer))
 
 
 @router.post(
@@ -66,13 +97,20 @@ async def grade(request: Request, settings: Annotated[Settings, Depends(get_sett
     responses={200: {"model": BatchResponse, "description": "One result per answer, in order."}, **PROBLEM_RESPONSES},
     openapi_extra=_body("GradeBatchRequest"),
 )
-async def grade_many(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> JSONBytes:
+async def grade_many(
+    request: Request,
+    settings: Annotated[Settings, Depends(get_settings)],
+    principal: Annotated[Principal, Depends(access("student"))],
+) -> JSONBytes:
     """Grade a whole class's answers to one problem, or many problem/answer pairs, each on its own."""
     body = await read_json(request)
-    return JSONBytes(await anyio.to_thread.run_sync(_batch, body, settings))
+    req = await anyio.to_thread.run_sync(parse, _BATCH, body, _BATCH_TAGS)
+    state = request.app.state
+    await check_student(principal, req, state.signer, state.limiter, settings)
+    return JSONBytes(await anyio.to_thread.run_sync(_batch, req, settings, state.signer))
 
 
-@router.get("/mistakes", response_class=JSONBytes)
+@router.get("/mistakes", response_class=JSONBytes, dependencies=[Depends(access("student", "operator"))])
 async def mistakes() -> JSONBytes:
     """The catalogue of common mistakes the grader names (MATH.md), with their explanations."""
     return JSONBytes(dumps(catalogue()))

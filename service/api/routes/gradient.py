@@ -13,10 +13,11 @@ from service.api.encoding import JSONBytes, dumps
 from service.api.problems import Prepared, PreparedNetwork, prepare, prepare_network
 from service.api.responses import PROBLEM_RESPONSES, gradient_response, network_response
 from service.api.schemas import EXAMPLES, GradientRequest, GradientResponse
+from service.api.security import access
 from service.observability import PROBLEM_SIZE
 from service.settings import Settings, get_settings
 
-router = APIRouter(tags=["gradient"])
+router = APIRouter(dependencies=[Depends(access("grader"))], tags=["gradient"])
 REQUEST: TypeAdapter[Any] = TypeAdapter(GradientRequest)
 
 _OPENAPI_BODY = {

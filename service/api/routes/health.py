@@ -5,10 +5,11 @@ from __future__ import annotations
 import platform
 
 import numpy as np
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from service import __version__
+from service.api.security import access
 from service.grading import GRADING_RULES_VERSION
 
 router = APIRouter(tags=["operations"])
@@ -28,7 +29,7 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "not-ready"}, status_code=503)
 
 
-@router.get("/version")
+@router.get("/version", dependencies=[Depends(access("student", "operator"))])
 async def version() -> dict[str, str]:
     """The service's and the grading rules' versions, and those of the libraries that compute."""
     return {

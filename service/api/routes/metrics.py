@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from starlette.responses import Response
 
+from service.api.security import access
 from service.observability import metrics_payload
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(dependencies=[Depends(access("operator"))], tags=["operations"])
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})

@@ -1,0 +1,264 @@
+"""API keys and roles, rate limits per key, and signed problems.
+
+Roles: grader (everything, reveal included), student (grading without reveal, of signed problems
+only), operator (/metrics). With no keys configured the service runs open (for local use) and
+says so in its log at start. Keys are compared in constant time, as bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+import math
+import secrets
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+
+from service.api.errors import ProblemError
+from service.settings import Settings
+
+log = logging.getLogger("service.security")
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="gradient-service"'}
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a short id derived from the key (never the key itself) and its roles."""
+
+    key_id: str
+    roles: frozenset[str]
+
+    @property
+    def is_student_only(self) -> bool:
+        return "grader" not in self.roles and "student" in self.roles
+
+
+OPEN = Principal("open", frozenset({"grader", "student", "operator"}))
+
+
+class KeyRing:
+    """The configured keys, as bytes, checked in constant time against every one of them."""
+
+    def __init__(self, keys: Mapping[str, Iterable[str]]) -> None:
+        self._keys = [(k.encode("utf-8"), frozenset(roles)) for k, roles in keys.items()]
+
+    @property
+    def open(self) -> bool:
+        return not self._keys
+
+    def lookup(self, presented: bytes) -> Principal | None:
+        found: frozenset[str] | None = None
+        for key, roles in self._keys:
+            if hmac.compare_digest(presented, key):  # no early exit: the time does not tell which key
+                found = roles
+        if found is None:
+            return None
+        return Principal(hashlib.sha256(presented).hexdigest()[:12], found)
+
+
+def _unauthorized(detail: str) -> ProblemError:
+    return ProblemError(401, "unauthorized", detail, headers=CHALLENGE)
+
+
+def authenticate(request: Request) -> Principal:
+    ring: KeyRing = request.app.state.keyring
+    if ring.open:
+        return OPEN
+    header = request.headers.get("authorization")
+    if not header:
+        raise _unauthorized("Send an API key as Authorization: Bearer <key>.")
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise _unauthorized("Send an API key as Authorization: Bearer <key>.")
+    try:
+        presented = token.strip().encode("ascii")
+    except UnicodeEncodeError:
+        raise _unauthorized("The API key is not valid.") from None
+    principal = ring.lookup(presented)
+    if principal is None:
+        raise _unauthorized("The API key is not valid.")
+    return principal
+
+
+# --- rate limits: a token bucket per key --------------------------------------------------------
+
+
+class MemoryLimiter:
+    """Token buckets in this process's memory (so, with several workers, per worker)."""
+
+    def __init__(self) -> None:
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._counts: dict[str, tuple[int, float]] = {}
+        self._lock = threading.Lock()
+
+    async def take(self, key: str, rate_per_s: float, burst: int) -> float:
+        """0 when allowed, else the seconds to wait."""
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._buckets.get(key, (float(burst), now))
+            tokens = min(float(burst), tokens + (now - last) * rate_per_s)
+            if tokens >= 1.0:
+                self._buckets[key] = (tokens - 1.0, now)
+                return 0.0
+            self._buckets[key] = (tokens, now)
+            return (1.0 - tokens) / rate_per_s
+
+    async def count(self, key: str, ttl_s: float) -> int:
+        """Increment and return a counter that lives ttl_s seconds."""
+        now = time.time()
+        with self._lock:
+            n, expires = self._counts.get(key, (0, now + ttl_s))
+            if expires < now:
+                n, expires = 0, now + ttl_s
+            self._counts[key] = (n + 1, expires)
+            return n + 1
+
+
+_BUCKET_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
+local data = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(data[1]) or burst
+local ts = tonumber(data[2]) or now
+tokens = math.min(burst, tokens + (now - ts) * rate)
+local wait = 0
+if tokens >= 1 then tokens = tokens - 1 else wait = (1 - tokens) / rate end
+redis.call('HSET', KEYS[1], 'tokens', tokens, 'ts', now)
+redis.call('EXPIRE', KEYS[1], math.ceil(burst / rate) + 1)
+return tostring(wait)
+"""
+
+
+class RedisLimiter:
+    """The same buckets and counters in Redis: shared by every worker and replica."""
+
+    def __init__(self, url: str) -> None:
+        import redis.asyncio as redis_asyncio
+
+        self._redis = redis_asyncio.from_url(url)
+        self._bucket = self._redis.register_script(_BUCKET_LUA)
+
+    async def take(self, key: str, rate_per_s: float, burst: int) -> float:
+        wait = await self._bucket(keys=[f"gradient:bucket:{key}"], args=[rate_per_s, burst])
+        return float(wait)
+
+    async def count(self, key: str, ttl_s: float) -> int:
+        name = f"gradient:count:{key}"
+        pipe = self._redis.pipeline()
+        pipe.incr(name)
+        pipe.expire(name, max(1, math.ceil(ttl_s)), nx=True)
+        n, _ = await pipe.execute()
+        return int(n)
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+
+Limiter = MemoryLimiter | RedisLimiter
+
+
+def make_limiter(settings: Settings) -> Limiter:
+    return RedisLimiter(settings.redis_url) if settings.redis_url else MemoryLimiter()
+
+
+def access(*roles: str) -> Callable[[Request], Awaitable[Principal]]:
+    """A dependency: authenticate, check one of `roles` (grader may do everything), rate-limit."""
+    allowed = frozenset(roles) | {"grader"}
+
+    async def dependency(request: Request) -> Principal:
+        principal = authenticate(request)
+        if principal is OPEN:
+            return principal
+        if not principal.roles & allowed:
+            raise ProblemError(
+                403,
+                "forbidden",
+                f"This key's roles ({', '.join(sorted(principal.roles))}) may not "
+                f"use {request.url.path}; it needs one of: {', '.join(sorted(allowed))}.",
+            )
+        settings: Settings = request.app.state.settings
+        if settings.rate_limit_per_minute > 0:
+            limiter: Limiter = request.app.state.limiter
+            wait = await limiter.take(
+                principal.key_id, settings.rate_limit_per_minute / 60.0, settings.rate_limit_burst
+            )
+            if wait > 0:
+                retry = max(1, math.ceil(wait))
+                raise ProblemError(
+                    429,
+                    "rate-limited",
+                    f"Too many requests for this key: retry in {retry} s.",
+                    headers={"Retry-After": str(retry)},
+                    retry_after=retry,
+                )
+        return principal
+
+    return dependency
+
+
+# --- signed problems -----------------------------------------------------------------------------
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+_PROCESS_SECRET = secrets.token_bytes(32)
+_WARNED = False
+
+
+class Signer:
+    """HMAC-SHA256 over the canonical problem (sorted keys, compact JSON) and its expiry."""
+
+    def __init__(self, secret: bytes) -> None:
+        self._secret = secret
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Signer:
+        if settings.signing_secret is not None:
+            return cls(settings.signing_secret.get_secret_value().encode("utf-8"))
+        log.warning(
+            "no GRADIENT_SERVICE_SIGNING_SECRET: problem tokens are signed with a random secret of this "
+            "process, valid only here and until it restarts"
+        )
+        return cls(secrets.token_bytes(32))
+
+    def sign(self, problem: dict[str, Any], expires_at: int) -> str:
+        payload = orjson.dumps({"exp": expires_at, "problem": problem}, option=orjson.OPT_SORT_KEYS)
+        mac = hmac.new(self._secret, payload, hashlib.sha256).digest()
+        return _b64(payload) + "." + _b64(mac)
+
+    def verify(self, token: str) -> tuple[dict[str, Any], int]:
+        """The problem and its expiry; ProblemError 403 when tampered with or expired."""
+        forbidden = ProblemError(
+            403, "forbidden", "The problem token is not valid (it was altered or not signed by this service)."
+        )
+        try:
+            payload_b64, mac_b64 = token.split(".")
+            payload, mac = _unb64(payload_b64), _unb64(mac_b64)
+        except ValueError:
+            raise forbidden from None
+        expected = hmac.new(self._secret, payload, hashlib.sha256).digest()
+        if not hmac.compare_digest(mac, expected):
+            raise forbidden
+        data = orjson.loads(payload)
+        if int(data["exp"]) < time.time():
+            raise ProblemError(403, "forbidden", "The problem token has expired: ask for a new one.")
+        return data["problem"], int(data["exp"])
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode("ascii", "replace")).hexdigest()[:24]
