@@ -98,6 +98,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "no API keys configured: the service is OPEN to anyone who can reach it (fine for local use; "
                 "set GRADIENT_SERVICE_API_KEYS or GRADIENT_SERVICE_API_KEYS_FILE before exposing it)"
             )
+        if settings.signing_secret is None:
+            log.warning(
+                "no GRADIENT_SERVICE_SIGNING_SECRET: problem tokens are signed with a random secret of this "
+                "process, valid only here and until it restarts (set it, the same on every replica)"
+            )
         app.state.ready = True
         if settings.drain_seconds > 0:
             _drain_on_sigterm(app, settings.drain_seconds)

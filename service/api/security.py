@@ -217,7 +217,6 @@ def _unb64(text: str) -> bytes:
 
 
 _PROCESS_SECRET = secrets.token_bytes(32)
-_WARNED = False
 
 
 class Signer:
