@@ -6,6 +6,7 @@ softmax takes z of shape (m, k) and returns f (m, k) and the Jacobian df/dz (m, 
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from enum import StrEnum
 from typing import ClassVar
 
@@ -35,7 +36,7 @@ class ActivationName(StrEnum):
     SOFTMAX = "softmax"
 
 
-class Activation:
+class Activation(ABC):
     """Base class: subclasses set the class attributes and implement value and derivative."""
 
     name: ClassVar[ActivationName]
@@ -46,13 +47,13 @@ class Activation:
     stable_evaluation: ClassVar[str] = "direct"
     kinks: ClassVar[str | None] = None  # where the derivative is a chosen subgradient
 
+    @abstractmethod
     def value(self, z: Array) -> Array:
         """f = g(z), same shape as z."""
-        raise NotImplementedError
 
+    @abstractmethod
     def derivative(self, z: Array, f: Array) -> Array:
         """df/dz at z, given f = g(z): (m,) for scalar activations, (m, k, k) for softmax."""
-        raise NotImplementedError
 
     def kink_mask(self, z: Array, width: Array | float = 0.0) -> Array:
         """Examples whose z lies within `width` of a kink (where df/dz jumps); none by default."""

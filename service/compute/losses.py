@@ -8,6 +8,7 @@ Shapes: for scalar outputs f and y are (m,) and every method returns (m,); for k
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import ClassVar
@@ -46,7 +47,7 @@ class LossParam:
     exclusive_minimum: float = -math.inf
 
 
-class Loss:
+class Loss(ABC):
     """Base class: subclasses set the class attributes and implement value and dL_df."""
 
     name: ClassVar[LossName]
@@ -69,13 +70,13 @@ class Loss:
             if not self.params[p.name] > p.exclusive_minimum:
                 raise ValueError(f"{self.name}: {p.name} must be > {p.exclusive_minimum:g}")
 
+    @abstractmethod
     def value(self, f: Array, y: Array) -> Array:
         """L(f, y) for each example: (m,)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def dL_df(self, f: Array, y: Array) -> Array:
         """∂L/∂f, same shape as f."""
-        raise NotImplementedError
 
     def kink_mask(self, f: Array, y: Array, width: Array | float = 0.0) -> Array:
         """Examples whose f lies within `width` of a kink of L (where ∂L/∂f jumps)."""
