@@ -8,6 +8,7 @@ from typing import Any
 from service.api.descent_schemas import DescentRequest
 from service.api.errors import ProblemError
 from service.api.problems import PreparedNetwork, prepare, prepare_network
+from service.api.responses import pairing_json
 from service.compute import descent
 from service.settings import Settings
 
@@ -19,21 +20,10 @@ def _model(problem_req: Any, settings: Settings) -> tuple[descent.Model, dict[st
         prepared_net: PreparedNetwork = prepare_network(problem_req, settings)
         net = prepared_net.network
         work = net.m * sum(W.size for W in net.Ws)
-        return descent.network(net), _pairing(net.pairing), work
+        return descent.network(net), pairing_json(net.pairing), work
     prepared = prepare(problem_req, settings)
     p = prepared.problem
-    return descent.single_layer(p), _pairing(p.pairing), prepared.work
-
-
-def _pairing(pairing: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "activation": str(pairing.activation.name),
-        "loss": str(pairing.loss.name),
-        "canonical": pairing.canonical,
-    }
-    if pairing.loss.params:
-        out["loss_params"] = dict(pairing.loss.params)
-    return out
+    return descent.single_layer(p), pairing_json(p.pairing), prepared.work
 
 
 def _with_pairing(problem_req: Any, other: Any) -> Any:

@@ -29,7 +29,7 @@ from service.compute.models import (
 )
 from service.compute.network import NetworkProblem
 from service.compute.network import explain_size as network_explain_size
-from service.compute.pairings import PRESETS, ModelName, make_pairing
+from service.compute.pairings import PRESETS, ModelName, Pairing, make_pairing
 from service.settings import Settings
 
 Loc = list[str | int]
@@ -53,6 +53,39 @@ def _explain_level(value: bool | str) -> ExplainLevel:
 
 def _invalid(errors: list[dict[str, Any]]) -> ProblemError:
     return ProblemError(422, "validation-error", "The request's arrays do not fit together.", errors)
+
+
+def _pairing(act_name: ActivationName, loss_name: LossName, raw_params: Any) -> Pairing:
+    """The pairing, with the loss's own parameters only (422 for another loss's), or why not."""
+    params: dict[str, float] = {}
+    if raw_params is not None:
+        declared = {p.name for p in LOSSES[loss_name].param_specs}
+        errors = []
+        for key, value in raw_params.model_dump(exclude_none=True).items():
+            if key not in declared:
+                errors.append({"loc": ["loss_params", key], "msg": f"{loss_name} takes no parameter {key}"})
+            else:
+                params[key] = value
+        if errors:
+            raise _invalid(errors)
+    try:
+        return make_pairing(act_name, loss_name, params)
+    except IncompatiblePairing as exc:
+        raise ProblemError(422, "incompatible-pairing", exc.detail, activation=act_name, loss=loss_name) from None
+
+
+def _targets(pairing: Pairing, y: Any, k: int) -> np.ndarray:
+    """y as an array, every target checked against the loss's declared domain (422 with locations)."""
+    y_arr = np.asarray(y, dtype=np.float64)
+    bad = target_violations(pairing, y_arr, k)
+    if bad:
+        raise ProblemError(
+            422,
+            "domain-error",
+            f"Some targets are outside the domain of {pairing.loss.name}.",
+            [{"loc": ["data", "y", *idx], "msg": msg} for idx, msg in bad],
+        )
+    return y_arr
 
 
 def _check_size(m: int, n: int, k: int, settings: Settings) -> None:
@@ -136,31 +169,8 @@ def prepare(req: Any, settings: Settings) -> Prepared:
     if errors:
         raise _invalid(errors)
 
-    params: dict[str, float] = {}
-    raw_params = getattr(req, "loss_params", None)
-    if raw_params is not None:
-        declared = {p.name for p in LOSSES[loss_name].param_specs}
-        for key, value in raw_params.model_dump(exclude_none=True).items():
-            if key not in declared:
-                errors.append({"loc": ["loss_params", key], "msg": f"{loss_name} takes no parameter {key}"})
-            else:
-                params[key] = value
-        if errors:
-            raise _invalid(errors)
-    try:
-        pairing = make_pairing(act_name, loss_name, params)
-    except IncompatiblePairing as exc:
-        raise ProblemError(422, "incompatible-pairing", exc.detail, activation=act_name, loss=loss_name) from None
-
-    y_arr = np.asarray(y, dtype=np.float64)
-    bad = target_violations(pairing, y_arr, k)
-    if bad:
-        raise ProblemError(
-            422,
-            "domain-error",
-            f"Some targets are outside the domain of {loss_name}.",
-            [{"loc": ["data", "y", *idx], "msg": msg} for idx, msg in bad],
-        )
+    pairing = _pairing(act_name, loss_name, getattr(req, "loss_params", None))
+    y_arr = _targets(pairing, y, k)
 
     level = _explain_level(req.explain)
     if level is not ExplainLevel.NONE:
@@ -277,26 +287,8 @@ def prepare_network(req: Any, settings: Settings) -> PreparedNetwork:
         ]
         if bad_rows:
             raise _invalid(bad_rows[:20])
-    params_in: dict[str, float] = {}
-    if req.loss_params is not None:
-        declared = {p.name for p in LOSSES[loss_name].param_specs}
-        for key, value in req.loss_params.model_dump(exclude_none=True).items():
-            if key not in declared:
-                raise _invalid([{"loc": ["loss_params", key], "msg": f"{loss_name} takes no parameter {key}"}])
-            params_in[key] = value
-    try:
-        pairing = make_pairing(out_act, loss_name, params_in)
-    except IncompatiblePairing as exc:
-        raise ProblemError(422, "incompatible-pairing", exc.detail, activation=out_act, loss=loss_name) from None
-    y_arr = np.asarray(y, dtype=np.float64)
-    bad = target_violations(pairing, y_arr, width)
-    if bad:
-        raise ProblemError(
-            422,
-            "domain-error",
-            f"Some targets are outside the domain of {loss_name}.",
-            [{"loc": ["data", "y", *idx], "msg": msg} for idx, msg in bad],
-        )
+    pairing = _pairing(out_act, loss_name, req.loss_params)
+    y_arr = _targets(pairing, y, width)
     level = _explain_level(req.explain)
     widths = [len(lp.b) for lp in layers]
     if level is not ExplainLevel.NONE:

@@ -10,6 +10,19 @@ from service.api.schemas import ProblemDetails
 from service.compute.check import verify, verify_network
 from service.compute.models import ExplainLevel, evaluate
 from service.compute.network import evaluate as network_evaluate
+from service.compute.pairings import Pairing
+
+
+def pairing_json(pairing: Pairing) -> dict[str, Any]:
+    """The pairing as responses describe it: activation, loss, canonical, and the loss's parameters."""
+    out: dict[str, Any] = {
+        "activation": str(pairing.activation.name),
+        "loss": str(pairing.loss.name),
+        "canonical": pairing.canonical,
+    }
+    if pairing.loss.params:
+        out["loss_params"] = dict(pairing.loss.params)
+    return out
 
 
 def gradient_response(prepared: Prepared) -> dict[str, Any]:
@@ -17,13 +30,7 @@ def gradient_response(prepared: Prepared) -> dict[str, Any]:
     problem = prepared.problem
     ev = evaluate(problem, prepared.explain)
     pairing = problem.pairing
-    pairing_out: dict[str, Any] = {
-        "activation": str(pairing.activation.name),
-        "loss": str(pairing.loss.name),
-        "canonical": pairing.canonical,
-    }
-    if pairing.loss.params:
-        pairing_out["loss_params"] = dict(pairing.loss.params)
+    pairing_out = pairing_json(pairing)
     body: dict[str, Any] = {
         "model": str(problem.model),
         "pairing": pairing_out,
@@ -44,13 +51,7 @@ def network_response(prepared: PreparedNetwork) -> dict[str, Any]:
         net, explain=prepared.explain is not ExplainLevel.NONE, full=prepared.explain is ExplainLevel.FULL
     )
     pairing = net.pairing
-    pairing_out: dict[str, Any] = {
-        "activation": str(pairing.activation.name),
-        "loss": str(pairing.loss.name),
-        "canonical": pairing.canonical,
-    }
-    if pairing.loss.params:
-        pairing_out["loss_params"] = dict(pairing.loss.params)
+    pairing_out = pairing_json(pairing)
     body: dict[str, Any] = {
         "model": "neural_network",
         "pairing": pairing_out,

@@ -15,6 +15,7 @@ import numpy as np
 from service.compute.activations import ActivationName
 from service.compute.derivations import DerivationStep, activation_derivation, loss_derivation
 from service.compute.domains import Formula
+from service.compute.pairings import Pairing
 from service.compute.stable import Array
 
 if TYPE_CHECKING:
@@ -176,29 +177,7 @@ def build_breakdown(problem: Problem, ev: Evaluation, *, full: bool) -> dict[str
     )
     steps.append(_step("dJ/db", "aggregate", djdb, ev.grad_b if vector else float(ev.grad_b)))
 
-    simplification = None
-    if canonical is not None:
-        simplification = {
-            "dL_dz": _formula(pairing.dL_dz_formula),
-            "cancellation": _formula(canonical.cancellation),
-            "distribution": canonical.distribution,
-            "link": canonical.link,
-            "log_partition": _formula(canonical.log_partition),
-            "reason": _formula(
-                Formula(
-                    r"L = A(z) - y\,z + c \;\Rightarrow\; \frac{\partial L}{\partial z} = A'(z) - y = f - y",
-                    "L = A(z) - y z + c, so dL/dz = A'(z) - y = f - y",
-                )
-            ),
-            "explanation": (
-                f"{loss.name} is the negative log-likelihood of a {canonical.distribution} distribution written "
-                f"in its natural parameter z: L = A(z) − y·z (+ terms without z), with {canonical.log_partition.text}. "
-                f"A'(z) is the distribution's mean, and that mean is exactly the activation {act.name}: the canonical "
-                f"link of the {canonical.distribution} distribution is the {canonical.link}. So ∂L/∂z = A'(z) − y "
-                "= f − y: the factor ∂f/∂z cancels against ∂L/∂f. That is why the gradient has the same form "
-                "(f − y)·x as linear regression's."
-            ),
-        }
+    simplification = canonical_simplification(pairing)
     return {"per_sample": per_sample, "steps": steps, "simplification": simplification, "notes": notes}
 
 
@@ -230,3 +209,39 @@ def _note_rounding(problem: Problem, ev: Evaluation, notes: list[dict[str, Any]]
                     "the loss and dL/dz were computed from z where that matters",
                 }
             )
+
+
+def canonical_simplification(pairing: Pairing, at_output_of: int | None = None) -> dict[str, Any] | None:
+    """Why a canonical pairing's ∂L/∂z is f − y (None for any other pairing); `at_output_of` is the
+    depth of a network whose output layer it is."""
+    info = pairing.canonical_info
+    if info is None:
+        return None
+    act, loss = pairing.activation, pairing.loss
+    explanation = (
+        f"{loss.name} is the negative log-likelihood of a {info.distribution} distribution written "
+        f"in its natural parameter z: L = A(z) − y·z (+ terms without z), with {info.log_partition.text}. "
+        f"A'(z) is the distribution's mean, and that mean is exactly the activation {act.name}: the canonical "
+        f"link of the {info.distribution} distribution is the {info.link}. So ∂L/∂z = A'(z) − y "
+        "= f − y: the factor ∂f/∂z cancels against ∂L/∂f. That is why the gradient has the same form "
+        "(f − y)·x as linear regression's."
+    )
+    if at_output_of is not None:
+        L = at_output_of
+        explanation += (
+            f" In a network this is the output layer: δ[{L}] = ∂L/∂z[{L}] = f − y, and backpropagation starts there."
+        )
+    return {
+        "dL_dz": _formula(pairing.dL_dz_formula),
+        "cancellation": _formula(info.cancellation),
+        "distribution": info.distribution,
+        "link": info.link,
+        "log_partition": _formula(info.log_partition),
+        "reason": _formula(
+            Formula(
+                r"L = A(z) - y\,z + c \;\Rightarrow\; \frac{\partial L}{\partial z} = A'(z) - y = f - y",
+                "L = A(z) - y z + c, so dL/dz = A'(z) - y = f - y",
+            )
+        ),
+        "explanation": explanation,
+    }

@@ -92,16 +92,7 @@ def verify(problem: Problem, ev: Evaluation) -> dict[str, Any]:
                 }
             )
     kinks = _kinks(problem, ev)
-    worst = max((c["relative_error"] for c in components), default=0.0)
-    return {
-        "method": "central differences (J(θ+h) − J(θ−h)) / 2h, h = 1e-6·max(1, |θ|)",
-        "components": components,
-        "max_relative_error": worst,
-        "expected_agreement": EXPECTED_AGREEMENT,
-        "agrees": bool(worst <= AGREEMENT_LIMIT),
-        "kinks": kinks,
-        "skipped": skipped,
-    }
+    return _report(components, kinks, skipped)
 
 
 def verify_network(net: Any, ev: Any) -> dict[str, Any]:
@@ -157,6 +148,12 @@ def verify_network(net: Any, ev: Any) -> dict[str, Any]:
         ex = np.flatnonzero(loss.kink_mask(f_out, net.y, width))
         if ex.size:
             kinks.append({"at": loss.kinks, "examples": [int(i) for i in ex[:50]], "count": int(ex.size)})
+    return _report(components, kinks, skipped)
+
+
+def _report(
+    components: list[dict[str, Any]], kinks: list[dict[str, Any]], skipped: list[dict[str, Any]]
+) -> dict[str, Any]:
     worst = max((c["relative_error"] for c in components), default=0.0)
     return {
         "method": "central differences (J(θ+h) − J(θ−h)) / 2h, h = 1e-6·max(1, |θ|)",

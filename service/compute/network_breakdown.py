@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from service.compute.activations import ActivationName
-from service.compute.breakdown import _derivation, _displayable, _formula
+from service.compute.breakdown import _derivation, _displayable, _formula, canonical_simplification
 from service.compute.derivations import activation_derivation, loss_derivation
 from service.compute.pairings import rhs
 
@@ -204,20 +204,7 @@ def build_network_breakdown(net: NetworkProblem, ev: NetworkEvaluation, *, full:
                     **extra,
                 }
             )
-    simplification = None
-    info = pairing.canonical_info
-    if info is not None:
-        simplification = {
-            "dL_dz": _formula(pairing.dL_dz_formula),
-            "cancellation": _formula(info.cancellation),
-            "distribution": info.distribution,
-            "link": info.link,
-            "log_partition": _formula(info.log_partition),
-            "explanation": (
-                f"At the output layer, {out_act.name} with {loss.name} is a canonical pairing ({info.distribution} "
-                f"distribution): δ[{L}] = ∂L/∂z[{L}] = f − y, and backpropagation starts from there."
-            ),
-        }
+    simplification = canonical_simplification(pairing, at_output_of=L)
     _note_gradient_scale(ev, notes)
     return {
         "layers": layers,
