@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, TypeAdapter
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Role = Literal["grader", "student", "operator"]
+_KEYS: TypeAdapter[dict[str, list[Role]]] = TypeAdapter(dict[str, list[Role]])
 
 
 class Settings(BaseSettings):
@@ -70,7 +70,8 @@ class Settings(BaseSettings):
         """The configured keys: the environment's and the file's."""
         keys = dict(self.api_keys)
         if self.api_keys_file is not None:
-            keys.update(json.loads(self.api_keys_file.read_text()))
+            # validated as strictly as the environment's: roles are a list of known names
+            keys.update(_KEYS.validate_json(self.api_keys_file.read_bytes()))
         return keys
 
 

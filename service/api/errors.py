@@ -39,6 +39,7 @@ TITLES = {
     "unauthorized": "Authentication required",
     "forbidden": "Not allowed",
     "rate-limited": "Too many requests",
+    "unavailable": "Temporarily unavailable",
     "internal-error": "Internal error",
 }
 

@@ -156,13 +156,20 @@ async def check_student(
     else:
         pairs = [(item.get("problem_token") if isinstance(item, dict) else None, 1) for item in req.items]
     for token, attempts in pairs:
+        if token is not None and not isinstance(token, str):
+            raise ProblemError(
+                422,
+                "validation-error",
+                "A problem_token must be a string.",
+                [{"loc": ["problem_token"], "msg": "not a string"}],
+            )
         if token is None:
             raise ProblemError(
                 403, "forbidden", "A student key grades signed problems only: send problem_token, not problem."
             )
         if signer is None:
             raise ProblemError(403, "forbidden", "This service does not accept problem tokens.")
-        _, expires = signer.verify(token)
+        _, expires = signer.verify(token)  # a verified token has one spelling: its digest identifies it
         key = f"attempts:{principal.key_id}:{token_digest(token)}"
         used = 0
         for _ in range(attempts):

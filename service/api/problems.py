@@ -88,7 +88,7 @@ def _targets(pairing: Pairing, y: Any, k: int) -> np.ndarray:
     return y_arr
 
 
-def _check_size(m: int, n: int, k: int, settings: Settings) -> None:
+def _check_size(m: int, n: int, k: int, settings: Settings, k_loc: tuple[str | int, ...] = ("parameters", "b")) -> None:
     """Bounded work: refuse a problem above the configured sizes before any array is built."""
     errors: list[dict[str, Any]] = []
     if m > settings.max_rows:
@@ -98,7 +98,7 @@ def _check_size(m: int, n: int, k: int, settings: Settings) -> None:
     if m * n > settings.max_elements:
         errors.append({"loc": ["data", "X"], "msg": f"m·n = {m * n} numbers; at most {settings.max_elements}"})
     if k > settings.max_classes:
-        errors.append({"loc": ["parameters", "b"], "msg": f"{k} classes; at most {settings.max_classes}"})
+        errors.append({"loc": list(k_loc), "msg": f"{k} classes; at most {settings.max_classes}"})
     if errors:
         raise ProblemError(422, "validation-error", "The problem is larger than this service accepts.", errors)
 
@@ -227,7 +227,7 @@ def prepare_network(req: Any, settings: Settings) -> PreparedNetwork:
     specs, layers = req.layers, req.parameters.layers
     X = req.data.X
     m, n = len(X), len(X[0])
-    _check_size(m, n, len(layers[-1].b) if layers else 1, settings)
+    _check_size(m, n, len(layers[-1].b) if layers else 1, settings, ("parameters", "layers", len(layers) - 1, "b"))
     if len(specs) > settings.max_layers:
         raise _invalid([{"loc": ["layers"], "msg": f"at most {settings.max_layers} layers"}])
     if len(layers) != len(specs):

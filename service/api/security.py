@@ -143,21 +143,35 @@ class RedisLimiter:
 
     def __init__(self, url: str) -> None:
         import redis.asyncio as redis_asyncio
+        from redis.exceptions import RedisError
 
-        self._redis = redis_asyncio.from_url(url)
+        self._redis = redis_asyncio.from_url(url, socket_connect_timeout=2, socket_timeout=2)
         self._bucket = self._redis.register_script(_BUCKET_LUA)
+        self._errors = (RedisError, OSError)
 
     async def take(self, key: str, rate_per_s: float, burst: int) -> float:
-        wait = await self._bucket(keys=[f"gradient:bucket:{key}"], args=[rate_per_s, burst])
+        try:
+            wait = await self._bucket(keys=[f"gradient:bucket:{key}"], args=[rate_per_s, burst])
+        except self._errors:
+            raise LimiterUnavailable() from None  # fail closed: limits that cannot be checked are not skipped
         return float(wait)
 
     async def count(self, key: str, ttl_s: float) -> int:
         name = f"gradient:count:{key}"
-        pipe = self._redis.pipeline()
-        pipe.incr(name)
-        pipe.expire(name, max(1, math.ceil(ttl_s)), nx=True)
-        n, _ = await pipe.execute()
+        try:
+            pipe = self._redis.pipeline()
+            pipe.incr(name)
+            pipe.expire(name, max(1, math.ceil(ttl_s)), nx=True)
+            n, _ = await pipe.execute()
+        except self._errors:
+            raise LimiterUnavailable() from None
         return int(n)
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self._redis.ping())
+        except self._errors:
+            return False
 
     async def close(self) -> None:
         await self._redis.aclose()
@@ -245,11 +259,15 @@ class Signer:
         forbidden = ProblemError(
             403, "forbidden", "The problem token is not valid (it was altered or not signed by this service)."
         )
+        if not isinstance(token, str):
+            raise forbidden
         try:
             payload_b64, mac_b64 = token.split(".")
             payload, mac = _unb64(payload_b64), _unb64(mac_b64)
         except ValueError:
             raise forbidden from None
+        if _b64(payload) != payload_b64 or _b64(mac) != mac_b64:
+            raise forbidden  # one spelling per token: a respelt one must not count as a new problem
         expected = hmac.new(self._secret, payload, hashlib.sha256).digest()
         if not hmac.compare_digest(mac, expected):
             raise forbidden
@@ -260,4 +278,15 @@ class Signer:
 
 
 def token_digest(token: str) -> str:
+    """Identifies a (verified, canonically spelt) token, for counting attempts."""
     return hashlib.sha256(token.encode("ascii", "replace")).hexdigest()[:24]
+
+
+class LimiterUnavailable(ProblemError):
+    def __init__(self) -> None:
+        super().__init__(
+            503,
+            "unavailable",
+            "The shared rate limiter (Redis) cannot be reached; try again shortly.",
+            headers={"Retry-After": "5"},
+        )

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from service import __version__
-from service.api.security import access
+from service.api.security import RedisLimiter, access
 from service.grading import GRADING_RULES_VERSION
 
 router = APIRouter(tags=["operations"])
@@ -23,10 +23,13 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", responses={503: {"description": "Not ready (starting or draining)."}})
 async def readyz(request: Request) -> JSONResponse:
-    """The service is ready to take traffic."""
-    if getattr(request.app.state, "ready", False):
-        return JSONResponse({"status": "ready"})
-    return JSONResponse({"status": "not-ready"}, status_code=503)
+    """The service is ready to take traffic (and reaches Redis, when it uses one)."""
+    if not getattr(request.app.state, "ready", False):
+        return JSONResponse({"status": "not-ready"}, status_code=503)
+    limiter = getattr(request.app.state, "limiter", None)
+    if isinstance(limiter, RedisLimiter) and not await limiter.ping():
+        return JSONResponse({"status": "not-ready", "reason": "redis unreachable"}, status_code=503)
+    return JSONResponse({"status": "ready"})
 
 
 @router.get("/version", dependencies=[Depends(access("student", "operator"))])
