@@ -64,7 +64,9 @@ class Settings(BaseSettings):
     max_rows: int = Field(1_000_000, gt=0, description="Most examples m in one problem.")
     max_features: int = Field(100_000, gt=0, description="Most features n in one problem.")
     max_classes: int = Field(1_000, gt=0, description="Most classes k in one problem.")
-    max_elements: int = Field(20_000_000, gt=0, description="Most numbers m·n in X.")
+    max_elements: int = Field(
+        5_000_000, gt=0, description="Most numbers m·n in X (the largest request then peaks near 0.5 GB)."
+    )
 
     def keys(self) -> dict[str, list[Role]]:
         """The configured keys: the environment's and the file's."""
