@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 import orjson
-from starlette.responses import Response
+from starlette.responses import JSONResponse
 
 
 def _default(obj: Any) -> Any:
@@ -21,7 +21,9 @@ def dumps(obj: Any) -> bytes:
     return orjson.dumps(obj, default=_default, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
-class JSONBytes(Response):
+class JSONBytes(JSONResponse):
+    """JSON encoded by orjson (a JSONResponse, so the OpenAPI document shows the response model)."""
+
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:

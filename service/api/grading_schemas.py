@@ -172,6 +172,11 @@ class SignRequest(Strict):
     expires_in: int | None = Field(None, gt=0, le=366 * 24 * 3600, description="Seconds (default from settings).")
 
 
+class SignResponse(BaseModel):
+    problem_token: str = Field(description="Hand it to students: /grade takes it in place of problem.")
+    expires_at: int = Field(description="Unix time (seconds) after which the token is refused.")
+
+
 def _batch_kind(value: Any) -> str:
     return "answers" if isinstance(value, dict) and "answers" in value else "items"
 

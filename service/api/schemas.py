@@ -388,12 +388,23 @@ class Verification(BaseModel):
     skipped: list[dict[str, Any]]
 
 
+class LayerGradients(BaseModel):
+    W: list[list[float]]
+    b: list[float]
+
+
+class NetworkGradients(BaseModel):
+    layers: list[LayerGradients] = Field(description="∂J/∂W[l] and ∂J/∂b[l], shaped as parameters.layers.")
+
+
 class GradientResponse(BaseModel):
     model: ModelName
     pairing: PairingOut
     loss: float = Field(description="The cost J: mean of the per-example losses plus the regularization term.")
-    gradients: Gradients
-    breakdown: Breakdown | None = Field(None, description="Present when explain is on.")
+    gradients: Gradients | NetworkGradients = Field(description="Exactly the structure of parameters.")
+    breakdown: Breakdown | dict[str, Any] | None = Field(
+        None, description="Present when explain is on (for a neural_network: layers, per_sample, steps, notes)."
+    )
     verification: Verification | None = Field(None, description="Present when verify is true.")
 
 

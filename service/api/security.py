@@ -243,11 +243,7 @@ class Signer:
     def from_settings(cls, settings: Settings) -> Signer:
         if settings.signing_secret is not None:
             return cls(settings.signing_secret.get_secret_value().encode("utf-8"))
-        log.warning(
-            "no GRADIENT_SERVICE_SIGNING_SECRET: problem tokens are signed with a random secret of this "
-            "process, valid only here and until it restarts"
-        )
-        return cls(secrets.token_bytes(32))
+        return cls(_PROCESS_SECRET)  # the app warns at start that tokens then live only in this process
 
     def sign(self, problem: dict[str, Any], expires_at: int) -> str:
         payload = orjson.dumps({"exp": expires_at, "problem": problem}, option=orjson.OPT_SORT_KEYS)

@@ -8,10 +8,11 @@ from typing import Any
 from fastapi import APIRouter, Depends
 
 from service.api.encoding import JSONBytes, dumps
+from service.api.responses import AUTH_RESPONSES
 from service.api.security import access
 from service.compute import catalog
 
-router = APIRouter(dependencies=[Depends(access("student", "operator"))], tags=["catalogue"])
+router = APIRouter(responses=AUTH_RESPONSES, dependencies=[Depends(access("student", "operator"))], tags=["catalogue"])
 
 _LIST = {200: {"content": {"application/json": {"schema": {"type": "array", "items": {"type": "object"}}}}}}
 

@@ -12,8 +12,15 @@ from pydantic import TypeAdapter
 from service.api.body import MODEL_TAGS, parse, read_json
 from service.api.encoding import JSONBytes, dumps
 from service.api.grading import check_student, grade_batch, grade_request, reference_for
-from service.api.grading_schemas import BatchResponse, GradeBatchRequest, GradeRequest, GradeResponse, SignRequest
-from service.api.responses import PROBLEM_RESPONSES
+from service.api.grading_schemas import (
+    BatchResponse,
+    GradeBatchRequest,
+    GradeRequest,
+    GradeResponse,
+    SignRequest,
+    SignResponse,
+)
+from service.api.responses import AUTH_RESPONSES, PROBLEM_RESPONSES
 from service.api.security import Principal, Signer, access
 from service.grading.mistakes import catalogue
 from service.settings import Settings, get_settings
@@ -48,7 +55,7 @@ def _batch(req: Any, settings: Settings, signer: Signer) -> bytes:
     "/problems/sign",
     summary="Sign a problem for students",
     response_class=JSONBytes,
-    responses={200: {"description": "problem_token and expires_at (Unix seconds)."}, **PROBLEM_RESPONSES},
+    responses={200: {"model": SignResponse, "description": "The token and its expiry."}, **PROBLEM_RESPONSES},
     openapi_extra=_body("SignRequest"),
     dependencies=[Depends(access("grader"))],
 )
@@ -110,7 +117,15 @@ async def grade_many(
     return JSONBytes(await anyio.to_thread.run_sync(_batch, req, settings, state.signer))
 
 
-@router.get("/mistakes", response_class=JSONBytes, dependencies=[Depends(access("student", "operator"))])
+@router.get(
+    "/mistakes",
+    response_class=JSONBytes,
+    responses={
+        200: {"content": {"application/json": {"schema": {"type": "array", "items": {"type": "object"}}}}},
+        **AUTH_RESPONSES,
+    },
+    dependencies=[Depends(access("student", "operator"))],
+)
 async def mistakes() -> JSONBytes:
     """The catalogue of common mistakes the grader names (MATH.md), with their explanations."""
     return JSONBytes(dumps(catalogue()))

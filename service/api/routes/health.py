@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from service import __version__
+from service.api.responses import AUTH_RESPONSES
 from service.api.security import RedisLimiter, access
 from service.grading import GRADING_RULES_VERSION
 
@@ -32,7 +33,7 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ready"})
 
 
-@router.get("/version", dependencies=[Depends(access("student", "operator"))])
+@router.get("/version", dependencies=[Depends(access("student", "operator"))], responses=AUTH_RESPONSES)
 async def version() -> dict[str, str]:
     """The service's and the grading rules' versions, and those of the libraries that compute."""
     return {

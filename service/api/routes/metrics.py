@@ -5,10 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 from starlette.responses import Response
 
+from service.api.responses import AUTH_RESPONSES
 from service.api.security import access
 from service.observability import metrics_payload
 
-router = APIRouter(dependencies=[Depends(access("operator"))], tags=["operations"])
+router = APIRouter(responses=AUTH_RESPONSES, dependencies=[Depends(access("operator"))], tags=["operations"])
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
