@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -181,6 +182,7 @@ def build_network_breakdown(net: NetworkProblem, ev: NetworkEvaluation, *, full:
         if layer > 1:
             g = net.activation(layer - 1)
             gp_formula = rhs(g.derivative_formula)
+            uses_f = re.search(r"\bf\b", gp_formula.text) is not None  # written in terms of f = a[l]
             extra = {"derivation": _derivation(activation_derivation(g.name))} if full else {}
             steps.append(
                 {
@@ -196,10 +198,9 @@ def build_network_breakdown(net: NetworkProblem, ev: NetworkEvaluation, *, full:
                     + _sup("z", layer - 1)
                     + r"), \quad g'(z) = "
                     + gp_formula.latex
-                    + r" \text{ with } f = "
-                    + _sup("a", layer - 1),
+                    + (r" \text{ with } f = " + _sup("a", layer - 1) if uses_f else ""),
                     "text": f"delta[{layer - 1}] = (delta[{layer}] W[{layer}]^T) * g'(z[{layer - 1}]), "
-                    f"g'(z) = {gp_formula.text} with f = a[{layer - 1}] ({g.name})",
+                    f"g'(z) = {gp_formula.text}{f' with f = a[{layer - 1}]' if uses_f else ''} ({g.name})",
                     "value": ev.deltas[layer - 2],
                     **extra,
                 }
