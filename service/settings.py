@@ -33,7 +33,9 @@ class Settings(BaseSettings):
     max_parameters: int = Field(1_000_000, gt=0, description="Most weights and biases in a neural_network.")
     max_descent_steps: int = Field(10_000, gt=0, description="Most steps of one /descent run.")
     max_descent_work: int = Field(
-        500_000_000, gt=0, description="Largest /descent, in multiply-adds: m·n·k per step × steps × runs."
+        10_000_000_000,
+        gt=0,
+        description="Largest /descent, in multiply-adds of the forward pass (m·Σ weights) × steps × runs: ~2–3 s here.",
     )
     max_batch_items: int = Field(10_000, gt=0, description="Most answers (or items) in one /grade/batch request.")
     inline_body_bytes: int = Field(
