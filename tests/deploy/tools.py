@@ -22,8 +22,19 @@ DOCKERFILE = DOCKER / "Dockerfile"
 COMPOSE = DOCKER / "compose.yaml"
 NGINX_DIR = DOCKER / "nginx"
 K8S = DOCKER / "k8s"
+
+
 # The container engine's setup for machines without a Docker engine (its header tells how).
-ENGINE_SETUP = Path(os.environ.get("GRADIENT_CONTAINER_ENGINE_SETUP", ROOT.parent / "shared/tools/container-engine.sh"))
+def _engine_setup() -> Path:
+    """The workplace's podman setup: $GRADIENT_CONTAINER_ENGINE_SETUP, else ../shared/tools beside the
+    checkout, else the workplace's own /work/shared/tools (a clone made elsewhere, as CI's may be)."""
+    if os.environ.get("GRADIENT_CONTAINER_ENGINE_SETUP"):
+        return Path(os.environ["GRADIENT_CONTAINER_ENGINE_SETUP"])
+    candidates = [ROOT.parent / "shared/tools/container-engine.sh", Path("/work/shared/tools/container-engine.sh")]
+    return next((c for c in candidates if c.exists()), candidates[0])
+
+
+ENGINE_SETUP = _engine_setup()
 
 # MATH.md's worked example: logistic regression, w = [2, 3], b = 1.
 WORKED_EXAMPLE = {
