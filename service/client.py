@@ -254,8 +254,22 @@ class PrairieLearnResult(TypedDict):
     gradable: bool
     score: float
     message: str
+    output: str  # the service's and the grading rules' versions
     tests: list[PrairieLearnTest]
-    version: GradeVersion
+
+
+class SignedProblem(TypedDict):
+    """POST /problems/sign: the token (graded in place of the problem) and its expiry (Unix seconds)."""
+
+    problem_token: str
+    expires_at: int
+
+
+def _problem_field(problem: Mapping[str, Any] | str) -> dict[str, Any]:
+    """A problem is sent as `problem`, a token from `sign` as `problem_token`."""
+    if isinstance(problem, str):
+        return {"problem_token": problem}
+    return {"problem": to_json_value(problem)}
 
 
 # --- the catalogue and operations ---------------------------------------------------------------
@@ -578,7 +592,7 @@ class GradientClient:
     @overload
     def grade(
         self,
-        problem: Mapping[str, Any],
+        problem: Mapping[str, Any] | str,
         answer: Mapping[str, Any],
         *,
         tolerance: Mapping[str, Any] | None = ...,
@@ -590,7 +604,7 @@ class GradientClient:
     @overload
     def grade(
         self,
-        problem: Mapping[str, Any],
+        problem: Mapping[str, Any] | str,
         answer: Mapping[str, Any],
         *,
         tolerance: Mapping[str, Any] | None = ...,
@@ -602,7 +616,7 @@ class GradientClient:
     @overload
     def grade(
         self,
-        problem: Mapping[str, Any],
+        problem: Mapping[str, Any] | str,
         answer: Mapping[str, Any],
         *,
         tolerance: Mapping[str, Any] | None = ...,
@@ -613,7 +627,7 @@ class GradientClient:
 
     def grade(
         self,
-        problem: Mapping[str, Any],
+        problem: Mapping[str, Any] | str,
         answer: Mapping[str, Any],
         *,
         tolerance: Mapping[str, Any] | None = None,
@@ -623,7 +637,8 @@ class GradientClient:
     ) -> GradeResult | GradescopeResult | PrairieLearnResult:
         """Grade a learner's answer to a problem (POST /grade).
 
-        problem: a /gradient request (see `build_problem`).
+        problem: a /gradient request (see `build_problem`), or a problem token from `sign` (a
+            student key may grade only those).
         answer: the parts the learner gives, each graded if present: ``{"loss": J, "gradients":
             {"w": ..., "b": ...}, "per_sample": {"z", "f", "dL_df", "df_dz", "dL_dz": m values}}``.
         tolerance: ``{"rtol": 1e-5, "atol": 1e-8}`` (the defaults) or ``{"sig_figs": n}``.
@@ -636,7 +651,7 @@ class GradientClient:
         wrong with a message, but an unknown answer key (a misspelt part) is a 422.
         """
         body = {
-            "problem": to_json_value(problem),
+            **_problem_field(problem),
             "answer": to_json_value(answer),
             **_grade_options(tolerance, points, reveal, format),
         }
@@ -647,7 +662,7 @@ class GradientClient:
 
     def grade_batch(
         self,
-        problem: Mapping[str, Any] | None = None,
+        problem: Mapping[str, Any] | str | None = None,
         answers: Sequence[Mapping[str, Any]] | None = None,
         *,
         items: Sequence[Mapping[str, Any]] | None = None,
@@ -672,13 +687,23 @@ class GradientClient:
                 raise ValueError("give either problem and answers, or items, not both")
             body: dict[str, Any] = {"items": to_json_value(items)}
         elif problem is not None and answers is not None:
-            body = {"problem": to_json_value(problem), "answers": to_json_value(answers)}
+            body = {**_problem_field(problem), "answers": to_json_value(answers)}
         else:
             raise ValueError("give problem and answers (one problem, many answers), or items")
         body.update(_grade_options(tolerance, points, reveal, format))
         response = self._post("/grade/batch", body)
         results: list[dict[str, Any]] = response["results"]
         return results
+
+    # POST /problems/sign
+
+    def sign(self, problem: Mapping[str, Any], *, expires_in: int | None = None) -> SignedProblem:
+        """A token for `problem` to hand out to students (POST /problems/sign, grader keys only)."""
+        body: dict[str, Any] = {"problem": to_json_value(problem)}
+        if expires_in is not None:
+            body["expires_in"] = expires_in
+        result: SignedProblem = self._post("/problems/sign", body)
+        return result
 
     # catalogue and operations
 

@@ -392,3 +392,23 @@ def test_importing_the_client_stays_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_sign_then_grade_with_the_token(client: TestClient) -> None:
+    """A grader signs a problem; the token stands in for it when grading (what a student key sends)."""
+    from service.client import GradientClient
+
+    gc = GradientClient(client=client)
+    problem = {
+        "model": "linear_regression",
+        "parameters": {"w": [2.0], "b": 0.0},
+        "data": {"X": [[1.0], [2.0]], "y": [1.0, 3.0]},
+    }
+    signed = gc.sign(problem, expires_in=60)
+    assert isinstance(signed["problem_token"], str) and signed["expires_at"] > 0
+    result = gc.grade(signed["problem_token"], {"loss": 0.5})
+    assert result["score"] == 1.0
+    batch = gc.grade_batch(signed["problem_token"], [{"loss": 0.5}, {"loss": 1.0}])
+    assert [r["score"] for r in batch] == [1.0, 0.0]
+    pl = gc.grade(problem, {"loss": 0.5}, format="prairielearn")
+    assert pl["output"].startswith("gradient-service ")
