@@ -19,6 +19,7 @@ import numpy as np
 from service.compute.activations import Activation
 from service.compute.errors import DomainError, NonFiniteResult, ShapeError
 from service.compute.models import Regularization, _mean, prepare_targets, target_violations
+from service.compute.models import _require_finite as _finite
 from service.compute.models import _require_finite_gradient as _finite_gradient
 from service.compute.pairings import Pairing
 from service.compute.stable import Array
@@ -111,15 +112,6 @@ def build_network(
         idx, why = bad[0]
         raise DomainError(why, ("data", "y", *idx), examples=sorted({i[0] for i, _ in bad if i}))
     return NetworkProblem(hidden, pairing, Ws_a, bs_a, X, prepare_targets(pairing, y, k), regularization)
-
-
-def _finite(quantity: str, a: Array, reason: str) -> None:
-    if not np.all(np.isfinite(a)):
-        bad = ~np.isfinite(a)
-        examples: list[int] = []
-        if a.ndim:
-            examples = [int(i) for i in np.flatnonzero(np.any(bad.reshape(bad.shape[0], -1), axis=1))]
-        raise NonFiniteResult(quantity, examples, reason)
 
 
 def forward(

@@ -119,11 +119,6 @@ class _Chain:
         return None
 
 
-def _differing(a: Array, e: Array, tol: Tolerance) -> tuple[int, int]:
-    close = tol.close(a, e)
-    return int(close.size - np.count_nonzero(close)), int(close.size)
-
-
 def grade(ref: Any, answer: dict[str, Any], options: GradeOptions) -> dict[str, Any]:
     """The native result: score, points, checks with messages and diagnosed mistakes, feedback.
 
@@ -196,7 +191,8 @@ def _check(
         return check
     assert pa.array is not None
     answer = pa.array
-    if tol.allclose(answer, expected):
+    close = tol.close(answer, expected)  # parse_answer gave the expected shape: compared once, used thrice
+    if bool(np.all(close)):
         check.update(correct=True, points=max_points, message="Correct.", mistake=None, graded_against="reference")
         return check
     inherited = [f"per_sample.{n}" for n in UPSTREAM.get(part, ()) if n in off_reference]
@@ -219,11 +215,10 @@ def _check(
                 mistake=None,
             )
             return check
-    differ, total = _differing(answer, expected, tol)
-    where = "" if total == 1 else f" {differ} of {total} components differ."
+    total = close.size
+    where = "" if total == 1 else f" {total - int(np.count_nonzero(close))} of {total} components differ."
     if part.startswith("per_sample."):
-        close = tol.close(answer, expected).reshape(answer.shape[0], -1)
-        bad = np.flatnonzero(~np.all(close, axis=1))
+        bad = np.flatnonzero(~np.all(close.reshape(answer.shape[0], -1), axis=1))
         shown = ", ".join(str(int(i)) for i in bad[:20]) + (", …" if bad.size > 20 else "")
         plural = "s" if bad.size > 1 else ""
         where = f" It differs at example{plural} {shown} (of {answer.shape[0]}, counting from 0)."
