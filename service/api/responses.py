@@ -8,7 +8,7 @@ from service.api.errors import PROBLEM_JSON
 from service.api.problems import Prepared, PreparedNetwork
 from service.api.schemas import ProblemDetails
 from service.compute.check import verify, verify_network
-from service.compute.models import ExplainLevel, evaluate
+from service.compute.models import Evaluation, ExplainLevel, Gradients, evaluate, gradients
 from service.compute.network import evaluate as network_evaluate
 from service.compute.pairings import Pairing
 
@@ -28,7 +28,12 @@ def pairing_json(pairing: Pairing) -> dict[str, Any]:
 def gradient_response(prepared: Prepared) -> dict[str, Any]:
     """Evaluate the problem (and verify it on request) and shape the /gradient body."""
     problem = prepared.problem
-    ev = evaluate(problem, prepared.explain)
+    # Only J and the gradients wanted: one pass over X, without per-example arrays.
+    ev: Gradients = (
+        gradients(problem)
+        if prepared.explain is ExplainLevel.NONE and not prepared.verify
+        else evaluate(problem, prepared.explain)
+    )
     pairing = problem.pairing
     pairing_out = pairing_json(pairing)
     body: dict[str, Any] = {
@@ -37,10 +42,11 @@ def gradient_response(prepared: Prepared) -> dict[str, Any]:
         "loss": ev.loss,
         "gradients": {"w": ev.grad_w, "b": ev.grad_b if pairing.vector else float(ev.grad_b)},
     }
-    if ev.breakdown is not None:
-        body["breakdown"] = ev.breakdown
-    if prepared.verify:
-        body["verification"] = verify(problem, ev)
+    if isinstance(ev, Evaluation):
+        if ev.breakdown is not None:
+            body["breakdown"] = ev.breakdown
+        if prepared.verify:
+            body["verification"] = verify(problem, ev)
     return body
 
 

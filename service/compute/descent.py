@@ -14,7 +14,7 @@ import numpy as np
 
 from service.compute.errors import NonFiniteResult
 from service.compute.models import Problem
-from service.compute.models import evaluate as evaluate_model
+from service.compute.models import gradients as model_gradients
 from service.compute.network import NetworkProblem
 from service.compute.network import evaluate as evaluate_network
 from service.compute.stable import Array
@@ -35,7 +35,7 @@ def single_layer(problem: Problem) -> Model:
     """w and b of a single-layer model (b a number, or k numbers with softmax)."""
 
     def objective(params: list[Array]) -> tuple[float, list[Array]]:
-        ev = evaluate_model(replace(problem, w=params[0], b=params[1]))
+        ev = model_gradients(problem, params[0], params[1])
         return ev.loss, [ev.grad_w, np.asarray(ev.grad_b)]
 
     def to_json(params: list[Array]) -> dict[str, Any]:

@@ -6,7 +6,7 @@ for k outputs (softmax) w is (n, k), b (k,), and y is (m,) class indices or (m, 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Literal
 
@@ -14,6 +14,7 @@ import numpy as np
 
 from service.compute.domains import Interval
 from service.compute.errors import DomainError, NonFiniteResult, ShapeError
+from service.compute.fused import summarize
 from service.compute.losses import LossName
 from service.compute.pairings import ModelName, Pairing
 from service.compute.stable import Array
@@ -91,20 +92,26 @@ class Problem:
 
 
 @dataclass
-class Evaluation:
-    """The result: J, its gradients, and the per-example arrays of the forward and backward pass."""
+class Gradients:
+    """J and its gradients, with the data and regularization parts apart."""
 
     loss: float
     grad_w: Array
     grad_b: Array
-    z: Array
-    f: Array
-    per_sample_loss: Array
-    dL_dz: Array
     data_loss: float
     regularization_loss: float
     grad_w_data: Array
     grad_w_regularization: Array | None
+
+
+@dataclass
+class Evaluation(Gradients):
+    """The result: J, its gradients, and the per-example arrays of the forward and backward pass."""
+
+    z: Array
+    f: Array
+    per_sample_loss: Array
+    dL_dz: Array
     breakdown: dict[str, object] | None = field(default=None)
 
 
@@ -264,24 +271,12 @@ def cost(problem: Problem, w: Array | None = None, b: Array | None = None) -> fl
     return J
 
 
-def evaluate(problem: Problem, explain: ExplainLevel = ExplainLevel.NONE) -> Evaluation:
-    """Loss J and gradients ∂J/∂w (shape of w), ∂J/∂b (shape of b), with the breakdown on request.
-
-    The numbers never depend on `explain`: the breakdown only reads the arrays computed here.
-    """
-    m = problem.m
-    z, f, L, dL_dz = forward(problem)
-    data_loss = _mean(L)
-    reg_loss = 0.0
-    with np.errstate(over="ignore", invalid="ignore"):
-        grad_w_data = problem.X.T @ dL_dz / m
-        if not np.all(np.isfinite(grad_w_data)):  # the sum overflowed: scale first
-            grad_w_data = problem.X.T @ (dL_dz / m)
-        grad_b = np.mean(dL_dz, axis=0)
-        if not np.all(np.isfinite(grad_b)):
-            grad_b = np.sum(dL_dz / m, axis=0)
+def _assemble(problem: Problem, data_loss: float, grad_w_data: Array, grad_b: Array) -> Gradients:
+    """Add the regularization term to the data term's J and gradients, each checked to be finite."""
     _require_finite_gradient("gradients.w", grad_w_data, "the data term of dJ/dw")
     _require_finite_gradient("gradients.b", np.atleast_1d(grad_b), "dJ/db")
+    m = problem.m
+    reg_loss = 0.0
     grad_w = grad_w_data
     grad_w_reg = None
     if problem.regularization is not None:
@@ -296,24 +291,53 @@ def evaluate(problem: Problem, explain: ExplainLevel = ExplainLevel.NONE) -> Eva
     loss = data_loss + reg_loss
     if not np.isfinite(loss):
         raise NonFiniteResult("loss", [], "J overflows float64")
-    result = Evaluation(
+    return Gradients(
         loss=loss,
         grad_w=grad_w,
         grad_b=np.asarray(grad_b),
-        z=z,
-        f=f,
-        per_sample_loss=L,
-        dL_dz=dL_dz,
         data_loss=data_loss,
         regularization_loss=reg_loss,
         grad_w_data=grad_w_data,
         grad_w_regularization=grad_w_reg,
     )
+
+
+def evaluate(problem: Problem, explain: ExplainLevel = ExplainLevel.NONE) -> Evaluation:
+    """Loss J and gradients ∂J/∂w (shape of w), ∂J/∂b (shape of b), with the breakdown on request.
+
+    The numbers never depend on `explain`: the breakdown only reads the arrays computed here.
+    """
+    m = problem.m
+    z, f, L, dL_dz = forward(problem)
+    data_loss = _mean(L)
+    with np.errstate(over="ignore", invalid="ignore"):
+        grad_w_data = problem.X.T @ dL_dz / m
+        if not np.all(np.isfinite(grad_w_data)):  # the sum overflowed: scale first
+            grad_w_data = problem.X.T @ (dL_dz / m)
+        grad_b = np.mean(dL_dz, axis=0)
+        if not np.all(np.isfinite(grad_b)):
+            grad_b = np.sum(dL_dz / m, axis=0)
+    g = _assemble(problem, data_loss, grad_w_data, np.asarray(grad_b))
+    result = Evaluation(**vars(g), z=z, f=f, per_sample_loss=L, dL_dz=dL_dz)
     if explain is not ExplainLevel.NONE:
         from service.compute.breakdown import build_breakdown
 
         result.breakdown = build_breakdown(problem, result, full=explain is ExplainLevel.FULL)
     return result
+
+
+def gradients(problem: Problem, w: Array | None = None, b: Array | None = None) -> Gradients:
+    """J and its gradients without the per-example arrays: one pass over X (see fused.py).
+
+    Anything not finite on the way falls back to `evaluate`, which raises the same errors as always.
+    """
+    if w is not None or b is not None:
+        problem = replace(problem, w=problem.w if w is None else w, b=problem.b if b is None else b)
+    sums = summarize(problem.X, problem.y, problem.w, problem.b, problem.pairing)
+    if sums is None:
+        return evaluate(problem)
+    m = problem.m
+    return _assemble(problem, sums.loss / m, sums.grad_w / m, sums.grad_b / m)
 
 
 def explain_size(problem_m: int, k: int) -> int:

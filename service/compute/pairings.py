@@ -146,12 +146,26 @@ def _identity_squared_error(act: Activation, loss: Loss, z: Array, y: Array) -> 
 
 
 def _sigmoid_bce(act: Activation, loss: Loss, z: Array, y: Array) -> tuple[Array, Array, Array]:
-    s, s_neg = stable.sigmoid_pair(z)
-    # L = softplus(z) − y z = (1−y) softplus(z) + y softplus(−z): a sum of non-negative terms,
-    # exact for 0/1 labels at any z (softplus(z) − z would cancel for large z).
-    with np.errstate(over="ignore"):
-        L = (1.0 - y) * stable.softplus(z) + y * stable.softplus(-z)
-    r = (1.0 - y) * s - y * s_neg  # f - y, with 1 − f taken as σ(−z) so y = 1 does not cancel
+    # Two transcendentals per example: e = e^(−|z|) and log1p(e). With z⁺ = max(z, 0), z⁻ = max(−z, 0),
+    # softplus(±z) = z^± + log1p(e), so L = softplus(z) − y z = (1−y) softplus(z) + y softplus(−z)
+    #   = log1p(e) + (1−y) z⁺ + y z⁻: non-negative terms, exact for 0/1 labels at any z
+    # (softplus(z) − z would cancel for large z).
+    with np.errstate(over="ignore", invalid="ignore"):
+        e = np.abs(z)
+        np.negative(e, out=e)
+        np.exp(e, out=e)
+        one_plus = e + 1.0
+        pos = z >= 0
+        s = np.where(pos, 1.0, e)
+        s /= one_plus  # σ(z)
+        s_neg = np.where(pos, e, 1.0)
+        s_neg /= one_plus  # σ(−z) = 1 − σ(z), exact down to subnormals
+        omy = 1.0 - y
+        L = np.log1p(e)
+        L += omy * np.maximum(z, 0.0)
+        L += y * np.maximum(-z, 0.0)
+        r = omy * s  # f − y, with 1 − f taken as σ(−z) so y = 1 does not cancel
+        r -= y * s_neg
     return s, L, r
 
 

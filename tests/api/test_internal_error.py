@@ -19,7 +19,7 @@ def test_an_unexpected_exception_is_a_generic_500(
     def explode(prepared: object) -> dict[str, object]:
         raise RuntimeError("SECRET-internal-state 0xdeadbeef")
 
-    monkeypatch.setattr(responses, "evaluate", explode)
+    monkeypatch.setattr(responses, "gradients", explode)
     with TestClient(create_app(), raise_server_exceptions=False) as client, caplog.at_level(logging.ERROR):
         r = client.post("/gradient", json=BODY)
     assert r.status_code == 500

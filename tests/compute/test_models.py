@@ -18,7 +18,7 @@ from autograd import elementwise_grad, grad
 from service.compute.activations import ActivationName
 from service.compute.errors import DomainError, ShapeError
 from service.compute.losses import LOSSES, LossName
-from service.compute.models import Regularization, build_problem, cost, evaluate
+from service.compute.models import Regularization, build_problem, cost, evaluate, gradients
 from service.compute.pairings import CANONICAL, PRESETS, ModelName, make_pairing
 from service.compute.stable import Array
 from tests.compute import oracles
@@ -128,6 +128,11 @@ def test_matches_autograd_of_plain_cost(
     assert ev.grad_w.shape == c.w.shape and ev.grad_b.shape == np.shape(c.b)
     np.testing.assert_allclose(ev.grad_w, grad(J, 0)(c.w, c.b), rtol=RTOL, atol=ATOL)
     np.testing.assert_allclose(ev.grad_b, grad(J, 1)(c.w, c.b), rtol=RTOL, atol=ATOL)
+    # the one-pass path (no per-example arrays) against the same oracle
+    g = gradients(c.problem)
+    np.testing.assert_allclose(g.loss, J(c.w, c.b), rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(g.grad_w, grad(J, 0)(c.w, c.b), rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(g.grad_b, grad(J, 1)(c.w, c.b), rtol=RTOL, atol=ATOL)
     # cost() at the problem's parameters and elsewhere
     np.testing.assert_allclose(cost(c.problem), J(c.w, c.b), rtol=RTOL, atol=ATOL)
     w2, b2 = 0.5 * c.w + 0.1, np.asarray(c.b) * 0.5 - 0.1
