@@ -18,6 +18,7 @@ from service import __version__
 from service.api import errors
 from service.api.body import BodyLimitMiddleware
 from service.api.descent_schemas import DescentRequest
+from service.api.fastpath import FastPathMiddleware
 from service.api.grading_schemas import (
     DOCUMENTED_ITEMS,
     Answer,
@@ -117,8 +118,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.keyring = KeyRing(settings.keys())
     app.state.limiter = make_limiter(settings)
     app.state.signer = Signer.from_settings(settings)
-    app.dependency_overrides[get_settings] = lambda: settings
     errors.install(app)
+    # innermost: POST /gradient past FastAPI's routing (inside the body limit, CORS and request id)
+    app.add_middleware(FastPathMiddleware, routes={"/gradient": gradient.handle})
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     if settings.cors_origins:
         # an explicit allow-list: a wildcard never goes with credentials

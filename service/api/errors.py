@@ -170,17 +170,25 @@ def compute_error_problem(exc: ComputeError) -> ProblemError:
     return ProblemError(422, exc.slug, exc.detail)
 
 
+def problem_error_response(exc: ProblemError) -> Response:
+    return problem_response(exc.status, exc.slug, exc.detail, exc.errors, exc.headers, **exc.extra)
+
+
+def compute_error_response(exc: ComputeError) -> Response:
+    p = compute_error_problem(exc)
+    return problem_response(p.status, p.slug, p.detail, p.errors, **p.extra)
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers: problems, compute errors, HTTP errors and a last resort."""
 
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, exc: ProblemError) -> Response:
-        return problem_response(exc.status, exc.slug, exc.detail, exc.errors, exc.headers, **exc.extra)
+        return problem_error_response(exc)
 
     @app.exception_handler(ComputeError)
     async def _compute(request: Request, exc: ComputeError) -> Response:
-        p = compute_error_problem(exc)
-        return problem_response(p.status, p.slug, p.detail, p.errors, **p.extra)
+        return compute_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _request_validation(request: Request, exc: RequestValidationError) -> Response:

@@ -184,6 +184,12 @@ def make_limiter(settings: Settings) -> Limiter:
     return RedisLimiter(settings.redis_url) if settings.redis_url else MemoryLimiter()
 
 
+async def app_settings(request: Request) -> Settings:
+    """A dependency: the settings this app was created with (async, so it costs no thread hop)."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
 def access(*roles: str) -> Callable[[Request], Awaitable[Principal]]:
     """A dependency: authenticate, check one of `roles` (grader may do everything), rate-limit."""
     allowed = frozenset(roles) | {"grader"}

@@ -14,6 +14,7 @@ number of threads. Anything that is not finite (an overflowing z, f, L or ∂L/�
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from collections.abc import Iterator
@@ -123,20 +124,23 @@ def block_rows(n: int, k: int) -> int:
     return max(MIN_BLOCK_ROWS, min(MAX_BLOCK_ROWS, BLOCK_BYTES // (8 * n * max(k, 1))))
 
 
-def _block(X: Array, y: Array, w: Array, b: Array, pairing: Pairing, start: int, stop: int) -> tuple[Array, ...] | None:
+_add = np.add.reduce
+
+
+def _block(X: Array, y: Array, w: Array, b: Array, pairing: Pairing, start: int, stop: int) -> Sums | None:
     Xb = X[start:stop]
     with np.errstate(over="ignore", invalid="ignore"):
         z = Xb @ w
         z += b
         f, L, r = pairing.forward_backward(z, y[start:stop])
-        checks = np.array([np.sum(z), np.sum(f)])
-        loss = np.sum(L)
-        gb = np.sum(r, axis=0)
+        checks = (float(_add(z, axis=None)), float(_add(f, axis=None)), float(_add(L)))
+        gb = _add(r, axis=0)
         gw = Xb.T @ r
     # A non-finite element makes its sum non-finite (inf − inf and inf·0 give nan): one test per array.
-    if not (np.all(np.isfinite(checks)) and np.isfinite(loss) and np.all(np.isfinite(gb))):
+    # (A sum that overflows although its terms do not only sends the problem to evaluate as well.)
+    if not (all(map(math.isfinite, checks)) and np.isfinite(gb).all() and np.isfinite(gw).all()):
         return None
-    return np.asarray(loss), gw, np.asarray(gb)
+    return Sums(checks[2], gw, np.asarray(gb))
 
 
 def summarize(
@@ -149,6 +153,8 @@ def summarize(
     m, n = X.shape
     k = 1 if w.ndim == 1 else w.shape[1]
     rows = block_rows(n, k)
+    if m <= rows:
+        return _block(X, y, w, b, pairing, 0, m)
     starts = range(0, m, rows)
     nthreads = min(_threads if max_threads is None else max_threads, len(starts))
     if nthreads <= 1 or X.size < PARALLEL_MIN_ELEMENTS:
@@ -157,13 +163,13 @@ def summarize(
         pool = _get_pool()
         with _one_blas_thread():
             parts = list(pool.map(lambda s: _block(X, y, w, b, pairing, s, min(s + rows, m)), starts))
-    if any(p is None for p in parts):
-        return None
     done = [p for p in parts if p is not None]
+    if len(done) < len(parts):
+        return None
     with np.errstate(over="ignore", invalid="ignore"):
-        loss = float(np.sum(np.stack([p[0] for p in done])))
-        grad_w = np.sum(np.stack([p[1] for p in done]), axis=0)
-        grad_b = np.sum(np.stack([p[2] for p in done]), axis=0)
-    if not (np.isfinite(loss) and np.all(np.isfinite(grad_w)) and np.all(np.isfinite(grad_b))):
+        loss = float(np.sum([p.loss for p in done]))
+        grad_w = np.sum(np.stack([p.grad_w for p in done]), axis=0)
+        grad_b = np.sum(np.stack([p.grad_b for p in done]), axis=0)
+    if not (math.isfinite(loss) and np.isfinite(grad_w).all() and np.isfinite(grad_b).all()):
         return None
     return Sums(loss, grad_w, grad_b)

@@ -226,6 +226,8 @@ def _require_finite(quantity: str, a: Array, reason: str) -> None:
 
 def _require_finite_gradient(quantity: str, g: Array, what: str) -> None:
     """Gradients are indexed by parameter, not by example: name the components that overflow."""
+    if np.isfinite(g).all():
+        return
     bad = np.argwhere(~np.isfinite(g))
     if bad.size:
         comps = ", ".join("[" + "][".join(str(int(i)) for i in idx) + "]" for idx in bad[:20])

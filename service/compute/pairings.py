@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 
 import numpy as np
 
@@ -322,10 +323,16 @@ def make_pairing(
 ) -> Pairing:
     """The pairing of two registry names; raises IncompatiblePairing with the reason."""
     act_name, loss_name = ActivationName(activation), LossName(loss)
+    return _pairing(act_name, loss_name, tuple(sorted((loss_params or {}).items())))
+
+
+@lru_cache(maxsize=256)
+def _pairing(act_name: ActivationName, loss_name: LossName, params: tuple[tuple[str, float], ...]) -> Pairing:
+    # Pairings are immutable: one object per (activation, loss, parameters) serves every request.
     ok, why = compatibility(act_name, loss_name)
     if not ok:
         raise IncompatiblePairing(why or "incompatible")
-    return Pairing(ACTIVATIONS[act_name], make_loss(loss_name, loss_params))
+    return Pairing(ACTIVATIONS[act_name], make_loss(loss_name, dict(params) if params else None))
 
 
 def all_pairings() -> list[tuple[ActivationName, LossName, bool, str | None]]:

@@ -13,8 +13,8 @@ from service.api.descent import run_descent
 from service.api.descent_schemas import DescentRequest
 from service.api.encoding import JSONBytes, dumps
 from service.api.responses import PROBLEM_RESPONSES
-from service.api.security import access
-from service.settings import Settings, get_settings
+from service.api.security import access, app_settings
+from service.settings import Settings
 
 router = APIRouter(dependencies=[Depends(access("grader"))], tags=["descent"])
 _DESCENT: TypeAdapter[DescentRequest] = TypeAdapter(DescentRequest)
@@ -47,7 +47,7 @@ _RESPONSE: dict[int | str, dict[str, Any]] = {
         }
     },
 )
-async def run(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> JSONBytes:
+async def run(request: Request, settings: Annotated[Settings, Depends(app_settings)]) -> JSONBytes:
     """k steps of batch gradient descent from given parameters, for any model; optionally two pairings side by side."""
     body = await read_json(request)
     return JSONBytes(await anyio.to_thread.run_sync(_run, body, settings))

@@ -21,9 +21,9 @@ from service.api.grading_schemas import (
     SignResponse,
 )
 from service.api.responses import AUTH_RESPONSES, PROBLEM_RESPONSES
-from service.api.security import Principal, Signer, access
+from service.api.security import Principal, Signer, access, app_settings
 from service.grading.mistakes import catalogue
-from service.settings import Settings, get_settings
+from service.settings import Settings
 
 router = APIRouter(tags=["grading"])
 _GRADE: TypeAdapter[GradeRequest] = TypeAdapter(GradeRequest)
@@ -59,7 +59,7 @@ def _batch(req: Any, settings: Settings, signer: Signer) -> bytes:
     openapi_extra=_body("SignRequest"),
     dependencies=[Depends(access("grader"))],
 )
-async def sign(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> JSONBytes:
+async def sign(request: Request, settings: Annotated[Settings, Depends(app_settings)]) -> JSONBytes:
     """A token for a problem (HMAC over the canonical problem, with an expiry) to grade it without revealing it."""
     req = parse(_SIGN, await read_json(request))
     reference_for(req.problem, settings)  # a bad problem is refused now, not when students use it
@@ -83,7 +83,7 @@ async def sign(request: Request, settings: Annotated[Settings, Depends(get_setti
 )
 async def grade(
     request: Request,
-    settings: Annotated[Settings, Depends(get_settings)],
+    settings: Annotated[Settings, Depends(app_settings)],
     principal: Annotated[Principal, Depends(access("student"))],
 ) -> JSONBytes:
     """Grade an answer to a problem: points, a check per part, the mistake made and feedback."""
@@ -106,7 +106,7 @@ async def grade(
 )
 async def grade_many(
     request: Request,
-    settings: Annotated[Settings, Depends(get_settings)],
+    settings: Annotated[Settings, Depends(app_settings)],
     principal: Annotated[Principal, Depends(access("student"))],
 ) -> JSONBytes:
     """Grade a whole class's answers to one problem, or many problem/answer pairs, each on its own."""
