@@ -17,8 +17,29 @@ def _default(obj: Any) -> Any:
     raise TypeError(f"cannot encode {type(obj).__name__}")
 
 
+_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
+_SHARED_MIN_SIZE = 64  # arrays at least this long are encoded once however often they appear
+
+
+def _share(obj: Any, seen: dict[int, orjson.Fragment]) -> Any:
+    """The tree with each big array replaced by its encoded text, encoded once per array object:
+    a breakdown lists the same per-example arrays under per_sample and again in its steps."""
+    if isinstance(obj, dict):
+        return {k: _share(v, seen) for k, v in obj.items()}
+    if isinstance(obj, list) and len(obj) < _SHARED_MIN_SIZE:
+        return [_share(v, seen) for v in obj]
+    if isinstance(obj, np.ndarray) and obj.size >= _SHARED_MIN_SIZE:
+        fragment = seen.get(id(obj))
+        if fragment is None:
+            fragment = seen[id(obj)] = orjson.Fragment(orjson.dumps(obj, default=_default, option=_OPTIONS))
+        return fragment
+    return obj
+
+
 def dumps(obj: Any) -> bytes:
-    return orjson.dumps(obj, default=_default, option=orjson.OPT_SERIALIZE_NUMPY)
+    if isinstance(obj, dict) and "breakdown" in obj:
+        obj = _share(obj, {})
+    return orjson.dumps(obj, default=_default, option=_OPTIONS)
 
 
 class JSONBytes(JSONResponse):
