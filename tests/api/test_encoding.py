@@ -34,5 +34,12 @@ def test_breakdown_encodes_to_the_same_bytes_as_plain_orjson() -> None:
 
 
 def test_small_arrays_and_scalars_are_left_to_orjson() -> None:
-    body = {"breakdown": {"a": np.arange(3.0), "b": [np.float64(1.5), 2], "c": np.arange(100.0)[::2], "d": np.arange(400.0)[::2]}}
+    body = {
+        "breakdown": {
+            "a": np.arange(3.0),
+            "b": [np.float64(1.5), 2],
+            "c": np.arange(100.0)[::2],
+            "d": np.arange(400.0)[::2],
+        }
+    }
     assert dumps(body) == _plain(body)
