@@ -30,6 +30,7 @@ from service.api.grading_schemas import (
 from service.api.routes import catalog, descent, grade, gradient, health, metrics
 from service.api.schemas import GradientRequest
 from service.api.security import KeyRing, RedisLimiter, Signer, make_limiter
+from service.compute import fused
 from service.observability import RequestContextMiddleware
 from service.settings import Settings, get_settings
 
@@ -115,6 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="gradient-service", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.ready = False
     app.state.settings = settings
+    fused.set_threads(settings.compute_threads)
     app.state.keyring = KeyRing(settings.keys())
     app.state.limiter = make_limiter(settings)
     app.state.signer = Signer.from_settings(settings)

@@ -43,6 +43,11 @@ class Settings(BaseSettings):
         ge=0,
         description="Bodies above this size are parsed and computed in a worker thread, off the event loop.",
     )
+    compute_threads: int | None = Field(
+        None,
+        ge=1,
+        description="Threads one big problem's loss and gradients may use (None: the CPUs this process may use).",
+    )
 
     api_keys: dict[str, list[Role]] = Field(
         default_factory=dict,
