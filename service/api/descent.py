@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import numpy as np
+
 from service.api.descent_schemas import DescentRequest
 from service.api.errors import ProblemError
 from service.api.problems import PreparedNetwork, prepare, prepare_network
@@ -28,7 +30,13 @@ def _model(problem_req: Any, settings: Settings) -> tuple[descent.Model, dict[st
 
 def _with_pairing(problem_req: Any, other: Any) -> Any:
     """The same problem with another output pairing (a preset becomes a single_layer model)."""
-    dump = problem_req.model_dump(mode="json", by_alias=True, exclude_none=True)
+    X = problem_req.data.X
+    as_array = isinstance(X, np.ndarray)  # from the array path (service/api/arrays.py): not re-encoded
+    dump = problem_req.model_dump(
+        mode="json", by_alias=True, exclude_none=True, exclude={"data": {"X"}} if as_array else None
+    )
+    if as_array:
+        dump["data"]["X"] = [[0.0]]  # any valid matrix: X's own validity does not depend on the pairing
     if dump["model"] == "neural_network":
         dump["layers"][-1] = {"activation": str(other.activation)}
     else:
@@ -40,7 +48,10 @@ def _with_pairing(problem_req: Any, other: Any) -> Any:
         dump["loss_params"] = other.loss_params.model_dump(exclude_none=True)
     from service.api.routes.gradient import REQUEST  # the same strict validation as a /gradient body
 
-    return REQUEST.validate_json(json.dumps(dump))
+    other_req = REQUEST.validate_json(json.dumps(dump))
+    if as_array:
+        other_req.data.__dict__["X"] = X
+    return other_req
 
 
 def run_descent(req: DescentRequest, settings: Settings) -> dict[str, Any]:

@@ -88,6 +88,11 @@ def _targets(pairing: Pairing, y: Any, k: int) -> np.ndarray:
     return y_arr
 
 
+def within_limits(m: int, n: int, settings: Settings) -> bool:
+    """m examples of n features are within the size limits (what _check_size refuses, as a test)."""
+    return m <= settings.max_rows and n <= settings.max_features and m * n <= settings.max_elements
+
+
 def _check_size(m: int, n: int, k: int, settings: Settings, k_loc: tuple[str | int, ...] = ("parameters", "b")) -> None:
     """Bounded work: refuse a problem above the configured sizes before any array is built."""
     errors: list[dict[str, Any]] = []
@@ -119,7 +124,7 @@ def prepare(req: Any, settings: Settings) -> Prepared:
     _check_size(m, n, len(b) if isinstance(b, list) else 1, settings)
     if n == 0:
         errors.append({"loc": ["data", "X", 0], "msg": "each row of X needs at least one feature"})
-    for i, row in enumerate(X):
+    for i, row in enumerate(() if isinstance(X, np.ndarray) else X):  # an array (the array path) is rectangular
         if len(row) != n:
             errors.append({"loc": ["data", "X", i], "msg": f"row has {len(row)} entries; row 0 has {n}"})
             if len(errors) >= 20:
@@ -234,7 +239,7 @@ def prepare_network(req: Any, settings: Settings) -> PreparedNetwork:
         raise _invalid(
             [{"loc": ["parameters", "layers"], "msg": f"{len(layers)} layers of parameters for {len(specs)} layers"}]
         )
-    for i, row in enumerate(X):
+    for i, row in enumerate(() if isinstance(X, np.ndarray) else X):  # an array (the array path) is rectangular
         if len(row) != n or n == 0:
             errors.append({"loc": ["data", "X", i], "msg": f"row has {len(row)} entries; row 0 has {n}"})
             if len(errors) >= 20:

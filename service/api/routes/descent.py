@@ -8,10 +8,12 @@ import anyio.to_thread
 from fastapi import APIRouter, Depends, Request
 from pydantic import TypeAdapter
 
+from service.api.arrays import parse_with_matrix
 from service.api.body import parse, read_json
 from service.api.descent import run_descent
 from service.api.descent_schemas import DescentRequest
 from service.api.encoding import JSONBytes, dumps
+from service.api.problems import within_limits
 from service.api.responses import PROBLEM_RESPONSES
 from service.api.security import access, app_settings
 from service.settings import Settings
@@ -21,7 +23,11 @@ _DESCENT: TypeAdapter[DescentRequest] = TypeAdapter(DescentRequest)
 
 
 def _run(body: bytes, settings: Settings) -> bytes:
-    return dumps(run_descent(parse(_DESCENT, body), settings))
+    # X straight into an array (service/api/arrays.py), else the whole body validated
+    req = parse_with_matrix(
+        _DESCENT, body, lambda m, n, _: within_limits(m, n, settings), lambda r: getattr(r.problem, "data", None)
+    )
+    return dumps(run_descent(req if req is not None else parse(_DESCENT, body), settings))
 
 
 _RESPONSE: dict[int | str, dict[str, Any]] = {

@@ -8,9 +8,10 @@ import anyio.to_thread
 from fastapi import APIRouter, Request
 from pydantic import TypeAdapter
 
+from service.api.arrays import parse_with_matrix
 from service.api.body import parse, read_json
 from service.api.encoding import JSONBytes, dumps
-from service.api.problems import Prepared, PreparedNetwork, prepare, prepare_network
+from service.api.problems import Prepared, PreparedNetwork, prepare, prepare_network, within_limits
 from service.api.responses import PROBLEM_RESPONSES, gradient_response, network_response
 from service.api.schemas import EXAMPLES, GradientRequest, GradientResponse
 from service.api.security import access
@@ -50,7 +51,9 @@ def prepare_any(req: Any, settings: Settings) -> Prepared | PreparedNetwork:
 
 
 def _parse_and_compute(body: bytes, settings: Settings) -> bytes:
-    return _compute(prepare_any(parse(REQUEST, body), settings))
+    # a big body: X straight into an array (service/api/arrays.py), else the whole body validated
+    req = parse_with_matrix(REQUEST, body, lambda m, n, _: within_limits(m, n, settings))
+    return _compute(prepare_any(req if req is not None else parse(REQUEST, body), settings))
 
 
 _ACCESS = access("grader")

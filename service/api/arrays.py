@@ -1,0 +1,120 @@
+"""The array path: a big request's X parsed in row chunks straight into one numpy array.
+
+Validating a whole body at once builds X as Python lists of Python floats, and the JSON parser's
+own tree beside them: about four times the body in memory, at 100,000 × 20. Here X's text is cut
+out of the body and parsed a chunk of rows at a time, by the same strict pydantic validator the
+schema uses for X (JSON numbers only, finite, no booleans, no strings), into a preallocated array;
+the rest of the body (the "skeleton", with a one-element X in X's place) is validated by the
+request's own adapter. Memory stays near the body plus the array.
+
+It is an optimisation, never a second set of rules. It takes the common shape of a body (one "X"
+key, no escaped characters, a plain matrix of numbers) and gives up, returning None, at anything
+else: any validation error, a ragged or empty row, a size over the limits, X not where the
+schema puts it. The caller then validates the whole body the usual way, which gives the answer
+(and the error messages) the service always gave. A test feeds both paths the same bodies.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from pydantic import ConfigDict, TypeAdapter, ValidationError
+
+# X as the schemas declare it (service/api/schemas.py: Strict config, Matrix)
+_ROWS: TypeAdapter[list[list[float]]] = TypeAdapter(
+    list[list[float]], config=ConfigDict(strict=True, allow_inf_nan=False)
+)
+_PLACEHOLDER = b"[[0]]"
+_WS = b" \t\n\r"
+# Parsed in chunks of about this many bytes: measured at 100,000 × 20, 256 KiB chunks validate in
+# 0.15 s, 1 MiB in 0.19 s, the whole X at once in 0.48 s (smaller working sets, faster allocation).
+CHUNK_BYTES = 1 << 18
+
+SizeCheck = Callable[[int, int, Any], bool]  # (m, n, validated skeleton) -> within the limits
+
+
+def _skip_ws(body: bytes, i: int) -> int:
+    while i < len(body) and body[i] in _WS:
+        i += 1
+    return i
+
+
+def _data(request: Any) -> Any:
+    return getattr(request, "data", None)
+
+
+def parse_with_matrix(
+    adapter: TypeAdapter[Any], body: bytes, within_limits: SizeCheck, data_of: Callable[[Any], Any] = _data
+) -> Any | None:
+    """The validated request with data.X as an (m, n) float64 array, or None to take the usual path.
+
+    `data_of` finds the object that holds X in a validated request (request.data by default)."""
+    key = body.find(b'"X"')
+    if key < 0:
+        return None
+    colon = _skip_ws(body, key + 3)
+    if colon >= len(body) or body[colon] != ord(":"):
+        return None
+    start = _skip_ws(body, colon + 1)
+    if start >= len(body) or body[start] != ord("["):
+        return None
+    # Inside a matrix of numbers "]]" appears only at its end (spaced "] ]" takes the usual path).
+    stop = body.find(b"]]", start + 1)
+    if stop < 0:
+        return None
+    skeleton = body[:start] + _PLACEHOLDER + body[stop + 2 :]
+    # One "X" key, and no escapes, which could spell a key ("\u0058") or hide a quote.
+    if skeleton.count(b'"X"') != 1 or b"\\" in skeleton:
+        return None
+    try:
+        request = adapter.validate_json(skeleton)
+    except ValidationError:
+        return None
+    data = data_of(request)
+    if data is None or getattr(data, "X", None) != [[0.0]]:
+        return None  # the cut was not data.X
+    inner = body[start + 1 : stop + 1]  # "[..], [..], …, [..]"
+    m = inner.count(b"[")
+    first = inner.find(b"]")
+    n = inner.count(b",", 0, first) + 1
+    if m < 1 or not within_limits(m, n, request):
+        return None
+    X = _rows(inner, m, n)
+    if X is None:
+        return None
+    data.__dict__["X"] = X  # the model's field, now an array (the same numbers the lists would hold)
+    return request
+
+
+def _rows(inner: bytes, m: int, n: int) -> np.ndarray | None:
+    """Rows of numbers, parsed CHUNK_BYTES at a time into an (m, n) array; None unless exactly that."""
+    out = np.empty((m, n), dtype=np.float64)
+    done = 0
+    pos = _skip_ws(inner, 0)
+    size = len(inner)
+    while pos < size:
+        cut = pos + CHUNK_BYTES
+        stop = size if cut >= size else inner.find(b"]", cut) + 1
+        if stop <= 0:
+            stop = size
+        try:
+            rows = _ROWS.validate_json(b"[" + inner[pos:stop] + b"]")
+        except ValidationError:
+            return None
+        count = len(rows)
+        if count == 0 or done + count > m or any(len(row) != n for row in rows):
+            return None
+        block = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.float64, count=count * n)
+        out[done : done + count] = block.reshape(count, n)
+        done += count
+        pos = _skip_ws(inner, stop)
+        if pos < size:  # the next row must follow a comma, as in the body
+            if inner[pos] != ord(","):
+                return None
+            pos = _skip_ws(inner, pos + 1)
+            if pos >= size:  # a trailing comma
+                return None
+    return out if done == m else None
