@@ -105,7 +105,7 @@ def _rows(inner: bytes, m: int, n: int) -> np.ndarray | None:
         except ValidationError:
             return None
         count = len(rows)
-        if count == 0 or done + count > m or any(len(row) != n for row in rows):
+        if count == 0 or done + count > m or set(map(len, rows)) != {n}:
             return None
         block = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.float64, count=count * n)
         out[done : done + count] = block.reshape(count, n)
