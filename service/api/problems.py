@@ -88,6 +88,14 @@ def _targets(pairing: Pairing, y: Any, k: int) -> np.ndarray:
     return y_arr
 
 
+def _ragged_rows(rows: Any, n: int) -> Any:
+    """The rows to look at one by one for their lengths: none when all have n entries (checked in C),
+    or when they are an array (from the array path, rectangular by construction)."""
+    if isinstance(rows, np.ndarray) or set(map(len, rows)) == {n}:
+        return ()
+    return rows
+
+
 def within_limits(m: int, n: int, settings: Settings) -> bool:
     """m examples of n features are within the size limits (what _check_size refuses, as a test)."""
     return m <= settings.max_rows and n <= settings.max_features and m * n <= settings.max_elements
@@ -124,7 +132,7 @@ def prepare(req: Any, settings: Settings) -> Prepared:
     _check_size(m, n, len(b) if isinstance(b, list) else 1, settings)
     if n == 0:
         errors.append({"loc": ["data", "X", 0], "msg": "each row of X needs at least one feature"})
-    for i, row in enumerate(() if isinstance(X, np.ndarray) else X):  # an array (the array path) is rectangular
+    for i, row in enumerate(_ragged_rows(X, n)):
         if len(row) != n:
             errors.append({"loc": ["data", "X", i], "msg": f"row has {len(row)} entries; row 0 has {n}"})
             if len(errors) >= 20:
@@ -239,7 +247,7 @@ def prepare_network(req: Any, settings: Settings) -> PreparedNetwork:
         raise _invalid(
             [{"loc": ["parameters", "layers"], "msg": f"{len(layers)} layers of parameters for {len(specs)} layers"}]
         )
-    for i, row in enumerate(() if isinstance(X, np.ndarray) else X):  # an array (the array path) is rectangular
+    for i, row in enumerate(_ragged_rows(X, n) if n else X):
         if len(row) != n or n == 0:
             errors.append({"loc": ["data", "X", i], "msg": f"row has {len(row)} entries; row 0 has {n}"})
             if len(errors) >= 20:
