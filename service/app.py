@@ -113,7 +113,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if isinstance(app.state.limiter, RedisLimiter):
             await app.state.limiter.close()
 
-    app = FastAPI(title="gradient-service", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    # FastAPI's OpenTelemetry hooks off: the service reports through /metrics and its JSON logs, and
+    # the hooks' per-request check of the providers costs more than a small problem's computation.
+    app = FastAPI(
+        title="gradient-service",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+    )
     app.state.ready = False
     app.state.settings = settings
     fused.set_threads(settings.compute_threads)

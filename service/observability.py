@@ -17,6 +17,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -70,7 +71,10 @@ class JSONFormatter(logging.Formatter):
                 out[key] = value
         if record.exc_info:
             out["exception"] = self.formatException(record.exc_info)
-        return json.dumps(out, default=str, ensure_ascii=False)
+        try:  # orjson: a few µs per line, where it is written for every request
+            return orjson.dumps(out, default=str).decode()
+        except TypeError:  # e.g. an integer beyond 64 bits in an extra field
+            return json.dumps(out, default=str, ensure_ascii=False)
 
 
 def log_config(level: str) -> dict[str, Any]:
