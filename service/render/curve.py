@@ -120,7 +120,7 @@ def cost_curves(result: dict[str, Any]) -> str:
         PANEL_W * len(runs),
         PANEL_H,
         body,
-        ident="curve",
+        ident="curve-svg",
         title="Cost during gradient descent: " + " vs ".join(names),
         desc=desc,
     )

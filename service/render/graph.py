@@ -228,7 +228,7 @@ def _draw(g: Graph, title: str, desc: str) -> str:
     for note in g.notes:
         body.append(text(MARGIN, y, note, class_="note", fill=MUTED, font_size=13))
         y += 18.0
-    return document(width, height, body, ident="graph", title=title, desc=desc)
+    return document(width, height, body, ident="graph-svg", title=title, desc=desc)
 
 
 def _node(n: Node) -> str:
