@@ -93,7 +93,10 @@ def explain_page(settings: Settings) -> str:
     }
     descent = as_json(run_descent(parse(_DESCENT, orjson.dumps(descent_body)), settings))
     pairings = [
-        (f"{p['activation']}/{p['loss']}", f"{p['activation']} + {p['loss']}" + (" (canonical)" if p["canonical"] else ""))
+        (
+            f"{p['activation']}/{p['loss']}",
+            f"{p['activation']} + {p['loss']}" + (" (canonical)" if p["canonical"] else ""),
+        )
         for p in catalog.pairings()
         if p["compatible"]
     ]
@@ -110,7 +113,9 @@ def explain_page(settings: Settings) -> str:
         "version": escape(__version__),
         "model_options": _options([(str(m), str(m)) for m in EXAMPLES], str(WORKED)),
         "pairing_options": _options(pairings, "sigmoid/squared_error"),
-        "reg_options": _options([("", "none"), ("l2", "l2: λ/(2m) Σ w²"), ("l1", "l1: (λ/m) Σ |w|")], reg.get("kind", "")),
+        "reg_options": _options(
+            [("", "none"), ("l2", "l2: λ/(2m) Σ w²"), ("l1", "l1: (λ/m) Σ |w|")], reg.get("kind", "")
+        ),
         "reg_lambda": escape(str(reg.get("lambda", 0.0))),
         "architecture": escape(_compact({"layers": network["layers"], "loss": network["loss"]})),
         "data": escape(_compact(example["data"])),
@@ -127,4 +132,3 @@ def explain_page(settings: Settings) -> str:
         "examples": json.dumps(examples).replace("<", "\\u003c"),
     }
     return Template(template("explain.html")).substitute(values)
-

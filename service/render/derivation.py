@@ -98,7 +98,7 @@ def _step(step: dict[str, Any], m: int, simp: dict[str, Any] | None) -> str:
         out.append(_simplification(simp))
     if step.get("derivation"):
         items = "".join(
-            f"<li>{_math(d['latex'], d['text'], 'span')} <span class=\"why\">({escape(d['rule'])}: "
+            f'<li>{_math(d["latex"], d["text"], "span")} <span class="why">({escape(d["rule"])}: '
             f"{escape(d['why'])})</span></li>"
             for d in step["derivation"]
         )
@@ -132,13 +132,13 @@ def derivation_html(problem: dict[str, Any], result: dict[str, Any]) -> str:
     bd = result["breakdown"]
     m = len(problem["data"]["X"])
     p = result["pairing"]
+    canonical = " (canonical pairing)" if p["canonical"] else ""
     summary = (
-        f'<p class="summary">{escape(result["model"])}: {escape(p["activation"])} + {escape(p["loss"])}'
-        f"{' (canonical pairing)' if p['canonical'] else ''}. Cost J = <span class=\"num\">{escape(num(result['loss'], 6))}"
-        "</span>.</p>"
+        f'<p class="summary">{escape(result["model"])}: {escape(p["activation"])} + {escape(p["loss"])}{canonical}. '
+        f'Cost J = <span class="num">{escape(num(result["loss"], 6))}</span>.</p>'
     )
     notes = "".join(
-        f'<li><strong>{escape(n["quantity"])}</strong>: {escape(n["reason"])}</li>' for n in bd.get("notes", [])
+        f"<li><strong>{escape(n['quantity'])}</strong>: {escape(n['reason'])}</li>" for n in bd.get("notes", [])
     )
     steps = "".join(_step(s, m, bd.get("simplification")) for s in bd["steps"])
     return (

@@ -277,7 +277,7 @@ def _edge(e: Edge) -> str:
         "class_": "edge edge-param" if e.param else "edge",
         "data_from": e.src.key,
         "data_to": e.dst.key,
-        "data_example": e.dst.example,
+        "data_example": e.dst.example if e.dst.example is not None else e.src.example,
         "data_local": data_json(e.local),
     }
     out = f"<g {attrs(**data)}>{shape}"
