@@ -343,6 +343,8 @@
     }
     if (code && MISTAKE_STEPS[code]) {
       const found = byFactor(MISTAKE_STEPS[code]);
+      const own = found.filter((s) => s.dataset.factor === PART_STEPS[check.name]);
+      if (own.length) return own; // missing_mean in gradients.b: the step of dJ/db, not dJ/dw as well
       if (found.length) return found;
     }
     return byFactor([PART_STEPS[check.name]]);
@@ -356,16 +358,26 @@
   function markMistakes(checks) {
     clearMistakes();
     let first = null;
+    const notes = new Map(); // one note per step and cause, naming every part it explains
     for (const check of checks) {
       if (check.correct) continue;
       for (const step of stepsFor(check)) {
+        const cause = check.mistake ? check.mistake.code : "";
+        const key = step.id + "|" + cause;
+        if (notes.has(key)) {
+          const entry = notes.get(key);
+          entry.parts.push(check.name);
+          entry.where.textContent = entry.parts.join(", ");
+          continue;
+        }
         step.classList.add("mistake");
+        const where = el("span", { class: "parts" }, check.name);
         const why = check.mistake ? check.mistake.message : check.message;
         const note = el("div", { class: "mistake-note", role: "note" }, [
-          el("strong", {}, "\u26a0 " + (check.mistake ? "Mistake here (" + check.mistake.code + ")" : "Wrong here") +
-            ", in " + check.name + ": "),
+          el("strong", {}, ["\u26a0 " + (cause ? "Mistake here (" + cause + ")" : "Wrong here") + ", in ", where, ": "]),
           why,
         ]);
+        notes.set(key, { parts: [check.name], where: where });
         step.querySelector("h3").after(note);
         first = first || step;
       }
