@@ -64,7 +64,7 @@ def num(x: Any, digits: int = 4) -> str:
         return str(x)
     if not math.isfinite(x):
         return str(x)
-    s = f"{x:.{digits}g}"
+    s = f"{x + 0.0:.{digits}g}"  # + 0.0: −0 reads as 0
     return s.replace("-", "−")
 
 

@@ -87,7 +87,9 @@ class Session:
         self.errors: list[str] = []
         self.context.route("**/*", self._route)
         self.page = self.context.new_page()
-        self.page.on("console", lambda m: self.errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+        self.page.on(
+            "console", lambda m: self.errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None
+        )
         self.page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
         self.page.on("requestfailed", lambda r: self.errors.append(f"request failed: {r.url} {r.failure}"))
 
@@ -104,10 +106,14 @@ class Session:
     def shot(self, name: str, **kw: Any) -> None:
         self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"), **kw)
 
-    def expect_refused(self, status: int) -> None:
-        """The browser logs a refused request as a console error: those the test provoked are expected."""
-        refused = [e for e in self.errors if f"status of {status}" in e]
-        assert refused, f"no request was refused with {status}"
+    def expect_refused(self, status: int, count: int) -> None:
+        """The browser logs each refused request as a console error: those the test provoked are expected."""
+        for _ in range(50):  # the page sends its requests in parallel: wait for every one to be logged
+            refused = [e for e in self.errors if f"status of {status}" in e]
+            if len(refused) >= count:
+                break
+            self.page.wait_for_timeout(100)
+        assert len(refused) == count, (status, self.errors)
         self.errors = [e for e in self.errors if e not in refused]
 
     def check_clean(self) -> None:
@@ -153,6 +159,8 @@ def test_learner_page_end_to_end(browser: Any) -> None:
         assert page.locator("#graph-body svg g[data-node='z']").count() == 4
         assert page.locator("#curve-body svg g.run").count() == 2
         s.shot("01-worked-example", full_page=True)
+        page.locator("#step-df-dz").evaluate("e => e.scrollIntoView({block: 'start'})")
+        s.shot("learner-page")  # docs/learner-page.png is a copy of this one
         # the elementary derivations are folded under their steps
         details = page.locator("#step-dL-df details")
         assert details.evaluate("d => d.open") is False
@@ -189,7 +197,7 @@ def test_learner_page_end_to_end(browser: Any) -> None:
         page.click("#explain-button")
         page.wait_for_function("() => document.getElementById('error').textContent.length > 0")
         assert "data.y" in page.locator("#error").text_content()  # type: ignore[operator]
-        s.expect_refused(422)
+        s.expect_refused(422, count=2)  # /gradient and /graph
 
         # 3. back to the worked example; a descent with two pairings side by side
         page.select_option("#model", "logistic_regression")
@@ -233,7 +241,9 @@ def test_learner_page_end_to_end(browser: Any) -> None:
         right = _gradient(service, WORKED)
         page.fill("#answer", json.dumps({"loss": right["loss"], "gradients": right["gradients"]}))
         page.click("#grade-button")
-        page.wait_for_function("() => document.querySelector('#grade-result .score').textContent.includes('all correct')")
+        page.wait_for_function(
+            "() => document.querySelector('#grade-result .score').textContent.includes('all correct')"
+        )
         assert page.locator("#derivation-body li.mistake").count() == 0
         s.check_clean()
         s.context.close()
@@ -251,7 +261,7 @@ def test_network_and_api_key(browser: Any) -> None:
         assert page.locator("#architecture").is_visible()
         page.click("#explain-button")
         page.wait_for_function("() => document.getElementById('error').textContent.includes('401')")
-        s.expect_refused(401)
+        s.expect_refused(401, count=2)
         page.locator("details.key summary").click()
         page.fill("#api-key", "page-grader-key")
         page.click("#explain-button")

@@ -14,6 +14,7 @@
     if (x === null || x === undefined) return "n/a";
     if (typeof x !== "number") return String(x);
     if (!Number.isFinite(x)) return String(x);
+    if (x === 0) x = 0; // -0 reads as 0
     let s;
     const a = Math.abs(x);
     if (x !== 0 && (a < 1e-4 || a >= 1e4)) {
@@ -393,7 +394,7 @@
       el("td", {}, c.name),
       el("td", { class: c.correct ? "verdict-right" : "verdict-wrong" }, c.correct ? "\u2713 correct" : "\u2717 wrong"),
       el("td", {}, num(c.points) + " / " + num(c.max_points)),
-      el("td", { class: "message" }, [c.message || "", c.mistake ? el("div", {}, [el("strong", {}, c.mistake.code + ": "), c.mistake.message]) : null,
+      el("td", { class: "message" }, [c.message || "", c.mistake ? el("div", { class: "mistake-code" }, "mistake: " + c.mistake.code) : null,
         "expected" in c ? el("div", {}, "expected " + short(c.expected)) : null]),
     ]));
     return [
