@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from xml.sax.saxutils import escape
 
-from service.render.svg import MUTED, attrs, data_json, document, num, short, text
+from service.render.svg import MUTED, attrs, data_json, document, num, shape, short, text
 
 MAX_EXAMPLES_DRAWN = 4
 
@@ -257,22 +257,28 @@ def _node(n: Node) -> str:
 def _edge(e: Edge) -> str:
     color = PARAM_EDGE if e.param else EDGE
     x2, y2 = e.dst.x, e.dst.y + NODE_H / 2
-    label = clip(e.shown if e.shown is not None else f"{e.label} = {short(e.local)}", 30)
+    if e.shown is not None:
+        label = e.shown
+    elif isinstance(e.local, list) and e.local and isinstance(e.local[0], list):  # softmax: one k×k per example
+        label = f"{e.label}: {shape(e.local)} Jacobian"
+    else:
+        label = f"{e.label} = {short(e.local)}"
+    label = clip(label, 30)
     anchor = "middle"
     if e.param:
         # w (left) and b (right) come down their own bus and enter z above and below x's edge
         is_weight = e.src.x < e.dst.x - 100
         bus = e.src.x + NODE_W - 10 if is_weight else e.src.x + 12
         y2 += -12 if is_weight else 12
-        shape = f"<path {attrs(d=f'M {bus:.1f} {e.src.y + NODE_H:.1f} V {y2:.1f} H {x2:.1f}', fill='none')} "
-        shape += attrs(stroke=color, stroke_width=1.2, stroke_dasharray="4 3", marker_end="url(#graph-arrow)") + "/>"
+        drawn = f"<path {attrs(d=f'M {bus:.1f} {e.src.y + NODE_H:.1f} V {y2:.1f} H {x2:.1f}', fill='none')} "
+        drawn += attrs(stroke=color, stroke_width=1.2, stroke_dasharray="4 3", marker_end="url(#graph-arrow)") + "/>"
         lx, ly = e.dst.x - 58.0, y2 + (-5 if is_weight else 13)
         anchor = "end"
     else:
         x1, y1 = e.src.x + NODE_W, e.src.y + NODE_H / 2
         lx, ly = x1 + (x2 - x1) * e.at, y1 + (y2 - y1) * e.at - 5
         line = attrs(x1=x1, y1=y1, x2=x2, y2=y2, stroke=color, stroke_width=1.2, marker_end="url(#graph-arrow)")
-        shape = f"<line {line}/>"
+        drawn = f"<line {line}/>"
     data = {
         "class_": "edge edge-param" if e.param else "edge",
         "data_from": e.src.key,
@@ -280,7 +286,7 @@ def _edge(e: Edge) -> str:
         "data_example": e.dst.example if e.dst.example is not None else e.src.example,
         "data_local": data_json(e.local),
     }
-    out = f"<g {attrs(**data)}>{shape}"
+    out = f"<g {attrs(**data)}>{drawn}"
     if label:
         w = 6.4 * len(label) + 8
         left = lx - w / 2 if anchor == "middle" else lx - w + 4

@@ -96,6 +96,8 @@ def test_single_layer_graph_shows_the_computed_values(client: TestClient, model:
         assert _json(edges["L", "J", e], "data-local") == 1.0 / m
     assert ("z", str(shown)) not in nodes
     labels = [t.text for t in root.iter(NS + "text")]
+    if model == "softmax_regression":  # a k×k Jacobian per example is named, not printed
+        assert "∂f/∂z: 3×3 Jacobian" in labels
     assert (
         f"{m - shown} more examples not drawn (only the first {shown} of m = {m}); "
         "J and the gradients are over all of them." in labels
