@@ -113,6 +113,7 @@ def explain_page(settings: Settings) -> str:
         "version": escape(__version__),
         "model_options": _options([(str(m), str(m)) for m in EXAMPLES], str(WORKED)),
         "pairing_options": _options(pairings, "sigmoid/squared_error"),
+        "pairing_disabled": "" if WORKED == ModelName.SINGLE_LAYER else " disabled",
         "reg_options": _options(
             [("", "none"), ("l2", "l2: λ/(2m) Σ w²"), ("l1", "l1: (λ/m) Σ |w|")], reg.get("kind", "")
         ),
