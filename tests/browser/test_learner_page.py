@@ -275,6 +275,22 @@ def test_network_and_api_key(browser: Any) -> None:
             node = f"#graph-body svg g[data-node='z[2]'][data-example='{i}']"
             assert _attr_json(page, node, "data-value") == z2[i]
         page.locator("#graph").screenshot(path=str(ARTIFACTS / "07-network-graph.png"))
+
+        # a network answer without 1/m in layer 1 (the grader names missing_mean, also matching
+        # layer_missing_mean): that layer's two gradient steps are marked
+        layers = expected["gradients"]["layers"]
+        m = len(problem["data"]["X"])
+        wrong = [
+            {"W": (np.array(layers[0]["W"]) * m).tolist(), "b": (np.array(layers[0]["b"]) * m).tolist()},
+            layers[1],
+        ]
+        page.fill("#answer", json.dumps({"gradients": {"layers": wrong}}))
+        page.click("#grade-button")
+        page.wait_for_selector("#grade-result table.verdicts")
+        assert "missing_mean (also matches layer_missing_mean)" in page.locator("#grade-result").text_content()  # type: ignore[operator]
+        marked = page.locator("#derivation-body li.mistake").evaluate_all("els => els.map(e => e.dataset.factor)")
+        assert sorted(marked) == ["dJ/dW[1]", "dJ/db[1]"]
+        page.locator("#step-dJ-dW-1").screenshot(path=str(ARTIFACTS / "08-network-mistake-step.png"))
         s.check_clean()
         s.context.close()
 
@@ -289,6 +305,6 @@ def test_page_reads_without_javascript(browser: Any) -> None:
         assert "dL/dz = f - y" in page.locator("#step-dL-dz").text_content()  # type: ignore[operator]
         assert page.locator("#graph-body svg g[data-node='J']").count() == 1
         assert page.locator("#curve-body svg polyline").count() == 2
-        s.shot("08-without-javascript")
+        s.shot("09-without-javascript")
         s.check_clean()
         s.context.close()

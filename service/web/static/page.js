@@ -339,7 +339,7 @@
       const output = Math.max(...deltas.map((s) => Number(s.dataset.layer)));
       return deltas.filter((s) => Number(s.dataset.layer) < output); // the hidden layers' backprop steps
     }
-    if (layer && (code === "layer_missing_mean" || !code)) {
+    if (layer) { // a network's ∂J/∂W[l] or ∂J/∂b[l]: its own aggregate step
       return byFactor(["dJ/d" + layer[2] + "[" + (Number(layer[1]) + 1) + "]"]);
     }
     if (code && MISTAKE_STEPS[code]) {
@@ -394,7 +394,8 @@
       el("td", {}, c.name),
       el("td", { class: c.correct ? "verdict-right" : "verdict-wrong" }, c.correct ? "\u2713 correct" : "\u2717 wrong"),
       el("td", {}, num(c.points) + " / " + num(c.max_points)),
-      el("td", { class: "message" }, [c.message || "", c.mistake ? el("div", { class: "mistake-code" }, "mistake: " + c.mistake.code) : null,
+      el("td", { class: "message" }, [c.message || "", c.mistake ? el("div", { class: "mistake-code" }, "mistake: " + c.mistake.code +
+          (c.mistake.also_matches && c.mistake.also_matches.length ? " (also matches " + c.mistake.also_matches.join(", ") + ")" : "")) : null,
         "expected" in c ? el("div", {}, "expected " + short(c.expected)) : null]),
     ]));
     return [
