@@ -16,7 +16,7 @@ from service.app import create_app
 from service.render import svg
 from service.render.curve import cost_curves
 from service.render.derivation import derivation_html, step_id
-from service.render.graph import MAX_EXAMPLES_DRAWN, GraphTooLarge, gradient_graph
+from service.render.graph import MAX_EXAMPLES_DRAWN, NoBreakdown, gradient_graph
 from service.render.svg import attrs, data_json, text
 
 NS = "{http://www.w3.org/2000/svg}"
@@ -130,7 +130,7 @@ def test_network_graph_is_drawn_layer_by_layer(client: TestClient) -> None:
 def test_graph_needs_a_breakdown(client: TestClient) -> None:
     problem = _problem("linear_regression")
     result = client.post("/gradient", json=problem).json()
-    with pytest.raises(GraphTooLarge):
+    with pytest.raises(NoBreakdown):
         gradient_graph(problem, result)
 
 
