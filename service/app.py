@@ -27,7 +27,7 @@ from service.api.grading_schemas import (
     GradeRequest,
     SignRequest,
 )
-from service.api.routes import catalog, descent, grade, gradient, health, metrics
+from service.api.routes import catalog, descent, grade, gradient, health, learner, metrics, render
 from service.api.schemas import GradientRequest
 from service.api.security import KeyRing, RedisLimiter, Signer, make_limiter
 from service.compute import fused
@@ -143,7 +143,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
             expose_headers=["X-Request-ID", "Retry-After"],
         )
-    modules = (gradient, grade, descent, catalog, health, metrics)
+    modules = (gradient, grade, descent, render, catalog, health, metrics, learner)
     for module in modules:
         app.include_router(module.router)
     # outermost: the request id and timing cover everything, 413s from the body limit included

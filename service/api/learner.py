@@ -1,0 +1,135 @@
+"""The learner's page (GET /explain), server-rendered with the course's worked example.
+
+Everything on it is computed through the same parse → prepare → compute path as POST /gradient,
+POST /graph and POST /descent/plot, then drawn by `service.render` from the JSON those endpoints
+return; the page's script redraws it from the public API when the learner edits the problem.
+"""
+
+from __future__ import annotations
+
+import json
+from html import escape
+from string import Template
+from typing import Any
+
+import orjson
+from pydantic import TypeAdapter
+
+from service import __version__
+from service.api.body import parse
+from service.api.descent import run_descent
+from service.api.descent_schemas import DescentRequest
+from service.api.encoding import dumps
+from service.api.problems import PreparedNetwork
+from service.api.responses import gradient_response, network_response
+from service.api.schemas import EXAMPLES
+from service.compute import catalog
+from service.compute.pairings import ModelName
+from service.render.curve import cost_curves
+from service.render.derivation import derivation_html
+from service.render.graph import gradient_graph
+from service.settings import Settings
+from service.web import KATEX_VERSION, template, url
+
+WORKED = ModelName.LOGISTIC_REGRESSION
+DESCENT_DEFAULTS: dict[str, Any] = {"learning_rate": 1.0, "steps": 200}
+COMPARE_DEFAULT = "sigmoid/squared_error"
+_DESCENT: TypeAdapter[DescentRequest] = TypeAdapter(DescentRequest)
+
+# Content-Security-Policy of the page: every script, style, font and request stays on this origin.
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; font-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+PAGE_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+
+
+def as_json(body: dict[str, Any]) -> dict[str, Any]:
+    """A response body exactly as a client receives it (numpy arrays become lists)."""
+    result: dict[str, Any] = orjson.loads(dumps(body))
+    return result
+
+
+def evaluate_json(req: Any, settings: Settings) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The problem and its /gradient response with the breakdown, both as JSON objects."""
+    from service.api.routes.gradient import prepare_any
+
+    req = req.model_copy(update={"verify": False, "explain": "full" if req.explain == "full" else "factors"})
+    prepared = prepare_any(req, settings)
+    body = network_response(prepared) if isinstance(prepared, PreparedNetwork) else gradient_response(prepared)
+    problem = req.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return problem, as_json(body)
+
+
+def _problem_only(example: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in example.items() if k not in ("explain", "verify")}
+
+
+def _options(items: list[tuple[str, str]], selected: str) -> str:
+    return "".join(
+        f'<option value="{escape(v)}"{" selected" if v == selected else ""}>{escape(label)}</option>'
+        for v, label in items
+    )
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, separators=(", ", ": "))
+
+
+def explain_page(settings: Settings) -> str:
+    from service.api.routes.gradient import REQUEST
+
+    example = EXAMPLES[WORKED]
+    problem, result = evaluate_json(parse(REQUEST, orjson.dumps({**example, "explain": "full"})), settings)
+    descent_body = {
+        "problem": _problem_only(example),
+        **DESCENT_DEFAULTS,
+        "compare_with": dict(zip(("activation", "loss"), COMPARE_DEFAULT.split("/"), strict=True)),
+    }
+    descent = as_json(run_descent(parse(_DESCENT, orjson.dumps(descent_body)), settings))
+    pairings = [
+        (
+            f"{p['activation']}/{p['loss']}",
+            f"{p['activation']} + {p['loss']}" + (" (canonical)" if p["canonical"] else ""),
+        )
+        for p in catalog.pairings()
+        if p["compatible"]
+    ]
+    network = EXAMPLES[ModelName.NEURAL_NETWORK]
+    examples = {str(model): _problem_only(ex) for model, ex in EXAMPLES.items()}
+    reg = example.get("regularization") or {}
+    values = {
+        "katex_css": url("katex/katex.min.css"),
+        "katex_js": url("katex/katex.min.js"),
+        "katex_license": url("katex/LICENSE"),
+        "page_css": url("page.css"),
+        "page_js": url("page.js"),
+        "katex_version": KATEX_VERSION,
+        "version": escape(__version__),
+        "model_options": _options([(str(m), str(m)) for m in EXAMPLES], str(WORKED)),
+        "pairing_options": _options(pairings, "sigmoid/squared_error"),
+        "pairing_disabled": "" if WORKED == ModelName.SINGLE_LAYER else " disabled",
+        "reg_options": _options(
+            [("", "none"), ("l2", "l2: λ/(2m) Σ w²"), ("l1", "l1: (λ/m) Σ |w|")], reg.get("kind", "")
+        ),
+        "reg_lambda": escape(str(reg.get("lambda", 0.0))),
+        "architecture": escape(_compact({"layers": network["layers"], "loss": network["loss"]})),
+        "data": escape(_compact(example["data"])),
+        "parameters": escape(_compact(example["parameters"])),
+        "derivation": derivation_html(problem, result),
+        "graph": gradient_graph(problem, result),
+        "learning_rate": str(DESCENT_DEFAULTS["learning_rate"]),
+        "steps": str(DESCENT_DEFAULTS["steps"]),
+        "compare_options": _options([("", "nothing (one run)"), *pairings], COMPARE_DEFAULT),
+        "descent_summary": escape(descent.get("comparison", "")),
+        "curve": cost_curves(descent),
+        "answer_placeholder": escape('{"loss": 0.5, "gradients": {"w": [0.1, 0.2], "b": 0.3}}'),
+        # JSON inside a script element: "<" is escaped so no value can close the element
+        "examples": json.dumps(examples).replace("<", "\\u003c"),
+    }
+    return Template(template("explain.html")).substitute(values)

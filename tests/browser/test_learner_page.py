@@ -1,0 +1,310 @@
+"""The learner's page in a real browser: Debian's headless Chromium driven by Playwright, against a real server.
+
+Chromium is Debian's /usr/bin/chromium (installed with apt-get when this runs as root and it is missing);
+Playwright's own browser download is never used. Without a browser the tests skip with the reason, except
+under CI (CI=true), where they fail. Screenshots of the main states go to tests/browser/artifacts/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import numpy as np
+import pytest
+
+from service.api.schemas import EXAMPLES
+from tests.system.server import Service, running_service
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+WORKED = {k: v for k, v in EXAMPLES["logistic_regression"].items() if k != "explain"}  # type: ignore[index]
+KEYS = {"page-grader-key": ["grader"]}
+
+
+def _unavailable(reason: str) -> None:
+    message = f"BROWSER TESTS NOT RUN: {reason}"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message + " (CI=true: this is a failure, not a skip)", pytrace=False)
+    pytest.skip(message)
+
+
+def _ensure_chromium() -> None:
+    if CHROMIUM.exists():
+        return
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        cmd = ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        if subprocess.run(cmd, env=env, capture_output=True, check=False, timeout=900).returncode != 0:
+            subprocess.run(["apt-get", "update"], env=env, capture_output=True, check=False, timeout=600)
+            subprocess.run(cmd, env=env, capture_output=True, check=False, timeout=900)
+    if not CHROMIUM.exists():
+        _unavailable(f"{CHROMIUM} is missing and could not be installed (apt-get install chromium, as root)")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    _ensure_chromium()
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("the Python package playwright is not installed (pip install -c constraints.txt -e '.[test]')")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield b
+        b.close()
+
+
+class Session:
+    """A page with every request logged, anything not for the service aborted, and console errors kept."""
+
+    def __init__(self, browser: Any, service: Service, **context: Any) -> None:
+        self.base = service.base
+        self.origin = urlsplit(service.base).netloc
+        self.context = browser.new_context(viewport={"width": 1280, "height": 900}, **context)
+        self.requests: list[str] = []
+        self.outside: list[str] = []
+        self.errors: list[str] = []
+        self.context.route("**/*", self._route)
+        self.page = self.context.new_page()
+        self.page.on(
+            "console", lambda m: self.errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None
+        )
+        self.page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
+        self.page.on("requestfailed", lambda r: self.errors.append(f"request failed: {r.url} {r.failure}"))
+
+    def _route(self, route: Any) -> None:
+        url = route.request.url
+        self.requests.append(url)
+        parts = urlsplit(url)
+        if parts.scheme == "data" or (parts.scheme == "http" and parts.netloc == self.origin):
+            route.continue_()
+        else:
+            self.outside.append(url)
+            route.abort()
+
+    def shot(self, name: str, **kw: Any) -> None:
+        self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"), **kw)
+
+    def expect_refused(self, status: int, count: int) -> None:
+        """The browser logs each refused request as a console error: those the test provoked are expected."""
+        for _ in range(50):  # the page sends its requests in parallel: wait for every one to be logged
+            refused = [e for e in self.errors if f"status of {status}" in e]
+            if len(refused) >= count:
+                break
+            self.page.wait_for_timeout(100)
+        assert len(refused) == count, (status, self.errors)
+        self.errors = [e for e in self.errors if e not in refused]
+
+    def check_clean(self) -> None:
+        assert not self.outside, f"requests left 127.0.0.1: {self.outside}"
+        assert all(urlsplit(u).hostname in ("127.0.0.1", None) for u in self.requests), self.requests
+        assert not self.errors, self.errors
+
+
+def _gradient(service: Service, problem: dict[str, Any], **headers: str) -> dict[str, Any]:
+    r = httpx.post(service.base + "/gradient", json={**problem, "explain": "factors"}, headers=headers, timeout=10)
+    r.raise_for_status()
+    return r.json()  # type: ignore[no-any-return]
+
+
+def _attr_json(page: Any, selector: str, attr: str) -> Any:
+    return json.loads(page.locator(selector).first.get_attribute(attr))
+
+
+def _forgot_mean_answer(service: Service) -> dict[str, Any]:
+    """The worked example's answer with the data term of both gradients summed instead of averaged."""
+    result = _gradient(service, WORKED)
+    steps = {s["factor"]: s.get("value") for s in result["breakdown"]["steps"]}
+    X = np.array(WORKED["data"]["X"])
+    dL_dz = np.array(result["breakdown"]["per_sample"]["dL_dz"])
+    return {
+        "loss": result["loss"],
+        "gradients": {"w": (X.T @ dL_dz + np.array(steps["dR/dw"])).tolist(), "b": float(dL_dz.sum())},
+    }
+
+
+def test_learner_page_end_to_end(browser: Any) -> None:
+    with running_service() as service:
+        s = Session(browser, service)
+        page = s.page
+
+        # 1. the worked example, server-rendered, typeset by the vendored KaTeX with its own fonts
+        page.goto(service.base + "/explain")
+        page.wait_for_selector("#derivation-body .katex")
+        assert page.locator(".katex").count() > 20
+        assert page.locator(".katex-error").count() == 0
+        assert page.evaluate("() => document.fonts.ready.then(() => document.fonts.check('20px KaTeX_Main'))")
+        assert page.locator("li.canonical .simplification").is_visible()
+        assert page.locator("#graph-body svg g[data-node='z']").count() == 4
+        assert page.locator("#curve-body svg g.run").count() == 2
+        s.shot("01-worked-example", full_page=True)
+        page.locator("#step-df-dz").evaluate("e => e.scrollIntoView({block: 'start'})")
+        s.shot("learner-page")  # docs/learner-page.png is a copy of this one
+        # the elementary derivations are folded under their steps
+        details = page.locator("#step-dL-df details")
+        assert details.evaluate("d => d.open") is False
+        details.locator("summary").click()
+        assert details.locator("ol.derivation li .katex").count() >= 2
+
+        # 2. another model, edited, explained from the keyboard
+        page.select_option("#model", "linear_regression")
+        problem = {k: v for k, v in EXAMPLES["linear_regression"].items() if k != "explain"}  # type: ignore[index]
+        problem["parameters"] = {"w": [0.5, -0.25], "b": 0.1}
+        problem["data"] = {"X": [[1, 2], [2, 0.5], [3, 1]], "y": [1.0, 2.5, 2.0]}
+        page.fill("#parameters", json.dumps(problem["parameters"]))
+        page.fill("#data", json.dumps(problem["data"]))
+        page.focus("#explain-button")
+        page.keyboard.press("Enter")
+        page.wait_for_function("() => document.getElementById('status').textContent.startsWith('J =')")
+        expected = _gradient(service, problem)
+        ps = expected["breakdown"]["per_sample"]
+        assert page.locator("#derivation-body li.step").count() == len(expected["breakdown"]["steps"])
+        assert page.locator(".katex-error").count() == 0
+        assert page.locator("li.canonical").count() == 1  # identity + squared error: canonical too
+        for i in range(3):
+            node = f"#graph-body svg g[data-node='z'][data-example='{i}']"
+            assert _attr_json(page, node, "data-value") == ps["z"][i]
+            assert _attr_json(page, node, "data-grad") == ps["dL_dz"][i]
+            edge = f"#graph-body svg g[data-from='f'][data-to='L'][data-example='{i}']"
+            assert _attr_json(page, edge, "data-local") == ps["dL_df"][i]
+        assert _attr_json(page, "#graph-body svg g[data-node='w']", "data-grad") == expected["gradients"]["w"]
+        assert _attr_json(page, "#graph-body svg g[data-node='J']", "data-value") == expected["loss"]
+        s.shot("02-edited-problem", full_page=True)
+
+        # a bad input is explained, not thrown
+        page.fill("#data", '{"X": [[1, 2]], "y": [1, 2]}')
+        page.click("#explain-button")
+        page.wait_for_function("() => document.getElementById('error').textContent.length > 0")
+        assert "data.y" in page.locator("#error").text_content()  # type: ignore[operator]
+        s.expect_refused(422, count=2)  # /gradient and /graph
+
+        # 3. back to the worked example; a descent with two pairings side by side
+        page.select_option("#model", "logistic_regression")
+        page.click("#explain-button")
+        page.wait_for_function("() => document.getElementById('status').textContent.startsWith('J =')")
+        page.fill("#steps", "100")
+        page.select_option("#compare-with", "sigmoid/squared_error")
+        page.click("#descent-button")
+        page.wait_for_function(
+            "() => { const l = document.querySelector('#curve-body svg polyline');"
+            " return l && JSON.parse(l.dataset.steps).length === 101; }"
+        )
+        runs = page.locator("#curve-body svg g.run")
+        assert runs.count() == 2
+        assert runs.nth(0).get_attribute("data-pairing") == "sigmoid + binary_cross_entropy (canonical)"
+        assert runs.nth(1).get_attribute("data-pairing") == "sigmoid + squared_error"
+        assert "canonical" in page.locator("#descent-summary").text_content()  # type: ignore[operator]
+        page.locator("#descent").screenshot(path=str(ARTIFACTS / "03-descent.png"))
+
+        # 4. grading: a forgot-1/m answer; the verdicts, and the step where it went wrong
+        page.fill("#answer", json.dumps(_forgot_mean_answer(service)))
+        page.check("#reveal")
+        page.click("#grade-button")
+        page.wait_for_selector("#grade-result table.verdicts")
+        verdicts = {
+            row.get_attribute("data-part"): row.get_attribute("data-correct")
+            for row in page.locator("#grade-result tr[data-part]").all()
+        }
+        assert verdicts == {"loss": "true", "gradients.w": "false", "gradients.b": "false"}
+        assert "missing_mean" in page.locator("#grade-result").text_content()  # type: ignore[operator]
+        marked = page.locator("#derivation-body li.mistake")
+        assert sorted(marked.evaluate_all("els => els.map(e => e.dataset.factor)")) == ["dJ/db", "dJ/dw"]
+        note = page.locator("#step-dJ-dw .mistake-note")
+        assert note.is_visible() and "missing_mean" in note.text_content()  # type: ignore[operator]
+        assert page.evaluate("() => document.activeElement.id") in ("step-dJ-dw", "step-dJ-db")
+        page.locator("#grade").screenshot(path=str(ARTIFACTS / "04-grading.png"))
+        page.locator("#step-dJ-dw").screenshot(path=str(ARTIFACTS / "05-mistake-step.png"))
+        s.shot("06-after-grading", full_page=True)
+
+        # a right answer clears the marks
+        right = _gradient(service, WORKED)
+        page.fill("#answer", json.dumps({"loss": right["loss"], "gradients": right["gradients"]}))
+        page.click("#grade-button")
+        page.wait_for_function(
+            "() => document.querySelector('#grade-result .score').textContent.includes('all correct')"
+        )
+        assert page.locator("#derivation-body li.mistake").count() == 0
+        s.check_clean()
+        s.context.close()
+
+
+def test_network_and_api_key(browser: Any) -> None:
+    """With keys configured the page itself is open; its calls carry the key typed into it."""
+    env = {"GRADIENT_SERVICE_API_KEYS": json.dumps(KEYS)}
+    with running_service(env=env) as service:
+        s = Session(browser, service)
+        page = s.page
+        page.goto(service.base + "/explain")
+        page.wait_for_selector("#derivation-body .katex")
+        page.select_option("#model", "neural_network")
+        assert page.locator("#architecture").is_visible()
+        page.click("#explain-button")
+        page.wait_for_function("() => document.getElementById('error').textContent.includes('401')")
+        s.expect_refused(401, count=2)
+        page.locator("details.key summary").click()
+        page.fill("#api-key", "page-grader-key")
+        page.click("#explain-button")
+        page.wait_for_function("() => document.getElementById('status').textContent.startsWith('J =')")
+        assert page.locator("#error").text_content() == ""
+        assert page.locator("#derivation-body li[data-factor='delta[1]']").count() == 1
+        problem = {k: v for k, v in EXAMPLES["neural_network"].items() if k != "explain"}  # type: ignore[index]
+        expected = _gradient(service, problem, Authorization="Bearer page-grader-key")
+        z2 = expected["breakdown"]["layers"][1]["z"]
+        for i in range(4):
+            node = f"#graph-body svg g[data-node='z[2]'][data-example='{i}']"
+            assert _attr_json(page, node, "data-value") == z2[i]
+        page.locator("#graph").screenshot(path=str(ARTIFACTS / "07-network-graph.png"))
+
+        # a network answer without 1/m in layer 1 (the grader names missing_mean, also matching
+        # layer_missing_mean): that layer's two gradient steps are marked
+        layers = expected["gradients"]["layers"]
+        m = len(problem["data"]["X"])
+        wrong = [
+            {"W": (np.array(layers[0]["W"]) * m).tolist(), "b": (np.array(layers[0]["b"]) * m).tolist()},
+            layers[1],
+        ]
+        page.fill("#answer", json.dumps({"gradients": {"layers": wrong}}))
+        page.click("#grade-button")
+        page.wait_for_selector("#grade-result table.verdicts")
+        assert "missing_mean (also matches layer_missing_mean)" in page.locator("#grade-result").text_content()  # type: ignore[operator]
+        marked = page.locator("#derivation-body li.mistake").evaluate_all("els => els.map(e => e.dataset.factor)")
+        assert sorted(marked) == ["dJ/dW[1]", "dJ/db[1]"]
+        page.locator("#step-dJ-dW-1").screenshot(path=str(ARTIFACTS / "08-network-mistake-step.png"))
+        s.check_clean()
+        s.context.close()
+
+
+def test_page_reads_without_javascript(browser: Any) -> None:
+    with running_service() as service:
+        s = Session(browser, service, java_script_enabled=False)
+        page = s.page
+        page.goto(service.base + "/explain")
+        assert page.locator("#derivation-body li.step").count() == 12
+        assert page.locator(".katex").count() == 0  # plain-text formulas instead
+        assert "dL/dz = f - y" in page.locator("#step-dL-dz").text_content()  # type: ignore[operator]
+        assert page.locator("#graph-body svg g[data-node='J']").count() == 1
+        assert page.locator("#curve-body svg polyline").count() == 2
+        s.shot("09-without-javascript")
+        s.check_clean()
+        s.context.close()
