@@ -32,6 +32,7 @@ from service.api.schemas import GradientRequest
 from service.api.security import KeyRing, RedisLimiter, Signer, make_limiter
 from service.compute import fused
 from service.observability import RequestContextMiddleware
+from service.runtime import tune_allocator
 from service.settings import Settings, get_settings
 
 REQUEST_SCHEMAS: dict[str, Any] = {
@@ -125,6 +126,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.ready = False
     app.state.settings = settings
     fused.set_threads(settings.compute_threads)
+    tune_allocator()  # numpy's block-sized temporaries without page-fault churn (service/runtime.py)
     app.state.keyring = KeyRing(settings.keys())
     app.state.limiter = make_limiter(settings)
     app.state.signer = Signer.from_settings(settings)

@@ -147,26 +147,31 @@ def _identity_squared_error(act: Activation, loss: Loss, z: Array, y: Array) -> 
 
 
 def _sigmoid_bce(act: Activation, loss: Loss, z: Array, y: Array) -> tuple[Array, Array, Array]:
-    # Two transcendentals per example: e = e^(−|z|) and log1p(e). With z⁺ = max(z, 0), z⁻ = max(−z, 0),
-    # softplus(±z) = z^± + log1p(e), so L = softplus(z) − y z = (1−y) softplus(z) + y softplus(−z)
-    #   = log1p(e) + (1−y) z⁺ + y z⁻: non-negative terms, exact for 0/1 labels at any z
-    # (softplus(z) − z would cancel for large z).
+    # Two transcendentals per example: e = e^(−|z|) and log1p(e). With z⁺ = max(z, 0) and
+    # z⁻ = z⁺ − z = max(−z, 0) (both exact), softplus(±z) = z^± + log1p(e), so
+    # L = softplus(z) − y z = (1−y) softplus(z) + y softplus(−z) = log1p(e) + (1−y) z⁺ + y z⁻:
+    # non-negative terms, exact for 0/1 labels at any z (softplus(z) − z would cancel for large z).
+    # In place where possible: each pass over a block is a pass over memory the cache holds.
     with np.errstate(over="ignore", invalid="ignore"):
         e = np.abs(z)
         np.negative(e, out=e)
         np.exp(e, out=e)
         one_plus = e + 1.0
+        big = np.reciprocal(one_plus)  # σ(|z|)
+        small = np.divide(e, one_plus, out=one_plus)  # σ(−|z|), exact down to subnormals
         pos = z >= 0
-        s = np.where(pos, 1.0, e)
-        s /= one_plus  # σ(z)
-        s_neg = np.where(pos, e, 1.0)
-        s_neg /= one_plus  # σ(−z) = 1 − σ(z), exact down to subnormals
+        s = np.where(pos, big, small)  # σ(z)
+        s_neg = np.where(pos, small, big)  # σ(−z) = 1 − σ(z) without cancelling
         omy = 1.0 - y
-        L = np.log1p(e)
-        L += omy * np.maximum(z, 0.0)
-        L += y * np.maximum(-z, 0.0)
+        zp = np.maximum(z, 0.0)
+        L = np.log1p(e, out=e)
+        L += omy * zp
+        np.subtract(zp, z, out=zp)  # z⁻
+        zp *= y
+        L += zp
         r = omy * s  # f − y, with 1 − f taken as σ(−z) so y = 1 does not cancel
-        r -= y * s_neg
+        s_neg *= y
+        r -= s_neg
     return s, L, r
 
 

@@ -22,12 +22,15 @@ from tests.compute import oracles
 pytestmark = pytest.mark.filterwarnings("error")
 
 
-@pytest.fixture
-def small_blocks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Blocks of 7 rows and threads from the first block on, so small problems take every branch."""
+@pytest.fixture(params=["blocks", "split"])
+def small_blocks(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Iterator[None]:
+    """Blocks (or kernel pieces) of 7 rows and threads from the first block on, so small problems
+    take every branch: one pass in blocks, or the split into whole products with pieces between."""
     monkeypatch.setattr(fused, "BLOCK_BYTES", 8)
     monkeypatch.setattr(fused, "MIN_BLOCK_ROWS", 7)
+    monkeypatch.setattr(fused, "KERNEL_ROWS", 7)
     monkeypatch.setattr(fused, "PARALLEL_MIN_ELEMENTS", 0)
+    monkeypatch.setattr(fused, "SPLIT_MIN_COLUMNS", 1 if request.param == "split" else 10**9)
     fused.set_threads(2)
     yield
     fused.set_threads(None)
@@ -78,10 +81,11 @@ def test_result_does_not_depend_on_the_number_of_threads(activation: Any, loss: 
         assert np.array_equal(other.grad_b, results[0].grad_b)
 
 
-def test_large_problem_runs_in_parallel_and_matches_evaluate() -> None:
-    """The real block size and threshold: 2·10⁵ × 8 is 25 blocks over the pool."""
+@pytest.mark.parametrize("n", [8, 40])
+def test_large_problem_runs_in_parallel_and_matches_evaluate(n: int) -> None:
+    """The real block sizes and thresholds: 2·10⁵ × 8 is 13 blocks over the pool; 2·10⁵ × 40 splits."""
     rng = np.random.default_rng(7)
-    m, n = 200_000, 8
+    m = 200_000
     X = rng.normal(size=(m, n))
     w = rng.normal(size=n)
     y = (rng.random(m) < 0.3).astype(float)
@@ -89,6 +93,7 @@ def test_large_problem_runs_in_parallel_and_matches_evaluate() -> None:
         ModelName.LOGISTIC_REGRESSION, make_pairing("sigmoid", "binary_cross_entropy"), X, y, w, -0.2
     )
     assert X.size >= fused.PARALLEL_MIN_ELEMENTS and m > fused.block_rows(n, 1)
+    assert (n >= fused.SPLIT_MIN_COLUMNS) == (n == 40)
     ev, g = evaluate(problem), gradients(problem)
     np.testing.assert_allclose(g.loss, ev.loss, rtol=1e-13)
     np.testing.assert_allclose(g.grad_w, ev.grad_w, rtol=1e-11, atol=1e-15)
