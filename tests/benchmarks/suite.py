@@ -21,7 +21,8 @@ tests/benchmarks/requirements.txt: torch, jax, matplotlib). Sections:
 Every figure is the median over `--rounds` rounds; in each round the contenders run one after
 the other, in a rotated order, so that a slow spell of the machine hits all of them. Only
 127.0.0.1 is loaded, every run is bounded in time, and every server is stopped at the end.
-A full run (no --only, no --quick) writes docs/perf/latest.md, latest.json and cost-growth.svg;
+A full run (no --only, no --quick) writes docs/perf/latest.md, latest.json and cost-growth.svg,
+and puts the tables in README.md's Performance section (between its perf-table markers);
 a partial or quick run writes to .bench/ (not committed). A script, not a test: pytest does not
 collect it (no test_*.py file here).
 """
@@ -554,7 +555,7 @@ def section_growth(plan: Plan) -> dict[str, Any]:
     n_fixed, m_fixed = 20, 10_000
     args = ["tests.benchmarks.worker", "growth", "--m-list", ",".join(map(str, plan.growth_m))]
     args += ["--n-list", ",".join(map(str, plan.growth_n)), "--m-fixed", str(m_fixed), "--n-fixed", str(n_fixed)]
-    inproc = run_child(args, clean_env())
+    inproc = run_child(args, clean_env(**ONE_THREAD))  # one thread: the steadiest curve on a shared machine
     probe, _ = small_body()
     http = []
     with serving("service", plan.work, probe) as s, on_cores(CLIENT_CORE):
@@ -765,8 +766,8 @@ def report(results: dict[str, Any], meta: dict[str, Any]) -> str:
     if "growth" in results:
         gr = results["growth"]
         lines = [
-            f"### 6. Cost growth (in-process, both cores): evaluate against m at n = {gr['n_fixed']} and against n at "
-            f"m = {gr['m_fixed']:,}; over HTTP for small m. Plot: [cost-growth.svg](cost-growth.svg).",
+            f"### 6. Cost growth (in-process, one BLAS thread): evaluate against m at n = {gr['n_fixed']} and "
+            f"against n at m = {gr['m_fixed']:,}; over HTTP for small m. Plot: [cost-growth.svg](cost-growth.svg).",
             "",
             "| m | n | service `evaluate` | naive numpy | per element (service) |",
             "|---:|---:|---:|---:|---:|",
@@ -786,7 +787,8 @@ def report(results: dict[str, Any], meta: dict[str, Any]) -> str:
         f"{meta['date']}, commit `{meta['commit']}`, Python {meta['python']}, {meta['cpus']} CPUs "
         f"({meta['cpu_model']}), load average before the run {meta['load_before']}, after {meta['load_after']}; "
         f"{meta['mode']}, "
-        f"{meta['rounds']} interleaved rounds, medians; {meta['duration_s']:.0f} s in all.",
+        f"{meta['rounds']} interleaved rounds, medians; {meta['duration_s']:.0f} s in all"
+        + (", at nice −10 (ahead of other work on the machine)." if meta.get("nice") else "."),
         "",
         "| target | measured | goal | status |",
         "|---|---:|---:|---|",
@@ -810,7 +812,11 @@ def plot(growth: dict[str, Any], path: Path) -> None:
     if http:
         ax_m.loglog([p["m"] for p in http], [p["seconds"] for p in http], "^-", label="POST /gradient (HTTP)")
     ax_m.loglog(ms, svc[-1] * ms / ms[-1], ":", color="gray", label="linear in m (through the largest)")
-    ax_m.set(xlabel=f"m (examples), n = {growth['n_fixed']}", ylabel="seconds per call", title="Cost against m")
+    ax_m.set(
+        xlabel=f"m (examples), n = {growth['n_fixed']}",
+        ylabel="seconds per call (one BLAS thread)",
+        title="Cost against m",
+    )
     ns = np.array([p["n"] for p in vs_n], dtype=float)
     svc_n = np.array([p["service"] for p in vs_n])
     ax_n.loglog(ns, svc_n, "o-", label="service evaluate (in-process)")
@@ -852,6 +858,21 @@ def _meta(plan: Plan) -> dict[str, Any]:
     }
 
 
+README_START, README_END = "<!-- perf-table -->", "<!-- /perf-table -->"
+
+
+def update_readme(table: str) -> None:
+    """Put the latest full run's tables in README.md's Performance section, a heading level down."""
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    if README_START not in text or README_END not in text:
+        return
+    body = re.sub(r"^(#+) ", r"#\1 ", table, flags=re.M).replace("(cost-growth.svg)", "(docs/perf/cost-growth.svg)")
+    head, rest = text.split(README_START, 1)
+    tail = rest.split(README_END, 1)[1]
+    readme.write_text(f"{head}{README_START}\n{body}{README_END}{tail}")
+
+
 RUNNERS: dict[str, Callable[[Plan], dict[str, Any]]] = {
     "small": section_small,
     "big": section_big,
@@ -868,11 +889,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes, one round: a smoke check")
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default 5, quick 1)")
     parser.add_argument("--out", type=Path, help="where to write latest.md, latest.json, cost-growth.svg")
+    parser.add_argument(
+        "--no-nice", action="store_true", help="do not raise the suite's priority (nice -10, as root) over other work"
+    )
     args = parser.parse_args(argv)
     started = time.monotonic()
+    niced = False
+    if not args.no_nice and os.geteuid() == 0:
+        os.nice(-10)  # servers, clients and anchors inherit it: other work on the machine disturbs them less
+        niced = True
     with tempfile.TemporaryDirectory(prefix="gradient-bench-") as tmp:
         plan = Plan.make(args, Path(tmp))
         meta = _meta(plan)
+        meta["nice"] = -10 if niced else 0
         results: dict[str, Any] = {}
         for name in plan.sections:
             log(f"section {name}")
@@ -886,6 +915,8 @@ def main(argv: list[str] | None = None) -> int:
         plot(results["growth"], plan.out_dir / "cost-growth.svg")
     table = report(results, meta)
     (plan.out_dir / "latest.md").write_text(table)
+    if plan.out_dir == ROOT / "docs" / "perf" and plan.sections == SECTIONS and not plan.quick:
+        update_readme(table)
     (plan.out_dir / "latest.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1) + "\n")
     print(table)
     log(f"wrote {plan.out_dir / 'latest.md'} and latest.json in {meta['duration_s']:.0f} s")
