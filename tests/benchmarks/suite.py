@@ -465,7 +465,7 @@ def section_compute(plan: Plan) -> dict[str, Any]:
             raw[impl].append(res)
             log(
                 f"compute round {r + 1}: {impl} "
-                + ", ".join(f"{s} {e['median'] * 1e3:.1f} ms" for s, e in res["sizes"].items())
+                + ", ".join(f"{s} {e['min'] * 1e3:.1f} ms" for s, e in res["sizes"].items())
             )
     if not raw["fused"]:
         del raw["fused"]
@@ -484,7 +484,7 @@ def section_compute(plan: Plan) -> dict[str, Any]:
             for e in res["sizes"].values():
                 e.pop("grad_w", None)
     medians = {
-        impl: {size: median([res["sizes"][size]["median"] for res in results]) for size in results[0]["sizes"]}
+        impl: {size: median([res["sizes"][size]["min"] for res in results]) for size in results[0]["sizes"]}
         for impl, results in raw.items()
     }
     return {"sizes": [f"{m}x{n}" for m, n in plan.compute_sizes], "fused": fused_name, "raw": raw, "seconds": medians}
@@ -707,7 +707,8 @@ def report(results: dict[str, Any], meta: dict[str, Any]) -> str:
         lines = [
             "### 3. Compute: logistic loss + gradients, float64, m×n as given; one process per implementation "
             "and round, both cores (OpenBLAS, torch and XLA use 2 threads); the Problem, the tensors and the jit "
-            "compilation are made outside the timing; median of 5 calls per process after a warm-up.",
+            "compilation are made outside the timing; in each process the best of 5 calls after a warm-up (other "
+            "work on the machine only adds time), then the median over the rounds.",
             "",
             header,
             "|---|" + "---:|---:|---:|" * len(c["sizes"]),
@@ -766,7 +767,8 @@ def report(results: dict[str, Any], meta: dict[str, Any]) -> str:
     if "growth" in results:
         gr = results["growth"]
         lines = [
-            f"### 6. Cost growth (in-process, one BLAS thread): evaluate against m at n = {gr['n_fixed']} and "
+            f"### 6. Cost growth (in-process, one BLAS thread, best of ≥ 5 calls over 0.2 s): evaluate against m at "
+            f"n = {gr['n_fixed']} and "
             f"against n at m = {gr['m_fixed']:,}; over HTTP for small m. Plot: [cost-growth.svg](cost-growth.svg).",
             "",
             "| m | n | service `evaluate` | naive numpy | per element (service) |",
@@ -794,6 +796,8 @@ def report(results: dict[str, Any], meta: dict[str, Any]) -> str:
         "|---|---:|---:|---|",
     ]
     head += [f"| {what} | {got} | {goal} | {_status(ok)} |" for what, got, goal, ok in targets]
+    # "### 1. Small request: what was measured ..." -> a short heading, then the method as a paragraph
+    parts = [re.sub(r"^(### [^:]+): (.)", lambda mt: f"{mt[1]}\n\n{mt[2].upper()}", part, count=1) for part in parts]
     return "\n".join(head) + "\n\n" + "\n\n".join(parts) + "\n"
 
 
@@ -828,7 +832,7 @@ def plot(growth: dict[str, Any], path: Path) -> None:
         ax.legend(fontsize=8)
     fig.suptitle("gradient-service: fixed overhead where the curve is flat, linear where it follows the dotted line")
     fig.tight_layout()
-    fig.savefig(path, format="svg")
+    fig.savefig(path)  # the format from the suffix: .svg for the docs
     plt.close(fig)
 
 
