@@ -816,6 +816,7 @@ def plot(growth: dict[str, Any], path: Path) -> None:
     if http:
         ax_m.loglog([p["m"] for p in http], [p["seconds"] for p in http], "^-", label="POST /gradient (HTTP)")
     ax_m.loglog(ms, svc[-1] * ms / ms[-1], ":", color="gray", label="linear in m (through the largest)")
+    ax_m.axhline(svc[0], color="gray", lw=0.8, ls="--", label=f"fixed overhead (m = {int(ms[0])})")
     ax_m.set(
         xlabel=f"m (examples), n = {growth['n_fixed']}",
         ylabel="seconds per call (one BLAS thread)",
@@ -894,10 +895,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default 5, quick 1)")
     parser.add_argument("--out", type=Path, help="where to write latest.md, latest.json, cost-growth.svg")
     parser.add_argument(
+        "--fused-entry",
+        metavar="MODULE:FUNCTION",
+        help="also time this compute entry point (called with a Problem, returning an Evaluation); by default "
+        "the suite looks for a public function named *fused* in service.compute",
+    )
+    parser.add_argument(
         "--no-nice", action="store_true", help="do not raise the suite's priority (nice -10, as root) over other work"
     )
     args = parser.parse_args(argv)
     started = time.monotonic()
+    if args.fused_entry:
+        os.environ["BENCH_FUSED_ENTRY"] = args.fused_entry  # the compute workers inherit it
     niced = False
     if not args.no_nice and os.geteuid() == 0:
         os.nice(-10)  # servers, clients and anchors inherit it: other work on the machine disturbs them less
