@@ -831,7 +831,11 @@ def plot(growth: dict[str, Any], path: Path) -> None:
     for ax in (ax_m, ax_n):
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle("gradient-service: fixed overhead where the curve is flat, linear where it follows the dotted line")
+    fig.suptitle(
+        "gradient-service evaluate: flat where a cost does not grow with the variable (the fixed overhead against m, "
+        "the per-example work against n), linear where it follows the dotted line",
+        fontsize=9,
+    )
     fig.tight_layout()
     fig.savefig(path)  # the format from the suffix: .svg for the docs
     plt.close(fig)
