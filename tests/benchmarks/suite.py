@@ -832,8 +832,8 @@ def plot(growth: dict[str, Any], path: Path) -> None:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(
-        "gradient-service evaluate: flat where a cost does not grow with the variable (the fixed overhead against m, "
-        "the per-example work against n), linear where it follows the dotted line",
+        "gradient-service evaluate: flat where a cost does not grow with the variable\n(the fixed overhead "
+        "against m, the per-example work against n), linear where it follows the dotted line",
         fontsize=9,
     )
     fig.tight_layout()
