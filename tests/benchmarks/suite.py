@@ -1,8 +1,8 @@
 """The performance suite of issue 6: the service against its anchors, in separate processes, interleaved.
 
-    make bench                                        # the full run (~10 min), writes docs/perf/
+    make bench                                        # the full run (4–8 min), writes docs/perf/
     python -m tests.benchmarks.suite --only compute,small --rounds 3
-    python -m tests.benchmarks.suite --quick          # a smoke check of every section (~1–2 min)
+    python -m tests.benchmarks.suite --quick          # a smoke check of every section (under 1 min)
 
 Run it with the bench venv (.venv-bench, made by `make bench` from constraints.txt and
 tests/benchmarks/requirements.txt: torch, jax, matplotlib). Sections:
