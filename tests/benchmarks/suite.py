@@ -13,10 +13,10 @@ tests/benchmarks/requirements.txt: torch, jax, matplotlib). Sections:
 2. big      one ~42 MB 100,000×20 body: end-to-end time and peak memory (VmHWM of a fresh server)
             against the floor (orjson + numpy in a process of its own) and plain FastAPI.
 3. compute  logistic loss + gradients at m = 10⁶, n = 10 and 100, both cores: the service's
-            `evaluate` against naive numpy, PyTorch autograd, jax.jit(value_and_grad) and X @ w.
-4. explain  evaluate with explain "factors" against without, at m = 10⁴, in-process and over HTTP.
+            `gradients` (and `evaluate`) against naive numpy, PyTorch autograd, jax.jit(value_and_grad) and X @ w.
+4. explain  evaluate with explain "factors" against gradients without it, at m = 10⁴, in-process and over HTTP.
 5. grading  a batch of 1,000 answers to one problem (bench_grade_batch's class).
-6. growth   evaluate time against m and n; plot in docs/perf/cost-growth.svg.
+6. growth   gradients time against m and n; plot in docs/perf/cost-growth.svg.
 
 Every figure is the median over `--rounds` rounds; in each round the contenders run one after
 the other, in a rotated order, so that a slow spell of the machine hits all of them. Only
@@ -435,8 +435,9 @@ def section_big(plan: Plan) -> dict[str, Any]:
 
 
 COMPUTE_LABELS = {
-    "service": "service `evaluate(problem)`",
-    "fused": "service fused entry point",
+    "service": "service `gradients(problem)` (POST /gradient's path)",
+    "evaluate": "service `evaluate(problem)` (keeps per-example arrays)",
+    "fused": "service, entry point given by --fused-entry",
     "numpy": "naive numpy",
     "torch": "PyTorch autograd (2 threads)",
     "jax": "jax.jit(value_and_grad), x64",
@@ -448,7 +449,7 @@ def section_compute(plan: Plan) -> dict[str, Any]:
     data = plan.work / "compute"
     sizes = ",".join(f"{m}x{n}" for m, n in plan.compute_sizes)
     run_child(["tests.benchmarks.worker", "write-data", "--data", str(data), "--sizes", sizes], clean_env())
-    impls = ["service", "fused", "numpy", "torch", "jax", "read"]
+    impls = ["service", "evaluate", "fused", "numpy", "torch", "jax", "read"]
     raw: dict[str, list[dict[str, Any]]] = {k: [] for k in impls}
     fused_name = None
     for r in range(plan.rounds):
@@ -720,16 +721,10 @@ def report(results: dict[str, Any], meta: dict[str, Any]) -> str:
             )
             label = COMPUTE_LABELS[impl] + (f" (`{c['fused']}`)" if impl == "fused" else "")
             lines.append(f"| {label} | {cells} |")
-        if not c.get("fused"):
-            lines += [
-                "",
-                "The compute layer has no public fused entry point yet (a function named *fused*): "
-                "only `evaluate` is timed.",
-            ]
         parts.append("\n".join(lines))
     if "explain" in results:
         e = results["explain"]["seconds"]
-        for where, label in (("in_process", "in-process evaluate"), ("http", "over HTTP, encoding included")):
+        for where, label in (("in_process", "in-process"), ("http", "over HTTP, encoding included")):
             ratio = e[where]["factors"] / e[where]["none"]
             targets.append((f"4. explain factors ÷ none, {label}", _x(ratio), "≤ 3×", ratio <= 3))
         lines = [
@@ -739,7 +734,10 @@ def report(results: dict[str, Any], meta: dict[str, Any]) -> str:
             "| where | explain none | explain factors | ratio |",
             "|---|---:|---:|---:|",
         ]
-        for where, label in (("in_process", "in-process `evaluate`"), ("http", "POST /gradient")):
+        for where, label in (
+            ("in_process", "in-process `gradients` ÷ `evaluate(factors)`"),
+            ("http", "POST /gradient"),
+        ):
             lines.append(
                 f"| {label} | {_ms(e[where]['none'])} | {_ms(e[where]['factors'])} "
                 f"| {_x(e[where]['factors'] / e[where]['none'])} |"
@@ -767,11 +765,11 @@ def report(results: dict[str, Any], meta: dict[str, Any]) -> str:
     if "growth" in results:
         gr = results["growth"]
         lines = [
-            f"### 6. Cost growth (in-process, one BLAS thread, best of ≥ 5 calls over 0.2 s): evaluate against m at "
+            f"### 6. Cost growth (in-process, one BLAS thread, best of ≥ 5 calls over 0.2 s): gradients against m at "
             f"n = {gr['n_fixed']} and "
             f"against n at m = {gr['m_fixed']:,}; over HTTP for small m. Plot: [cost-growth.svg](cost-growth.svg).",
             "",
-            "| m | n | service `evaluate` | naive numpy | per element (service) |",
+            "| m | n | service `gradients` | naive numpy | per element (service) |",
             "|---:|---:|---:|---:|---:|",
         ]
         for p in gr["vs_m"] + gr["vs_n"]:
@@ -811,7 +809,7 @@ def plot(growth: dict[str, Any], path: Path) -> None:
     vs_m, vs_n, http = growth["vs_m"], growth["vs_n"], growth["http"]
     ms = np.array([p["m"] for p in vs_m], dtype=float)
     svc = np.array([p["service"] for p in vs_m])
-    ax_m.loglog(ms, svc, "o-", label="service evaluate (in-process)")
+    ax_m.loglog(ms, svc, "o-", label="service gradients (in-process)")
     ax_m.loglog(ms, [p["numpy"] for p in vs_m], "s--", label="naive numpy (in-process)")
     if http:
         ax_m.loglog([p["m"] for p in http], [p["seconds"] for p in http], "^-", label="POST /gradient (HTTP)")
@@ -824,7 +822,7 @@ def plot(growth: dict[str, Any], path: Path) -> None:
     )
     ns = np.array([p["n"] for p in vs_n], dtype=float)
     svc_n = np.array([p["service"] for p in vs_n])
-    ax_n.loglog(ns, svc_n, "o-", label="service evaluate (in-process)")
+    ax_n.loglog(ns, svc_n, "o-", label="service gradients (in-process)")
     ax_n.loglog(ns, [p["numpy"] for p in vs_n], "s--", label="naive numpy (in-process)")
     ax_n.loglog(ns, svc_n[-1] * ns / ns[-1], ":", color="gray", label="linear in n (through the largest)")
     ax_n.set(xlabel=f"n (features), m = {growth['m_fixed']:,}", ylabel="seconds per call", title="Cost against n")
@@ -832,7 +830,7 @@ def plot(growth: dict[str, Any], path: Path) -> None:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(
-        "gradient-service evaluate: flat where a cost does not grow with the variable\n(the fixed overhead "
+        "gradient-service gradients: flat where a cost does not grow with the variable\n(the fixed overhead "
         "against m, the per-example work against n), linear where it follows the dotted line",
         fontsize=9,
     )
