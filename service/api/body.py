@@ -110,10 +110,25 @@ def field_names(adapter: TypeAdapter[Any]) -> frozenset[str]:
     return frozenset(names)
 
 
-def parse(adapter: TypeAdapter[Any], body: bytes, tags: frozenset[str] = MODEL_TAGS) -> Any:
-    """Parse and validate in one pass (strict); 400 for unparseable JSON, 422 for schema errors.
+# Bodies up to this size are first tried the quick way: orjson, then pydantic on the Python objects,
+# strict as ever. Measured on a 9 KB /gradient body: 39 µs against 72 µs for validate_json (most of
+# it in the discriminated union's JSON path). Anything that does not pass that way (invalid JSON, a
+# schema error, an enum given by name, an integer beyond 64 bits) is validated again from the JSON
+# text, which makes every error and its message what it always was. A test compares both ways.
+QUICK_PARSE_MAX_BYTES = 65_536
 
-    `tags` are the names of the top-level union's branches, which pydantic puts first in a loc."""
+
+def parse(adapter: TypeAdapter[Any], body: bytes, tags: frozenset[str] = MODEL_TAGS, *, quick: bool = False) -> Any:
+    """Parse and validate (strict); 400 for unparseable JSON, 422 for schema errors.
+
+    `tags` are the names of the top-level union's branches, which pydantic puts first in a loc.
+    `quick` tries a small body the quick way first: only for schemas without free-form (Any) values,
+    where orjson's float for an integer beyond 64 bits would differ from pydantic's int."""
+    if quick and len(body) <= QUICK_PARSE_MAX_BYTES:
+        try:
+            return adapter.validate_python(orjson.loads(body), strict=True)
+        except (orjson.JSONDecodeError, ValidationError, TypeError, ValueError):
+            pass
     try:
         return adapter.validate_json(body)
     except ValidationError as exc:
