@@ -72,7 +72,7 @@ class Settings(BaseSettings):
     max_features: int = Field(100_000, gt=0, description="Most features n in one problem.")
     max_classes: int = Field(1_000, gt=0, description="Most classes k in one problem.")
     max_elements: int = Field(
-        5_000_000, gt=0, description="Most numbers m·n in X (the largest request then peaks near 0.5 GB)."
+        5_000_000, gt=0, description="Most numbers m·n in X (the largest request then peaks near 0.2 GB)."
     )
 
     def keys(self) -> dict[str, list[Role]]:
