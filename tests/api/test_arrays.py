@@ -202,20 +202,26 @@ def test_http_answers_do_not_depend_on_the_path(clients: tuple[TestClient, TestC
     assert (a.status_code, a.content) == (b.status_code, b.content)
 
 
-def test_big_bodies_take_the_array_path(
-    clients: tuple[TestClient, TestClient], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from service.api.routes import gradient
-
+def _spy(module: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[list[bool], Any]:
+    """Replace module.parse_with_matrix by a wrapper noting whether each call took the array path."""
     taken: list[bool] = []
-    real = gradient.parse_with_matrix
+    real = module.parse_with_matrix
 
     def spy(*args: Any) -> Any:
         result = real(*args)
         taken.append(result is not None)
         return result
 
-    monkeypatch.setattr(gradient, "parse_with_matrix", spy)
+    monkeypatch.setattr(module, "parse_with_matrix", spy)
+    return taken, spy
+
+
+def test_big_bodies_take_the_array_path(
+    clients: tuple[TestClient, TestClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from service.api.routes import gradient
+
+    taken, _ = _spy(gradient, monkeypatch)
     big, small = clients
     assert big.post("/gradient", json=BASE).status_code == 200
     assert small.post("/gradient", json=BASE).status_code == 200
@@ -227,15 +233,7 @@ def test_descent_answers_do_not_depend_on_the_path(
 ) -> None:
     from service.api.routes import descent
 
-    taken: list[bool] = []
-    real = descent.parse_with_matrix
-
-    def spy(*args: Any) -> Any:
-        result = real(*args)
-        taken.append(result is not None)
-        return result
-
-    monkeypatch.setattr(descent, "parse_with_matrix", spy)
+    taken, spy = _spy(descent, monkeypatch)
     big, _ = clients
     doc = {
         "problem": BASE,
