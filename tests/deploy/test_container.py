@@ -93,6 +93,9 @@ def _healthy(engine: Engine, name: str) -> bool:
     return engine("inspect", "--format", "{{.State.Health.Status}}", name).strip() == "healthy"
 
 
+JSON_HEADERS = {"content-type": "application/json"}
+
+
 def test_image_builds_runs_healthy_as_non_root_and_stops_cleanly(tmp_path: Path) -> None:
     engine = _engine()
     run_id = uuid.uuid4().hex[:12]
@@ -144,6 +147,16 @@ def test_image_builds_runs_healthy_as_non_root_and_stops_cleanly(tmp_path: Path)
             r = client.post("/grade", json=GRADE_REQUEST)
             assert r.status_code == 200, r.text
             assert r.json()["score"] == pytest.approx(GRADE_SCORE)
+            # the learner's page and its vendored KaTeX ship in the image (package data)
+            r = client.get("/explain")
+            assert r.status_code == 200 and "katex" in r.text
+            for asset in ("katex/katex.min.js", "katex/katex.min.css", "katex/fonts/KaTeX_Main-Regular.woff2"):
+                assert client.get(f"/static/{asset}").status_code == 200, asset
+            # a big compact body (above INLINE_BODY_BYTES: the array path) is answered in the image too
+            rows = [[0.5, 1.5]] * 5000
+            big = {**WORKED_EXAMPLE, "data": {"X": rows, "y": [0, 1] * 2500}}
+            r = client.post("/gradient", content=json.dumps(big, separators=(",", ":")), headers=JSON_HEADERS)
+            assert r.status_code == 200, r.text
             # prometheus_client's multiprocess mode works in the image's (writable) metrics directory
             r = client.get("/metrics")
             assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
