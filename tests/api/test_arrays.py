@@ -29,7 +29,7 @@ BASE: dict[str, Any] = {
 }
 
 
-@pytest.fixture(autouse=True, params=[1, 7, 1 << 18], ids=["row-chunks", "small-chunks", "real-chunks"])
+@pytest.fixture(autouse=True, params=[1, 7, 1 << 16], ids=["row-chunks", "small-chunks", "real-chunks"])
 def small_chunks(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
     """Chunks of one row (a split after every row), of a row or two, and of the real size."""
     monkeypatch.setattr(arrays, "CHUNK_BYTES", request.param)
@@ -132,6 +132,12 @@ TRICKS = {
     b'"data":{"X":[[0]],"y":[1]}}',
     "not json after X": b'{"model":"logistic_regression","parameters":{"w":[0.1,-0.2],"b":0.05},'
     b'"data":{"X":[[1,2],[3,4]],"y":[0,1]',
+    "X last in the body": b'{"model":"logistic_regression","parameters":{"w":[0.1,-0.2],"b":0.05},'
+    b'"data":{"y":[0,1],"X":[[1,2],[3,4]]}}',
+    "X last, spaced": b'{"model":"logistic_regression","parameters":{"w":[0.1,-0.2],"b":0.05},'
+    b'"data":{"y":[0,1],"X":[[1,2],[3,4]] } }',
+    "a matrix after X before any quote": b'{"model":"logistic_regression","parameters":{"w":[0.1,-0.2],"b":0.05},'
+    b'"data":{"y":[0,1],"X":[[1,2],[3,4]]}, "z": [[1]]}',
     "softmax rows after X": b'{"model":"softmax_regression","parameters":{"w":[[1,2],[3,4]],"b":[0,0]},'
     b'"data":{"X":[[1,2],[3,4]],"y":[[0,1],[1,0]]}}',
 }
