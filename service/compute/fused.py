@@ -133,6 +133,22 @@ SPLIT_MIN_COLUMNS = 32
 KERNEL_ROWS = 16384  # examples per piece of the element-wise stage of `_split`
 
 
+def _kernel(pairing: Pairing, z: Array, y: Array) -> tuple[Array, float] | None:
+    """The pairing's kernel on z = X w + b: (∂L/∂z, Σ L), or None if z, f or L is anywhere not finite."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        f, L, r = pairing.forward_backward(z, y)
+        checks = (float(_add(z, axis=None)), float(_add(f, axis=None)), float(_add(L)))
+    # A non-finite element makes its sum non-finite (inf − inf and inf·0 give nan): one test per array.
+    # (A sum that overflows although its terms do not only sends the problem to evaluate as well.)
+    return (r, checks[2]) if all(map(math.isfinite, checks)) else None
+
+
+def _finite(loss: float, grad_w: Array, grad_b: Array) -> Sums | None:
+    if not (math.isfinite(loss) and np.isfinite(grad_w).all() and np.isfinite(grad_b).all()):
+        return None
+    return Sums(loss, grad_w, np.asarray(grad_b))
+
+
 def _split(X: Array, y: Array, w: Array, b: Array, pairing: Pairing, nthreads: int) -> Sums | None:
     """z = X w + b and Xᵀ ∂L/∂z as whole products (BLAS on every core; each reads X once), and the
     pairing's kernel between them in pieces of KERNEL_ROWS examples spread over the pool."""
@@ -143,27 +159,21 @@ def _split(X: Array, y: Array, w: Array, b: Array, pairing: Pairing, nthreads: i
     r = np.empty_like(z)
     rows = max(MIN_BLOCK_ROWS, KERNEL_ROWS // max(1, z.size // m))
 
-    def piece(start: int) -> tuple[float, float, float] | None:
+    def piece(start: int) -> float | None:
         stop = min(start + rows, m)
-        with np.errstate(over="ignore", invalid="ignore"):
-            zb = z[start:stop]
-            f, L, rb = pairing.forward_backward(zb, y[start:stop])
-            r[start:stop] = rb
-            checks = (float(_add(zb, axis=None)), float(_add(f, axis=None)), float(_add(L)))
-        return checks if all(map(math.isfinite, checks)) else None
+        out = _kernel(pairing, z[start:stop], y[start:stop])
+        if out is None:
+            return None
+        r[start:stop] = out[0]
+        return out[1]
 
     starts = range(0, m, rows)
-    parts = list(_get_pool().map(piece, starts)) if nthreads > 1 else [piece(s) for s in starts]
-    done = [p for p in parts if p is not None]
-    if len(done) < len(parts):
+    losses = list(_get_pool().map(piece, starts)) if nthreads > 1 else [piece(s) for s in starts]
+    done = [loss for loss in losses if loss is not None]
+    if len(done) < len(losses):
         return None
     with np.errstate(over="ignore", invalid="ignore"):
-        loss = float(np.sum([p[2] for p in done]))
-        grad_b = np.asarray(_add(r, axis=0))
-        grad_w = X.T @ r
-    if not (math.isfinite(loss) and np.isfinite(grad_w).all() and np.isfinite(grad_b).all()):
-        return None
-    return Sums(loss, grad_w, grad_b)
+        return _finite(float(np.sum(done)), X.T @ r, _add(r, axis=0))
 
 
 def _block(X: Array, y: Array, w: Array, b: Array, pairing: Pairing, start: int, stop: int) -> Sums | None:
@@ -171,15 +181,12 @@ def _block(X: Array, y: Array, w: Array, b: Array, pairing: Pairing, start: int,
     with np.errstate(over="ignore", invalid="ignore"):
         z = Xb @ w
         z += b
-        f, L, r = pairing.forward_backward(z, y[start:stop])
-        checks = (float(_add(z, axis=None)), float(_add(f, axis=None)), float(_add(L)))
-        gb = _add(r, axis=0)
-        gw = Xb.T @ r
-    # A non-finite element makes its sum non-finite (inf − inf and inf·0 give nan): one test per array.
-    # (A sum that overflows although its terms do not only sends the problem to evaluate as well.)
-    if not (all(map(math.isfinite, checks)) and np.isfinite(gb).all() and np.isfinite(gw).all()):
+    out = _kernel(pairing, z, y[start:stop])
+    if out is None:
         return None
-    return Sums(checks[2], gw, np.asarray(gb))
+    r, loss = out
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _finite(loss, Xb.T @ r, _add(r, axis=0))
 
 
 def summarize(
@@ -208,9 +215,8 @@ def summarize(
     if len(done) < len(parts):
         return None
     with np.errstate(over="ignore", invalid="ignore"):
-        loss = float(np.sum([p.loss for p in done]))
-        grad_w = np.sum(np.stack([p.grad_w for p in done]), axis=0)
-        grad_b = np.sum(np.stack([p.grad_b for p in done]), axis=0)
-    if not (math.isfinite(loss) and np.isfinite(grad_w).all() and np.isfinite(grad_b).all()):
-        return None
-    return Sums(loss, grad_w, grad_b)
+        return _finite(
+            float(np.sum([p.loss for p in done])),
+            np.sum(np.stack([p.grad_w for p in done]), axis=0),
+            np.sum(np.stack([p.grad_b for p in done]), axis=0),
+        )
