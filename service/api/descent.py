@@ -6,13 +6,26 @@ import json
 from typing import Any
 
 import numpy as np
+from pydantic import TypeAdapter
 
+from service.api.arrays import parse_with_matrix
+from service.api.body import parse
 from service.api.descent_schemas import DescentRequest
 from service.api.errors import ProblemError
-from service.api.problems import PreparedNetwork, prepare, prepare_network
+from service.api.problems import PreparedNetwork, prepare, prepare_network, within_limits
 from service.api.responses import pairing_json
 from service.compute import descent
 from service.settings import Settings
+
+DESCENT: TypeAdapter[DescentRequest] = TypeAdapter(DescentRequest)
+
+
+def parse_descent(body: bytes, settings: Settings) -> DescentRequest:
+    """A /descent body validated: X straight into an array (service/api/arrays.py), else the whole body."""
+    req = parse_with_matrix(
+        DESCENT, body, lambda m, n, _: within_limits(m, n, settings), lambda r: getattr(r.problem, "data", None)
+    )
+    return req if req is not None else parse(DESCENT, body)
 
 
 def _model(problem_req: Any, settings: Settings) -> tuple[descent.Model, dict[str, Any], int]:

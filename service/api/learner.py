@@ -13,12 +13,10 @@ from string import Template
 from typing import Any
 
 import orjson
-from pydantic import TypeAdapter
 
 from service import __version__
 from service.api.body import parse
-from service.api.descent import run_descent
-from service.api.descent_schemas import DescentRequest
+from service.api.descent import DESCENT, run_descent
 from service.api.encoding import dumps
 from service.api.problems import PreparedNetwork
 from service.api.responses import gradient_response, network_response
@@ -34,7 +32,6 @@ from service.web import KATEX_VERSION, template, url
 WORKED = ModelName.LOGISTIC_REGRESSION
 DESCENT_DEFAULTS: dict[str, Any] = {"learning_rate": 1.0, "steps": 200}
 COMPARE_DEFAULT = "sigmoid/squared_error"
-_DESCENT: TypeAdapter[DescentRequest] = TypeAdapter(DescentRequest)
 
 # Content-Security-Policy of the page: every script, style, font and request stays on this origin.
 CSP = (
@@ -91,7 +88,7 @@ def explain_page(settings: Settings) -> str:
         **DESCENT_DEFAULTS,
         "compare_with": dict(zip(("activation", "loss"), COMPARE_DEFAULT.split("/"), strict=True)),
     }
-    descent = as_json(run_descent(parse(_DESCENT, orjson.dumps(descent_body)), settings))
+    descent = as_json(run_descent(parse(DESCENT, orjson.dumps(descent_body)), settings))
     pairings = [
         (
             f"{p['activation']}/{p['loss']}",

@@ -237,7 +237,7 @@ def test_big_bodies_take_the_array_path(
 def test_descent_answers_do_not_depend_on_the_path(
     clients: tuple[TestClient, TestClient], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from service.api.routes import descent
+    from service.api import descent
 
     taken, spy = _spy(descent, monkeypatch)
     big, _ = clients

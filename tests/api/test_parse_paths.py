@@ -17,17 +17,17 @@ from pydantic import TypeAdapter
 
 from service.api import body as body_module
 from service.api.body import parse
+from service.api.descent import DESCENT
 from service.api.descent_schemas import _EXAMPLE as DESCENT_EXAMPLE
 from service.api.errors import ProblemError
 from service.api.grading_schemas import _PROBLEM
-from service.api.routes.descent import _DESCENT
 from service.api.routes.grade import _GRADE, _SIGN
 from service.api.routes.gradient import REQUEST
 from service.api.schemas import EXAMPLES
 
 CASES: list[tuple[str, TypeAdapter[Any], dict[str, Any]]] = [
     *((f"gradient-{model}", REQUEST, example) for model, example in EXAMPLES.items()),
-    ("descent", _DESCENT, DESCENT_EXAMPLE),
+    ("descent", DESCENT, DESCENT_EXAMPLE),
     ("sign", _SIGN, {"problem": _PROBLEM}),
 ]
 # Grading bodies carry free-form answers (numbers or lists of anything): there an integer beyond 64 bits

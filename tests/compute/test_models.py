@@ -122,17 +122,13 @@ def test_matches_autograd_of_plain_cost(
 ) -> None:
     c = Case(model, activation, loss, params, form, reg, seed)
     J = c.plain_cost()
-    ev = evaluate(c.problem)
-    assert isinstance(ev.loss, float)
-    np.testing.assert_allclose(ev.loss, J(c.w, c.b), rtol=RTOL, atol=ATOL)
-    assert ev.grad_w.shape == c.w.shape and ev.grad_b.shape == np.shape(c.b)
-    np.testing.assert_allclose(ev.grad_w, grad(J, 0)(c.w, c.b), rtol=RTOL, atol=ATOL)
-    np.testing.assert_allclose(ev.grad_b, grad(J, 1)(c.w, c.b), rtol=RTOL, atol=ATOL)
-    # the one-pass path (no per-example arrays) against the same oracle
-    g = gradients(c.problem)
-    np.testing.assert_allclose(g.loss, J(c.w, c.b), rtol=RTOL, atol=ATOL)
-    np.testing.assert_allclose(g.grad_w, grad(J, 0)(c.w, c.b), rtol=RTOL, atol=ATOL)
-    np.testing.assert_allclose(g.grad_b, grad(J, 1)(c.w, c.b), rtol=RTOL, atol=ATOL)
+    # evaluate, and the one-pass path (no per-example arrays), against the same oracle
+    for ev in (evaluate(c.problem), gradients(c.problem)):
+        assert isinstance(ev.loss, float)
+        np.testing.assert_allclose(ev.loss, J(c.w, c.b), rtol=RTOL, atol=ATOL)
+        assert ev.grad_w.shape == c.w.shape and ev.grad_b.shape == np.shape(c.b)
+        np.testing.assert_allclose(ev.grad_w, grad(J, 0)(c.w, c.b), rtol=RTOL, atol=ATOL)
+        np.testing.assert_allclose(ev.grad_b, grad(J, 1)(c.w, c.b), rtol=RTOL, atol=ATOL)
     # cost() at the problem's parameters and elsewhere
     np.testing.assert_allclose(cost(c.problem), J(c.w, c.b), rtol=RTOL, atol=ATOL)
     w2, b2 = 0.5 * c.w + 0.1, np.asarray(c.b) * 0.5 - 0.1

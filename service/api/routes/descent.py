@@ -6,28 +6,19 @@ from typing import Annotated, Any
 
 import anyio.to_thread
 from fastapi import APIRouter, Depends, Request
-from pydantic import TypeAdapter
 
-from service.api.arrays import parse_with_matrix
-from service.api.body import parse, read_json
-from service.api.descent import run_descent
-from service.api.descent_schemas import DescentRequest
+from service.api.body import read_json
+from service.api.descent import parse_descent, run_descent
 from service.api.encoding import JSONBytes, dumps
-from service.api.problems import within_limits
 from service.api.responses import PROBLEM_RESPONSES
 from service.api.security import access, app_settings
 from service.settings import Settings
 
 router = APIRouter(dependencies=[Depends(access("grader"))], tags=["descent"])
-_DESCENT: TypeAdapter[DescentRequest] = TypeAdapter(DescentRequest)
 
 
 def _run(body: bytes, settings: Settings) -> bytes:
-    # X straight into an array (service/api/arrays.py), else the whole body validated
-    req = parse_with_matrix(
-        _DESCENT, body, lambda m, n, _: within_limits(m, n, settings), lambda r: getattr(r.problem, "data", None)
-    )
-    return dumps(run_descent(req if req is not None else parse(_DESCENT, body), settings))
+    return dumps(run_descent(parse_descent(body, settings), settings))
 
 
 _RESPONSE: dict[int | str, dict[str, Any]] = {

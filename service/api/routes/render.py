@@ -6,12 +6,10 @@ from typing import Annotated, Any
 
 import anyio.to_thread
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import TypeAdapter
 from starlette.responses import Response
 
 from service.api.body import parse, read_json
-from service.api.descent import run_descent
-from service.api.descent_schemas import DescentRequest
+from service.api.descent import parse_descent, run_descent
 from service.api.learner import as_json, evaluate_json
 from service.api.responses import PROBLEM_RESPONSES
 from service.api.routes.gradient import _OPENAPI_BODY, REQUEST
@@ -21,7 +19,6 @@ from service.render.graph import MAX_EXAMPLES_DRAWN, gradient_graph
 from service.settings import Settings
 
 router = APIRouter(dependencies=[Depends(access("grader"))], tags=["drawings"])
-_DESCENT: TypeAdapter[DescentRequest] = TypeAdapter(DescentRequest)
 SVG = "image/svg+xml"
 # A drawing is a document of its own: nothing in it may run or load anything.
 SVG_HEADERS = {"Content-Security-Policy": "default-src 'none'", "X-Content-Type-Options": "nosniff"}
@@ -41,7 +38,7 @@ def _graph(body: bytes, settings: Settings, examples: int) -> str:
 
 
 def _plot(body: bytes, settings: Settings) -> str:
-    return cost_curves(as_json(run_descent(parse(_DESCENT, body), settings)))
+    return cost_curves(as_json(run_descent(parse_descent(body, settings), settings)))
 
 
 @router.post(
