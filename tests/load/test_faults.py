@@ -57,7 +57,7 @@ def test_a_killed_worker_costs_at_most_the_requests_in_flight_and_is_replaced(
             killed_at = time.monotonic()
             os.kill(victim, signal.SIGKILL)
             replaced_after = None
-            for _ in range(200):  # at most ~10 s
+            for _ in range(400):  # at most ~20 s (CI, loaded, has taken 5 s; here it takes 0.3 s)
                 now = workers(supervisor)
                 if len(now) == 2 and victim not in now:
                     replaced_after = time.monotonic() - killed_at
@@ -89,7 +89,7 @@ def test_a_killed_worker_costs_at_most_the_requests_in_flight_and_is_replaced(
     assert all(killed_at - 11 <= e.start <= killed_at + 1 for e in errors), [(e.start - killed_at) for e in errors]
     assert sum(o.start > killed_at + 1 and o.status == 200 for o in load.outcomes) > 100, figures
     # uvicorn's supervisor replaces the dead worker
-    assert replaced_after is not None and replaced_after < 10, f"workers {before} -> {after}"
+    assert replaced_after is not None and replaced_after < 20, f"workers {before} -> {after}"
     assert new is not None
     assert f"Child process [{victim}] died" in log
     assert f"Started server process [{new}]" in log
