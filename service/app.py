@@ -27,6 +27,7 @@ from service.api.grading_schemas import (
     GradeRequest,
     SignRequest,
 )
+from service.api.head import HeadMiddleware
 from service.api.routes import catalog, descent, grade, gradient, health, learner, metrics, render
 from service.api.schemas import GradientRequest
 from service.api.security import KeyRing, RedisLimiter, Signer, make_limiter
@@ -148,6 +149,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     modules = (gradient, grade, descent, render, catalog, health, metrics, learner)
     for module in modules:
         app.include_router(module.router)
+    app.add_middleware(HeadMiddleware)  # HEAD answered as GET without the body (service/api/head.py)
     # outermost: the request id and timing cover everything, 413s from the body limit included
     paths = frozenset(route.path for m in modules for route in m.router.routes if hasattr(route, "path"))
     app.add_middleware(RequestContextMiddleware, routes=paths)

@@ -148,7 +148,10 @@ def target_violations(pairing: Pairing, y: Array, k: int) -> list[tuple[tuple[in
         return [((), "one target per example is expected (a list of numbers)")]
     dom = loss.targets
     assert isinstance(dom, Interval)
-    for i in np.flatnonzero(~dom.contains(y))[:20]:
+    inside = dom.contains(y)
+    if inside.all():
+        return out
+    for i in np.flatnonzero(~inside)[:20]:
         out.append(((int(i),), f"{loss.name} takes targets in {dom.text}"))
     return out
 
@@ -273,10 +276,14 @@ def cost(problem: Problem, w: Array | None = None, b: Array | None = None) -> fl
     return J
 
 
-def _assemble(problem: Problem, data_loss: float, grad_w_data: Array, grad_b: Array) -> Gradients:
-    """Add the regularization term to the data term's J and gradients, each checked to be finite."""
-    _require_finite_gradient("gradients.w", grad_w_data, "the data term of dJ/dw")
-    _require_finite_gradient("gradients.b", np.atleast_1d(grad_b), "dJ/db")
+def _assemble(
+    problem: Problem, data_loss: float, grad_w_data: Array, grad_b: Array, *, data_checked: bool = False
+) -> Gradients:
+    """Add the regularization term to the data term's J and gradients, each checked to be finite
+    (the data term's gradients need no second check when the caller has made it: `data_checked`)."""
+    if not data_checked:
+        _require_finite_gradient("gradients.w", grad_w_data, "the data term of dJ/dw")
+        _require_finite_gradient("gradients.b", np.atleast_1d(grad_b), "dJ/db")
     m = problem.m
     reg_loss = 0.0
     grad_w = grad_w_data
@@ -339,7 +346,8 @@ def gradients(problem: Problem, w: Array | None = None, b: Array | None = None) 
     if sums is None:
         return evaluate(problem)
     m = problem.m
-    return _assemble(problem, sums.loss / m, sums.grad_w / m, sums.grad_b / m)
+    # summarize checked the sums finite; dividing by m ≥ 1 keeps them finite
+    return _assemble(problem, sums.loss / m, sums.grad_w / m, sums.grad_b / m, data_checked=True)
 
 
 def explain_size(problem_m: int, k: int) -> int:
