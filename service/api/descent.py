@@ -9,6 +9,7 @@ import numpy as np
 from pydantic import TypeAdapter
 
 from service.api.arrays import parse_with_matrix
+from service.api.binary import RawBody, parse_multipart
 from service.api.body import parse
 from service.api.descent_schemas import DescentRequest
 from service.api.errors import ProblemError
@@ -20,8 +21,15 @@ from service.settings import Settings
 DESCENT: TypeAdapter[DescentRequest] = TypeAdapter(DescentRequest)
 
 
-def parse_descent(body: bytes, settings: Settings) -> DescentRequest:
-    """A /descent body validated: X straight into an array (service/api/arrays.py), else the whole body."""
+def parse_descent(raw: RawBody | bytes, settings: Settings) -> DescentRequest:
+    """A /descent body validated: multipart with X as .npy (service/api/binary.py), or JSON with X
+    straight into an array (service/api/arrays.py), else the whole JSON body."""
+    if isinstance(raw, RawBody):
+        if raw.multipart:
+            request: DescentRequest = parse_multipart(DESCENT, raw, ("problem", "data"))
+            return request
+        raw = raw.data
+    body = raw
     req = parse_with_matrix(
         DESCENT, body, lambda m, n, _: within_limits(m, n, settings), lambda r: getattr(r.problem, "data", None)
     )

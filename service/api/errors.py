@@ -27,6 +27,7 @@ PROBLEM_JSON = "application/problem+json"
 
 TITLES = {
     "invalid-json": "The body is not valid JSON",
+    "invalid-multipart": "The multipart body cannot be read",
     "body-too-large": "The body is too large",
     "unsupported-media-type": "The body must be JSON",
     "validation-error": "The request does not match the schema",

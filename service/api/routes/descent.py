@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import anyio.to_thread
 from fastapi import APIRouter, Depends, Request
 
-from service.api.body import read_json
+from service.api.binary import MULTIPART, RawBody, multipart_content, read_body
 from service.api.descent import parse_descent, run_descent
 from service.api.encoding import JSONBytes, dumps
 from service.api.responses import PROBLEM_RESPONSES
@@ -17,8 +17,8 @@ from service.settings import Settings
 router = APIRouter(dependencies=[Depends(access("grader"))], tags=["descent"])
 
 
-def _run(body: bytes, settings: Settings) -> bytes:
-    return dumps(run_descent(parse_descent(body, settings), settings))
+def _run(raw: RawBody, settings: Settings) -> bytes:
+    return dumps(run_descent(parse_descent(raw, settings), settings))
 
 
 _RESPONSE: dict[int | str, dict[str, Any]] = {
@@ -40,11 +40,14 @@ _RESPONSE: dict[int | str, dict[str, Any]] = {
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/DescentRequest"}}},
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/DescentRequest"}},
+                MULTIPART: multipart_content("#/components/schemas/DescentRequest", "problem.data"),
+            },
         }
     },
 )
 async def run(request: Request, settings: Annotated[Settings, Depends(app_settings)]) -> JSONBytes:
     """k steps of batch gradient descent from given parameters, for any model; optionally two pairings side by side."""
-    body = await read_json(request)
-    return JSONBytes(await anyio.to_thread.run_sync(_run, body, settings))
+    raw = await read_body(request)
+    return JSONBytes(await anyio.to_thread.run_sync(_run, raw, settings))

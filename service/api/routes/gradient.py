@@ -9,7 +9,8 @@ from fastapi import APIRouter, Request
 from pydantic import TypeAdapter
 
 from service.api.arrays import parse_with_matrix
-from service.api.body import parse, read_json
+from service.api.binary import MULTIPART, RawBody, multipart_content, parse_multipart, read_body
+from service.api.body import parse
 from service.api.encoding import JSONBytes, dumps
 from service.api.problems import Prepared, PreparedNetwork, prepare, prepare_network, within_limits
 from service.api.responses import PROBLEM_RESPONSES, gradient_response, network_response
@@ -28,7 +29,8 @@ _OPENAPI_BODY = {
             "application/json": {
                 "schema": {"$ref": "#/components/schemas/GradientRequest"},
                 "examples": {str(model): {"summary": str(model), "value": ex} for model, ex in EXAMPLES.items()},
-            }
+            },
+            MULTIPART: multipart_content("#/components/schemas/GradientRequest", "data"),
         },
     }
 }
@@ -50,10 +52,17 @@ def prepare_any(req: Any, settings: Settings) -> Prepared | PreparedNetwork:
     return prepare(req, settings)
 
 
-def _parse_and_compute(body: bytes, settings: Settings) -> bytes:
-    # a big body: X straight into an array (service/api/arrays.py), else the whole body validated
-    req = parse_with_matrix(REQUEST, body, lambda m, n, _: within_limits(m, n, settings))
-    return _compute(prepare_any(req if req is not None else parse(REQUEST, body), settings))
+def parse_request(raw: RawBody, settings: Settings) -> Any:
+    """A /gradient body validated: multipart with X as .npy (service/api/binary.py), or JSON with X
+    straight into an array (service/api/arrays.py), else the whole JSON body validated."""
+    if raw.multipart:
+        return parse_multipart(REQUEST, raw, ("data",))
+    req = parse_with_matrix(REQUEST, raw.data, lambda m, n, _: within_limits(m, n, settings))
+    return req if req is not None else parse(REQUEST, raw.data)
+
+
+def _parse_and_compute(raw: RawBody, settings: Settings) -> bytes:
+    return _compute(prepare_any(parse_request(raw, settings), settings))
 
 
 _ACCESS = access("grader")
@@ -63,12 +72,13 @@ async def handle(request: Request) -> JSONBytes:
     """POST /gradient: the route below and the fast path (service/api/fastpath.py) both call this."""
     await _ACCESS(request)
     settings: Settings = request.app.state.settings
-    body = await read_json(request)
+    raw = await read_body(request)
     # Measured here: a thread hop costs ~110 µs, a whole 9 KB request ~250 µs inline, a 86 KB one
-    # ~1.1 ms. Small requests stay on the event loop; big ones (and verify) must not stall it.
-    if len(body) > settings.inline_body_bytes:
-        return JSONBytes(await anyio.to_thread.run_sync(_parse_and_compute, body, settings))
-    prepared = prepare_any(parse(REQUEST, body, quick=True), settings)
+    # ~1.1 ms. Small requests stay on the event loop; big ones, multipart bodies (made for big X)
+    # and verify must not stall it.
+    if len(raw) > settings.inline_body_bytes or raw.multipart:
+        return JSONBytes(await anyio.to_thread.run_sync(_parse_and_compute, raw, settings))
+    prepared = prepare_any(parse(REQUEST, raw.data, quick=True), settings)
     if prepared.verify:
         return JSONBytes(await anyio.to_thread.run_sync(_compute, prepared))
     return JSONBytes(_compute(prepared))

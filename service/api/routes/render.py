@@ -8,11 +8,11 @@ import anyio.to_thread
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
-from service.api.body import parse, read_json
+from service.api.binary import MULTIPART, RawBody, multipart_content, read_body
 from service.api.descent import parse_descent, run_descent
 from service.api.learner import as_json, evaluate_json
 from service.api.responses import PROBLEM_RESPONSES
-from service.api.routes.gradient import _OPENAPI_BODY, REQUEST
+from service.api.routes.gradient import _OPENAPI_BODY, parse_request
 from service.api.security import access, app_settings
 from service.render.curve import cost_curves
 from service.render.graph import MAX_EXAMPLES_DRAWN, gradient_graph
@@ -32,13 +32,13 @@ def _svg_response(description: str) -> dict[int | str, dict[str, Any]]:
     }
 
 
-def _graph(body: bytes, settings: Settings, examples: int) -> str:
-    problem, result = evaluate_json(parse(REQUEST, body), settings)
+def _graph(raw: RawBody, settings: Settings, examples: int) -> str:
+    problem, result = evaluate_json(parse_request(raw, settings), settings)
     return gradient_graph(problem, result, max_examples=examples)
 
 
-def _plot(body: bytes, settings: Settings) -> str:
-    return cost_curves(as_json(run_descent(parse_descent(body, settings), settings)))
+def _plot(raw: RawBody, settings: Settings) -> str:
+    return cost_curves(as_json(run_descent(parse_descent(raw, settings), settings)))
 
 
 @router.post(
@@ -59,8 +59,8 @@ async def graph(
     ] = MAX_EXAMPLES_DRAWN,
 ) -> Response:
     """The body of POST /gradient, drawn: every check and limit of /gradient applies (explain's size limit too)."""
-    body = await read_json(request)
-    svg = await anyio.to_thread.run_sync(_graph, body, settings, examples)
+    raw = await read_body(request)
+    svg = await anyio.to_thread.run_sync(_graph, raw, settings, examples)
     return Response(svg, media_type=SVG, headers=SVG_HEADERS)
 
 
@@ -72,12 +72,15 @@ async def graph(
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/DescentRequest"}}},
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/DescentRequest"}},
+                MULTIPART: multipart_content("#/components/schemas/DescentRequest", "problem.data"),
+            },
         }
     },
 )
 async def descent_plot(request: Request, settings: Annotated[Settings, Depends(app_settings)]) -> Response:
     """The body of POST /descent, run and drawn: the cost J at every step of each run."""
-    body = await read_json(request)
-    svg = await anyio.to_thread.run_sync(_plot, body, settings)
+    raw = await read_body(request)
+    svg = await anyio.to_thread.run_sync(_plot, raw, settings)
     return Response(svg, media_type=SVG, headers=SVG_HEADERS)

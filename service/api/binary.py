@@ -1,0 +1,304 @@
+"""X as a .npy part: a multipart/form-data body whose matrix travels as binary, not as JSON text.
+
+A big X costs more to send as JSON than to compute with: at 100,000 × 20 the JSON body is 40 MB,
+and turning its text into numbers is most of the request's time. As NumPy's .npy format the same
+matrix is 16 MB that need no parsing at all. POST /gradient, /graph, /descent and /descent/plot
+therefore also take `multipart/form-data` with two parts:
+
+- `request`: the JSON body the endpoint takes as application/json, with X left out of its data;
+- `X`: the matrix as a .npy file (format 1.0 or 2.0; float64, float32 or float16 in either byte
+  order; C or Fortran order; two dimensions; every entry finite).
+
+Everything else is the JSON endpoint's: the request part is validated by the same adapter (X
+stands in as a one-element placeholder while it is, as in service/api/arrays.py), the matrix then
+takes X's place as an array, and the same checks, limits, errors and answer follow. Errors in the
+matrix are located at X's place in the request (["data", "X", i, j]); errors in the envelope
+(parts missing, repeated or unknown) at the part's name.
+
+Nothing in a .npy header is trusted before it is checked: the dtype must be a plain float type
+(so no object array, no pickle, is ever read), and the data must be exactly m·n items long before
+any array is made. The body's size limit bounds it all.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import Request
+
+from service.api.body import parse
+from service.api.errors import ProblemError
+
+MULTIPART = "multipart/form-data"
+NPY = "application/x-npy"
+PARTS = ("request", "X")
+MAX_PARTS = 8  # a body of many tiny parts is refused before it costs anything
+MAX_NPY_HEADER = 10_000  # numpy's own default limit for np.load
+_X_MEDIA = frozenset({"", NPY, "application/octet-stream"})
+_PLACEHOLDER = [[0.0]]
+
+
+def _media(value: str) -> str:
+    return value.split(";", 1)[0].strip().lower()
+
+
+def _is_json(media: str) -> bool:
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+@dataclass(frozen=True)
+class RawBody:
+    """A request's body as read, with its media type (JSON or multipart, checked)."""
+
+    data: bytes
+    content_type: str
+
+    @property
+    def multipart(self) -> bool:
+        return _media(self.content_type) == MULTIPART
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+
+async def read_body(request: Request) -> RawBody:
+    """The raw body of a JSON or multipart request (415 for another media type, 400 when empty)."""
+    content_type = request.headers.get("content-type", "")
+    media = _media(content_type)
+    if not (_is_json(media) or media == MULTIPART):
+        raise ProblemError(
+            415,
+            "unsupported-media-type",
+            "Send the body as JSON (Content-Type: application/json), or as multipart/form-data with a "
+            "JSON part named request and the matrix X as a .npy part named X.",
+        )
+    body = await request.body()
+    if not body.strip():
+        raise ProblemError(400, "invalid-json", "The body is empty: send a JSON object.")
+    return RawBody(body, content_type)
+
+
+@dataclass
+class _Part:
+    headers: dict[str, str] = field(default_factory=dict)
+    data: bytearray = field(default_factory=bytearray)
+
+
+def _invalid_multipart(detail: str) -> ProblemError:
+    return ProblemError(400, "invalid-multipart", detail)
+
+
+def _envelope_error(loc: str, msg: str) -> ProblemError:
+    return ProblemError(
+        422,
+        "validation-error",
+        "The multipart body does not have the parts request and X.",
+        [{"loc": [loc], "msg": msg}],
+    )
+
+
+def split_parts(raw: RawBody) -> tuple[bytes, bytearray]:
+    """(the request part's JSON, the X part's bytes) of a multipart body; 400, 415 or 422 if not those."""
+    _, options = parse_options_header(raw.content_type)
+    boundary = options.get(b"boundary", b"")
+    if not boundary or len(boundary) > 70:  # RFC 2046: 1 to 70 characters
+        raise _invalid_multipart(
+            "The Content-Type has no valid boundary parameter (multipart/form-data; boundary=...)."
+        )
+    parts: list[_Part] = []
+    header: dict[str, bytearray] = {"field": bytearray(), "value": bytearray()}
+    ended = False
+
+    def on_part_begin() -> None:
+        if len(parts) >= MAX_PARTS:
+            raise _envelope_error("body", f"more than {MAX_PARTS} parts; send the parts request and X")
+        parts.append(_Part())
+
+    def on_header_field(data: bytes, start: int, end: int) -> None:
+        header["field"] += data[start:end]
+
+    def on_header_value(data: bytes, start: int, end: int) -> None:
+        header["value"] += data[start:end]
+
+    def on_header_end() -> None:
+        name = header["field"].decode("latin-1").strip().lower()
+        parts[-1].headers[name] = header["value"].decode("latin-1").strip()
+        header["field"], header["value"] = bytearray(), bytearray()
+
+    def on_part_data(data: bytes, start: int, end: int) -> None:
+        parts[-1].data += data[start:end]
+
+    def on_end() -> None:
+        nonlocal ended
+        ended = True
+
+    parser = MultipartParser(
+        boundary,
+        {
+            "on_part_begin": on_part_begin,
+            "on_header_field": on_header_field,
+            "on_header_value": on_header_value,
+            "on_header_end": on_header_end,
+            "on_part_data": on_part_data,
+            "on_end": on_end,
+        },
+    )
+    try:
+        parser.write(raw.data)
+        parser.finalize()
+    except MultipartParseError as exc:
+        raise _invalid_multipart(f"The multipart body cannot be read: {str(exc)[:200]}") from None
+    if not ended:
+        raise _invalid_multipart("The multipart body ends before its closing boundary.")
+
+    named: dict[str, _Part] = {}
+    for part in parts:
+        disposition, params = parse_options_header(part.headers.get("content-disposition", ""))
+        name = params.get(b"name", b"").decode("latin-1")
+        if disposition != b"form-data" or not name:
+            raise _envelope_error("body", "every part needs Content-Disposition: form-data; name=...")
+        if name not in PARTS:
+            raise _envelope_error(name[:64], "unknown part; send the parts request and X")
+        if name in named:
+            raise _envelope_error(name, "this part is sent twice")
+        named[name] = part
+    for name in PARTS:
+        if name not in named:
+            what = "the JSON request without X" if name == "request" else "the matrix as a .npy file"
+            raise _envelope_error(name, f"missing part: {what}")
+    request_media = _media(named["request"].headers.get("content-type", ""))
+    if request_media and not _is_json(request_media):
+        raise ProblemError(415, "unsupported-media-type", "The part request must be JSON (application/json).")
+    if _media(named["X"].headers.get("content-type", "")) not in _X_MEDIA:
+        raise ProblemError(415, "unsupported-media-type", f"The part X must be a .npy file ({NPY}).")
+    return bytes(named["request"].data), named["X"].data
+
+
+def _matrix_error(loc: list[Any], msg: str) -> ProblemError:
+    return ProblemError(422, "validation-error", "The matrix X (the part X) is not usable.", [{"loc": loc, "msg": msg}])
+
+
+def load_matrix(npy: bytearray, loc: list[Any]) -> np.ndarray:
+    """The (m, n) float64 matrix in a .npy file, checked: 422 at `loc` (X's place) for anything else."""
+    fp = io.BytesIO(npy)
+    try:
+        version = np.lib.format.read_magic(fp)
+    except ValueError:
+        raise _matrix_error(loc, "not a .npy file (it must start with \\x93NUMPY)") from None
+    try:
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(fp, max_header_size=MAX_NPY_HEADER)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(fp, max_header_size=MAX_NPY_HEADER)
+        else:
+            raise _matrix_error(loc, f".npy format {version[0]}.{version[1]}; send format 1.0 or 2.0 (np.save)")
+    except ValueError:
+        raise _matrix_error(
+            loc, "the .npy header cannot be read: it must be a dict of descr, fortran_order and shape (np.save)"
+        ) from None
+    if dtype.kind != "f" or dtype.fields is not None or dtype.itemsize > 8 or dtype.subdtype is not None:
+        raise _matrix_error(
+            loc,
+            f"X must hold floating-point numbers (float64, float32 or float16), not {dtype.name}; "
+            "convert it first, e.g. X.astype(np.float64)",
+        )
+    if len(shape) != 2:
+        raise _matrix_error(loc, f"X must have two dimensions (m examples × n features), not {len(shape)}")
+    m, n = shape
+    if m < 1:
+        raise _matrix_error(loc, "List should have at least 1 item after validation, not 0")
+    start = fp.tell()
+    if len(npy) - start != m * n * dtype.itemsize:
+        raise _matrix_error(
+            loc,
+            f"the .npy data holds {len(npy) - start} bytes; "
+            f"its header's shape {m} × {n} needs {m * n * dtype.itemsize}",
+        )
+    flat = np.frombuffer(npy, dtype=dtype, count=m * n, offset=start)  # a view of the part, writable
+    X = flat.reshape((m, n), order="F" if fortran else "C")
+    if dtype != np.float64 or not X.flags.c_contiguous or not X.flags.aligned:
+        X = np.ascontiguousarray(X, dtype=np.float64)  # exact: every float16/32 is a float64
+    finite = np.isfinite(X)
+    if not finite.all():
+        bad = np.argwhere(~finite)[:20]
+        raise ProblemError(
+            422,
+            "validation-error",
+            "The matrix X (the part X) is not usable.",
+            [{"loc": [*loc, int(i), int(j)], "msg": "Input should be a finite number"} for i, j in bad],
+        )
+    return X
+
+
+def _with_placeholder(adapter: Any, text: bytes, data_path: tuple[str, ...]) -> Any:
+    """The request part validated as the JSON body would be, with a placeholder where X goes."""
+    try:
+        document = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return parse(adapter, text)  # not JSON (400), or beyond orjson: the usual path says what
+    node = document
+    for key in data_path:
+        node = node.get(key) if isinstance(node, dict) else None
+    if isinstance(node, dict):
+        if "X" in node:
+            raise ProblemError(
+                422,
+                "validation-error",
+                "X is sent twice.",
+                [{"loc": [*data_path, "X"], "msg": "X travels as the part X (.npy): leave it out of the part request"}],
+            )
+        node["X"] = _PLACEHOLDER
+    return parse(adapter, orjson.dumps(document))
+
+
+def parse_multipart(
+    adapter: Any, raw: RawBody, data_path: tuple[str, ...], data_of: Callable[[Any], Any] | None = None
+) -> Any:
+    """The validated request of a multipart body, its data.X the .npy part's (m, n) float64 array.
+
+    `data_path` is where the request's data object (the one holding X) sits in the JSON."""
+    text, npy = split_parts(raw)
+    request = _with_placeholder(adapter, text, data_path)
+    X = load_matrix(npy, [*data_path, "X"])
+    data = data_of(request) if data_of is not None else _walk(request, data_path)
+    data.__dict__["X"] = X  # the model's field, now an array, as on the array path
+    return request
+
+
+def _walk(obj: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        obj = getattr(obj, key)
+    return obj
+
+
+def multipart_content(schema_ref: str, data_path: str) -> dict[str, Any]:
+    """The OpenAPI description of the multipart form of a request body whose JSON schema is `schema_ref`."""
+    return {
+        "schema": {
+            "type": "object",
+            "required": list(PARTS),
+            "properties": {
+                "request": {
+                    "$ref": schema_ref,
+                    "description": f"The application/json body of this operation, with {data_path}.X left out.",
+                },
+                "X": {
+                    "type": "string",
+                    "format": "binary",
+                    "contentMediaType": NPY,
+                    "description": (
+                        f"{data_path}.X as a .npy file (np.save; format 1.0 or 2.0): m rows of n features, "
+                        "float64, float32 or float16 in either byte order, C or Fortran order, every entry finite."
+                    ),
+                },
+            },
+        },
+        "encoding": {"request": {"contentType": "application/json"}, "X": {"contentType": NPY}},
+    }
