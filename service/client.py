@@ -31,7 +31,9 @@ httpx's own exceptions (`httpx.TransportError` and its subclasses).
 
 from __future__ import annotations
 
+import array
 import json
+import sys
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal, NotRequired, Self, TypedDict, overload
@@ -41,6 +43,7 @@ import httpx
 from service import __version__
 
 __all__ = [
+    "BINARY_MIN_NUMBERS",
     "DEFAULT_BASE_URL",
     "PROBLEM_URN",
     "Breakdown",
@@ -69,6 +72,7 @@ __all__ = [
     "VersionInfo",
     "build_problem",
     "is_problem",
+    "npy_bytes",
     "to_json_value",
 ]
 
@@ -395,6 +399,51 @@ def to_json_value(value: Any) -> Any:
     return value
 
 
+# From this many numbers in X on, `GradientClient.gradient` sends X as a .npy part (binary=None).
+BINARY_MIN_NUMBERS = 65_536
+_NPY_DESCR = {"f8": "f8", "f4": "f4", "f2": "f2"}
+
+
+def npy_bytes(X: Any) -> bytes:
+    """X (m rows of n numbers, or a 2-D array: numpy, or anything with ``.tolist()``) as a .npy file
+    (format 1.0) of float64, written without numpy. A C-ordered numpy array of float64, float32 or
+    float16 is sent as its own bytes (the service widens float32 and float16 exactly); anything else
+    goes through ``.tolist()`` and float64."""
+    interface = getattr(X, "__array_interface__", None)
+    shape: tuple[int, ...]
+    if (
+        isinstance(interface, dict)
+        and interface.get("typestr", "")[1:] in _NPY_DESCR
+        and interface.get("typestr", "")[:1] in "<>"
+        and interface.get("strides") is None  # C-contiguous
+        and len(interface.get("shape", ())) == 2
+    ):
+        descr, shape, payload = interface["typestr"], tuple(interface["shape"]), X.tobytes()
+    else:
+        rows = to_json_value(X)
+        if not isinstance(rows, list) or not all(isinstance(r, list) for r in rows):
+            raise ValueError("X must be m rows of n numbers (a list of lists or a 2-D array)")
+        n = len(rows[0]) if rows else 0
+        if any(len(r) != n for r in rows):
+            raise ValueError("X's rows must all have the same length")
+        values = array.array("d", (float(v) for r in rows for v in r))
+        descr = ("<" if sys.byteorder == "little" else ">") + "f8"
+        shape, payload = (len(rows), n), values.tobytes()
+    header = f"{{'descr': '{descr}', 'fortran_order': False, 'shape': ({shape[0]}, {shape[1]}), }}"
+    header += " " * (-(10 + len(header) + 1) % 64) + "\n"  # the data starts on a 64-byte boundary
+    return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode("latin-1") + payload
+
+
+def _numbers_in(X: Any) -> int:
+    size = getattr(X, "size", None)
+    if isinstance(size, int):
+        return size
+    try:
+        return len(X) * len(X[0]) if len(X) else 0
+    except (TypeError, IndexError, KeyError):
+        return 0
+
+
 def build_problem(
     model: str,
     parameters: Mapping[str, Any],
@@ -516,14 +565,20 @@ class GradientClient:
     def _url(self, path: str) -> str:
         return self.base_url + path
 
-    def _send(self, method: str, path: str, body: Any = None) -> Any:
+    def _send(self, method: str, path: str, body: Any = None, X: bytes | None = None) -> Any:
+        """`body` as JSON; with `X` (a .npy file), as multipart/form-data: body as the part request."""
         headers = dict(self._headers)
         content: bytes | None = None
+        files: dict[str, Any] | None = None
         if body is not None:
             # allow_nan: a learner's NaN is graded by the service, a problem's NaN refused with its location.
             content = json.dumps(body, allow_nan=True, ensure_ascii=False, separators=(",", ":")).encode()
-            headers["Content-Type"] = "application/json"
-        response = self._client.request(method, self._url(path), content=content, headers=headers)
+            if X is None:
+                headers["Content-Type"] = "application/json"
+            else:  # httpx writes the multipart body and its Content-Type (with the boundary)
+                files = {"request": (None, content, "application/json"), "X": ("X.npy", X, "application/x-npy")}
+                content = None
+        response = self._client.request(method, self._url(path), content=content, files=files, headers=headers)
         if not response.is_success:
             raise ServiceError.from_response(response)
         try:
@@ -555,6 +610,7 @@ class GradientClient:
         regularization: Mapping[str, Any] | None = None,
         explain: Explain = False,
         verify: bool = False,
+        binary: bool | None = None,
     ) -> GradientResult:
         """The cost J and its gradients (POST /gradient).
 
@@ -567,16 +623,24 @@ class GradientClient:
         explain: ``"factors"`` (or True) adds ``breakdown`` (per-example factors, the derivation
             steps, the canonical simplification); ``"full"`` also derives each derivative.
         verify: adds ``verification``, a central finite-difference check of every component.
+        binary: send X as a .npy part of a multipart/form-data body instead of JSON text (the same
+            answer, errors included, from a body about 2.5 times smaller that needs no parsing); by
+            default (None) when X holds at least BINARY_MIN_NUMBERS numbers.
 
         Returns ``{"model", "pairing", "loss", "gradients": {"w", "b"}}`` (gradients shaped as
         `parameters`), plus ``breakdown`` / ``verification`` when asked for.
         Raises ServiceError (e.g. 422 ``validation-error``, ``domain-error``, ``incompatible-pairing``,
         ``non-finite-result``, ``explain-too-large``).
         """
+        X = data.get("X")
+        if binary is None:
+            binary = X is not None and _numbers_in(X) >= BINARY_MIN_NUMBERS
+        if binary and X is None:
+            raise ValueError("binary=True needs data['X']")
         body = build_problem(
             model,
             parameters,
-            data,
+            {k: v for k, v in data.items() if k != "X"} if binary else data,
             activation=activation,
             loss=loss,
             loss_params=loss_params,
@@ -584,7 +648,7 @@ class GradientClient:
             explain=explain,
             verify=verify,
         )
-        result: GradientResult = self._post("/gradient", body)
+        result: GradientResult = self._send("POST", "/gradient", body, npy_bytes(X) if binary else None)
         return result
 
     # POST /grade

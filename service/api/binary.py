@@ -88,7 +88,15 @@ async def read_body(request: Request) -> RawBody:
 @dataclass
 class _Part:
     headers: dict[str, str] = field(default_factory=dict)
-    data: bytearray = field(default_factory=bytearray)
+    # the part's bytes as pieces: (start, end) within the body, or bytes the parser made itself
+    pieces: list[tuple[int, int] | bytes] = field(default_factory=list)
+
+    def content(self, body: bytes) -> memoryview | bytes:
+        """The part's bytes: a view of the body when they lie in one piece of it (no copy), else joined."""
+        if len(self.pieces) == 1 and isinstance(self.pieces[0], tuple):
+            start, end = self.pieces[0]
+            return memoryview(body)[start:end]
+        return b"".join(p if isinstance(p, bytes) else body[p[0] : p[1]] for p in self.pieces)
 
 
 def _invalid_multipart(detail: str) -> ProblemError:
@@ -104,7 +112,7 @@ def _envelope_error(loc: str, msg: str) -> ProblemError:
     )
 
 
-def split_parts(raw: RawBody) -> tuple[bytes, bytearray]:
+def split_parts(raw: RawBody) -> tuple[bytes, memoryview | bytes]:
     """(the request part's JSON, the X part's bytes) of a multipart body; 400, 415 or 422 if not those."""
     _, options = parse_options_header(raw.content_type)
     boundary = options.get(b"boundary", b"")
@@ -133,7 +141,13 @@ def split_parts(raw: RawBody) -> tuple[bytes, bytearray]:
         header["field"], header["value"] = bytearray(), bytearray()
 
     def on_part_data(data: bytes, start: int, end: int) -> None:
-        parts[-1].data += data[start:end]
+        pieces = parts[-1].pieces
+        if data is not raw.data:  # the parser's own look-behind buffer
+            pieces.append(bytes(data[start:end]))
+        elif pieces and isinstance(pieces[-1], tuple) and pieces[-1][1] == start:
+            pieces[-1] = (pieces[-1][0], end)
+        else:
+            pieces.append((start, end))
 
     def on_end() -> None:
         nonlocal ended
@@ -178,16 +192,16 @@ def split_parts(raw: RawBody) -> tuple[bytes, bytearray]:
         raise ProblemError(415, "unsupported-media-type", "The part request must be JSON (application/json).")
     if _media(named["X"].headers.get("content-type", "")) not in _X_MEDIA:
         raise ProblemError(415, "unsupported-media-type", f"The part X must be a .npy file ({NPY}).")
-    return bytes(named["request"].data), named["X"].data
+    return bytes(named["request"].content(raw.data)), named["X"].content(raw.data)
 
 
 def _matrix_error(loc: list[Any], msg: str) -> ProblemError:
     return ProblemError(422, "validation-error", "The matrix X (the part X) is not usable.", [{"loc": loc, "msg": msg}])
 
 
-def load_matrix(npy: bytearray, loc: list[Any]) -> np.ndarray:
+def load_matrix(npy: memoryview | bytes, loc: list[Any]) -> np.ndarray:
     """The (m, n) float64 matrix in a .npy file, checked: 422 at `loc` (X's place) for anything else."""
-    fp = io.BytesIO(npy)
+    fp = io.BytesIO(bytes(npy[: 12 + MAX_NPY_HEADER]))  # the magic, the header's length and the header
     try:
         version = np.lib.format.read_magic(fp)
     except ValueError:
@@ -221,10 +235,11 @@ def load_matrix(npy: bytearray, loc: list[Any]) -> np.ndarray:
             f"the .npy data holds {len(npy) - start} bytes; "
             f"its header's shape {m} × {n} needs {m * n * dtype.itemsize}",
         )
-    flat = np.frombuffer(npy, dtype=dtype, count=m * n, offset=start)  # a view of the part, writable
-    X = flat.reshape((m, n), order="F" if fortran else "C")
-    if dtype != np.float64 or not X.flags.c_contiguous or not X.flags.aligned:
-        X = np.ascontiguousarray(X, dtype=np.float64)  # exact: every float16/32 is a float64
+    view = np.frombuffer(npy, dtype=dtype, count=m * n, offset=start).reshape((m, n), order="F" if fortran else "C")
+    # One copy, into an array of its own: native float64 (exact: every float16/32 is a float64), C order,
+    # aligned and writable, whatever the file held, and the body it came in can go.
+    X = np.empty((m, n), dtype=np.float64)
+    X[...] = view
     finite = np.isfinite(X)
     if not finite.all():
         bad = np.argwhere(~finite)[:20]

@@ -243,6 +243,20 @@ def test_a_handmade_body_is_read(client: TestClient) -> None:
     assert _raw(client, body, MULTI).content == client.post("/gradient", json=LOGISTIC).content
 
 
+def test_matrix_bytes_that_look_like_the_boundary_are_kept(client: TestClient) -> None:
+    # floats whose bytes spell the start of the boundary line must not be taken for it
+    tricky = np.frombuffer(b"\r\n--b0u\r" + b"\r\n--\r\n--" + b"\r\n--b0undary"[:8] + b"\r\n--b0u\r", "<f8")
+    X = np.asarray(LOGISTIC["data"]["X"], dtype=np.float64)
+    X[1, :] = tricky[:3]
+    X[2, 0] = tricky[3]
+    doc = copy.deepcopy(LOGISTIC)
+    doc["data"]["X"] = X.tolist()
+    doc["parameters"]["w"] = [0.0, 0.0, 0.0]  # finite z whatever X holds
+    body = _part("request", json.dumps(without_X(doc)[0]).encode()) + _part("X", npy(X)) + CLOSE
+    got = _raw(client, body, MULTI)
+    assert (got.status_code, got.content) == (200, client.post("/gradient", json=doc).content)
+
+
 @pytest.mark.parametrize(
     ("body", "content_type", "loc"),
     [

@@ -10,8 +10,9 @@ tests/benchmarks/requirements.txt: torch, jax, matplotlib). Sections:
 1. small    req/s of POST /gradient on a ~9 KB 100×4 logistic body: the service (uvicorn, one worker,
             one BLAS thread) against plain FastAPI (pydantic body model) and a bare ASGI app; wrk
             (or the async fallback) posts from the other core; CPU time per request from /proc.
-2. big      one ~42 MB 100,000×20 body: end-to-end time and peak memory (VmHWM of a fresh server)
-            against the floor (orjson + numpy in a process of its own) and plain FastAPI.
+2. big      one ~42 MB 100,000×20 body, and its ~16 MB multipart form with X as .npy: end-to-end time
+            and peak memory (VmHWM of a fresh server) against the floor (orjson + numpy in a process of
+            its own) and plain FastAPI.
 3. compute  logistic loss + gradients at m = 10⁶, n = 10 and 100, both cores: the service's
             `gradients` (and `evaluate`) against naive numpy, PyTorch autograd, jax.jit(value_and_grad) and X @ w.
 4. explain  evaluate with explain "factors" against gradients without it, at m = 10⁴, in-process and over HTTP.
@@ -32,6 +33,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import io
 import json
 import os
 import platform
@@ -52,7 +54,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from tests.benchmarks.anchor_numpy import logistic_body, logistic_numpy, logistic_problem
+from tests.benchmarks.anchor_numpy import Array, logistic_body, logistic_numpy, logistic_problem
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -232,12 +234,14 @@ def on_cores(cpus: str) -> Iterator[None]:
         os.sched_setaffinity(0, before)
 
 
-def raw_post(port: int, path: str, body: bytes, timeout: float = 300) -> tuple[int, bytes, float]:
+def raw_post(
+    port: int, path: str, body: bytes, timeout: float = 300, content_type: str = "application/json"
+) -> tuple[int, bytes, float]:
     """POST over a plain socket: (status, body, seconds from the first byte sent to the last received).
 
     httpx spends ~0.2 s of Python in sending a 42 MB body; this client costs next to nothing."""
     head = (
-        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: {content_type}\r\n"
         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
     ).encode()
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
@@ -401,16 +405,41 @@ def section_small(plan: Plan) -> dict[str, Any]:
     }
 
 
+NPY_BOUNDARY = "gradient-service-bench-7f3a"
+NPY_CONTENT_TYPE = f"multipart/form-data; boundary={NPY_BOUNDARY}"
+
+
+def npy_multipart_body(doc: dict[str, Any], X: Array) -> bytes:
+    """The multipart/form-data form of a /gradient body: the JSON without X, and X as a .npy part."""
+    request = {**doc, "data": {k: v for k, v in doc["data"].items() if k != "X"}}
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(X, dtype=np.float64))
+    b = NPY_BOUNDARY.encode()
+    return b"".join(
+        [
+            b"--" + b + b'\r\nContent-Disposition: form-data; name="request"\r\nContent-Type: application/json\r\n\r\n',
+            json.dumps(request).encode(),
+            b"\r\n--" + b + b'\r\nContent-Disposition: form-data; name="X"; filename="X.npy"\r\n',
+            b"Content-Type: application/x-npy\r\n\r\n",
+            buf.getvalue(),
+            b"\r\n--" + b + b"--\r\n",
+        ]
+    )
+
+
 def section_big(plan: Plan) -> dict[str, Any]:
     m, n = plan.big_shape
     X, y, w, b = logistic_problem(m, n, seed=17, digits=None)
     want = logistic_numpy(X, y, w, b)
-    body = json.dumps(logistic_body(X, y, w, b)).encode()
-    del X
+    doc = logistic_body(X, y, w, b)
+    body = json.dumps(doc).encode()
+    npy_body = npy_multipart_body(doc, X)
+    del X, doc
     body_path = plan.work / "big.json"
     body_path.write_bytes(body)
     probe, _ = small_body()
-    kinds = ["service", "plain", "bare", "floor"]
+    kinds = ["service", "service-npy", "plain", "bare", "floor"]
+    sizes = {k: len(npy_body) if k == "service-npy" else len(body) for k in kinds}
     raw: dict[str, list[dict[str, float]]] = {k: [] for k in kinds}
     for r in range(plan.rounds):
         for k in rotated(kinds, r):
@@ -423,19 +452,27 @@ def section_big(plan: Plan) -> dict[str, Any]:
                 )
                 entry = {"seconds": res["seconds"], "peak_extra_bytes": res["peak_extra_bytes"]}
             else:
-                with serving(k, plan.work, probe) as s, on_cores(CLIENT_CORE):
+                npy = k == "service-npy"
+                with serving("service" if npy else k, plan.work, probe) as s, on_cores(CLIENT_CORE):
                     base = s.vm_hwm_bytes()  # a fresh server, after one small request
-                    status, payload, seconds = raw_post(s.port, "/gradient", body)
+                    if npy:
+                        status, payload, seconds = raw_post(
+                            s.port, "/gradient", npy_body, content_type=NPY_CONTENT_TYPE
+                        )
+                    else:
+                        status, payload, seconds = raw_post(s.port, "/gradient", body)
                     peak = s.vm_hwm_bytes()
                 if status != 200:
                     raise SystemExit(f"aborted: {k} answered {status}: {payload[:300]!r}")
-                check_answer(SERVER_LABELS[k], json.loads(payload), want)
+                check_answer(SERVER_LABELS.get(k, k), json.loads(payload), want)
                 entry = {"seconds": seconds, "peak_extra_bytes": peak - base, "baseline_bytes": base}
             raw[k].append(entry)
             log(f"big round {r + 1}: {k} {entry['seconds']:.2f} s, +{entry['peak_extra_bytes'] / 2**20:.0f} MiB")
     return {
         "shape": [m, n],
         "body_bytes": len(body),
+        "npy_body_bytes": len(npy_body),
+        "sizes": sizes,
         "raw": raw,
         "seconds": {k: median([x["seconds"] for x in v]) for k, v in raw.items()},
         "peak_extra_bytes": {k: median([x["peak_extra_bytes"] for x in v]) for k, v in raw.items()},
@@ -675,10 +712,24 @@ def report(results: dict[str, Any], meta: dict[str, Any]) -> str:
             "| what | time | vs floor | peak extra memory | ÷ body size |",
             "|---|---:|---:|---:|---:|",
         ]
-        names = {**SERVER_LABELS, "floor": "floor: orjson.loads + np.asarray + numpy + orjson.dumps (own process)"}
-        for k in ("service", "plain", "bare", "floor"):
+        names = {
+            **SERVER_LABELS,
+            "service-npy": "service POST /gradient, X as a .npy part (multipart/form-data)",
+            "floor": "floor: orjson.loads + np.asarray + numpy + orjson.dumps (own process)",
+        }
+        sizes = b.get("sizes", {})
+        for k in ("service", "service-npy", "plain", "bare", "floor"):
+            if k not in sec:
+                continue
+            own = sizes.get(k, size)
             lines.append(
-                f"| {names[k]} | {_ms(sec[k])} | {_x(sec[k] / sec['floor'])} | {_mib(mem[k])} | {_x(mem[k] / size)} |"
+                f"| {names[k]} | {_ms(sec[k])} | {_x(sec[k] / sec['floor'])} | {_mib(mem[k])} | {_x(mem[k] / own)} |"
+            )
+        if "service-npy" in sec:
+            lines.append("")
+            lines.append(
+                f"The .npy form's body is {b['npy_body_bytes'] / 2**20:,.1f} MiB (its memory ratio is to that size); "
+                f"it answers the same numbers {_x(sec['service'] / sec['service-npy'])} faster than the JSON body."
             )
         parts.append("\n".join(lines))
     if "compute" in results:

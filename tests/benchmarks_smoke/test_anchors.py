@@ -18,7 +18,7 @@ from service.compute.models import build_problem, evaluate
 from service.compute.pairings import ModelName, make_pairing
 from tests.benchmarks.anchor_apps import bare_app, plain_app
 from tests.benchmarks.anchor_numpy import logistic_body, logistic_numpy, logistic_problem
-from tests.benchmarks.suite import small_body
+from tests.benchmarks.suite import NPY_CONTENT_TYPE, npy_multipart_body, small_body
 
 
 def _service(X: np.ndarray, y: np.ndarray, w: np.ndarray, b: float) -> tuple[float, np.ndarray, float]:
@@ -55,3 +55,12 @@ def test_bodies_are_the_sizes_the_issue_names() -> None:
     X, y, w, b = logistic_problem(1000, 20, digits=None)
     per_row = len(json.dumps(logistic_body(X, y, w, b)).encode()) / 1000
     assert 400 < per_row < 440  # so 100,000 rows make the "~42 MB" big body
+
+
+def test_the_suites_npy_body_answers_as_its_json_body() -> None:
+    X, y, w, b = logistic_problem(300, 5, seed=3, digits=None)
+    doc = logistic_body(X, y, w, b)
+    with TestClient(create_app()) as service:
+        want = service.post("/gradient", json=doc)
+        got = service.post("/gradient", content=npy_multipart_body(doc, X), headers={"Content-Type": NPY_CONTENT_TYPE})
+    assert (got.status_code, got.content) == (200, want.content)

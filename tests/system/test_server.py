@@ -8,6 +8,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -55,7 +56,16 @@ def _close(a: object, b: object, rtol: float = 1e-12) -> bool:
 
 def _run(cmd: str, base: str) -> str:
     cmd = cmd.replace("http://127.0.0.1:8000", base)
-    out = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], capture_output=True, text=True, timeout=60, check=True)
+    # `python3` in a command is the project's (numpy included), as for a reader who ran make run
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    out = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", cmd],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env={**os.environ, "PATH": path},
+    )
     return out.stdout
 
 
