@@ -37,7 +37,7 @@ CHUNK_BYTES = 1 << 16
 SizeCheck = Callable[[int, int, Any], bool]  # (m, n, validated skeleton) -> within the limits
 
 
-def _skip_ws(body: bytes, i: int) -> int:
+def _skip_ws(body: bytes | bytearray, i: int) -> int:
     while i < len(body) and body[i] in _WS:
         i += 1
     return i
@@ -48,7 +48,7 @@ def _data(request: Any) -> Any:
 
 
 def parse_with_matrix(
-    adapter: TypeAdapter[Any], body: bytes, within_limits: SizeCheck, data_of: Callable[[Any], Any] = _data
+    adapter: TypeAdapter[Any], body: bytes | bytearray, within_limits: SizeCheck, data_of: Callable[[Any], Any] = _data
 ) -> Any | None:
     """The validated request with data.X as an (m, n) float64 array, or None to take the usual path.
 
@@ -93,7 +93,7 @@ def parse_with_matrix(
     return request
 
 
-def _rows(body: bytes, lo: int, hi: int, m: int, n: int) -> np.ndarray | None:
+def _rows(body: bytes | bytearray, lo: int, hi: int, m: int, n: int) -> np.ndarray | None:
     """The rows of numbers in body[lo:hi], parsed CHUNK_BYTES at a time into an (m, n) array; None
     unless they are exactly that."""
     out = np.empty((m, n), dtype=np.float64)

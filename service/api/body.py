@@ -118,7 +118,9 @@ def field_names(adapter: TypeAdapter[Any]) -> frozenset[str]:
 QUICK_PARSE_MAX_BYTES = 65_536
 
 
-def parse(adapter: TypeAdapter[Any], body: bytes, tags: frozenset[str] = MODEL_TAGS, *, quick: bool = False) -> Any:
+def parse(
+    adapter: TypeAdapter[Any], body: bytes | bytearray, tags: frozenset[str] = MODEL_TAGS, *, quick: bool = False
+) -> Any:
     """Parse and validate (strict); 400 for unparseable JSON, 422 for schema errors.
 
     `tags` are the names of the top-level union's branches, which pydantic puts first in a loc.

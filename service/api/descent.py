@@ -21,15 +21,16 @@ from service.settings import Settings
 DESCENT: TypeAdapter[DescentRequest] = TypeAdapter(DescentRequest)
 
 
-def parse_descent(raw: RawBody | bytes, settings: Settings) -> DescentRequest:
+def parse_descent(raw: RawBody | bytes | bytearray, settings: Settings) -> DescentRequest:
     """A /descent body validated: multipart with X as .npy (service/api/binary.py), or JSON with X
     straight into an array (service/api/arrays.py), else the whole JSON body."""
     if isinstance(raw, RawBody):
         if raw.multipart:
             request: DescentRequest = parse_multipart(DESCENT, raw, ("problem", "data"))
             return request
-        raw = raw.data
-    body = raw
+        body = raw.data
+    else:
+        body = raw
     req = parse_with_matrix(
         DESCENT, body, lambda m, n, _: within_limits(m, n, settings), lambda r: getattr(r.problem, "data", None)
     )
