@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from service.client import npy_bytes
 from tests.deploy.tools import (
     DOCKERFILE,
     ENGINE_SETUP,
@@ -157,6 +158,11 @@ def test_image_builds_runs_healthy_as_non_root_and_stops_cleanly(tmp_path: Path)
             big = {**WORKED_EXAMPLE, "data": {"X": rows, "y": [0, 1] * 2500}}
             r = client.post("/gradient", content=json.dumps(big, separators=(",", ":")), headers=JSON_HEADERS)
             assert r.status_code == 200, r.text
+            # ... and as its multipart form with X as .npy (python-multipart in the image), the same answer
+            request = {**big, "data": {"y": big["data"]["y"]}}
+            files = {"request": (None, json.dumps(request), "application/json"), "X": ("X.npy", npy_bytes(rows))}
+            as_npy = client.post("/gradient", files=files)
+            assert (as_npy.status_code, as_npy.content) == (200, r.content), as_npy.text
             # prometheus_client's multiprocess mode works in the image's (writable) metrics directory
             r = client.get("/metrics")
             assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
