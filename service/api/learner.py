@@ -23,7 +23,8 @@ from service.api.problems import PreparedNetwork
 from service.api.responses import gradient_response, network_response
 from service.api.schemas import EXAMPLES
 from service.compute import catalog
-from service.compute.pairings import ModelName
+from service.compute.breakdown import REGULARIZATION_NOTE, RULE_CANONICAL, RULE_CHAIN, chain_formulas
+from service.compute.pairings import PRESETS, ModelName
 from service.render.curve import cost_curves
 from service.render.derivation import derivation_html
 from service.render.graph import gradient_graph
@@ -84,6 +85,48 @@ def _compact(value: Any) -> str:
     return json.dumps(value, separators=(", ", ": "))
 
 
+def _formula(f: Any) -> dict[str, str]:
+    return {"latex": f.latex, "text": f.text}
+
+
+def symbolic_chain() -> dict[str, Any]:
+    """The derivation of a single-layer problem as formulas only, for grading a signed problem.
+
+    A student's key may not call /gradient, so the page cannot ask for the token's breakdown; but the
+    steps' formulas are the same for every problem of a kind: those of the activation and the loss come
+    from the catalogue (which a student may read; `from` names the entry and its field), the others
+    depend only on the output's shape ("1" or "k" outputs) and the regularization, and are given here.
+    Filled in, they are exactly the steps of /gradient's breakdown, without a single value.
+    """
+    skeletons: dict[str, list[dict[str, Any]]] = {}
+    for shape, vector in (("1", False), ("k", True)):
+        for reg in ("", "l2", "l1"):
+            c = chain_formulas(vector, reg or None)
+            steps: list[dict[str, Any]] = [
+                {"factor": "z", "kind": "forward", **_formula(c.z)},
+                {"factor": "f", "kind": "forward", "from": ["activation", "formula"]},
+                {"factor": "L", "kind": "forward", "from": ["loss", "formula"]},
+                {"factor": "J", "kind": "forward", **_formula(c.J)},
+                {"factor": "dL/df", "kind": "local", "from": ["loss", "derivative"], "derivation": "loss"},
+                {"factor": "df/dz", "kind": "local", "from": ["activation", "derivative"], "derivation": "activation"},
+                {"factor": "dL/dz", "kind": "chain", "from": ["pairing", "dL_dz"]},
+                {"factor": "dz/dw", "kind": "local", **_formula(c.dz_dw), "value_ref": "data.X"},
+                {"factor": "dz/db", "kind": "local", **_formula(c.dz_db)},
+            ]
+            if c.dR_dw is not None:
+                steps.append(
+                    {"factor": "dR/dw", "kind": "regularization", **_formula(c.dR_dw), "note": REGULARIZATION_NOTE}
+                )
+            steps.append({"factor": "dJ/dw", "kind": "aggregate", **_formula(c.dJ_dw)})
+            steps.append({"factor": "dJ/db", "kind": "aggregate", **_formula(c.dJ_db)})
+            skeletons[f"{shape}/{reg}"] = steps
+    return {
+        "steps": skeletons,
+        "rules": {"canonical": RULE_CANONICAL, "chain": RULE_CHAIN},
+        "presets": {str(m): {"activation": str(a), "loss": str(lo)} for m, (a, lo) in PRESETS.items()},
+    }
+
+
 def explain_page(settings: Settings) -> str:
     from service.api.routes.gradient import REQUEST
 
@@ -134,5 +177,6 @@ def explain_page(settings: Settings) -> str:
         "answer_placeholder": escape('{"loss": 0.5, "gradients": {"w": [0.1, 0.2], "b": 0.3}}'),
         # JSON inside a script element: "<" is escaped so no value can close the element
         "examples": json.dumps(examples).replace("<", "\\u003c"),
+        "chain": json.dumps(symbolic_chain()).replace("<", "\\u003c"),
     }
     return Template(template("explain.html")).substitute(values)

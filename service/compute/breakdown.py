@@ -8,6 +8,8 @@ replaced by None and explained in `notes`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -69,23 +71,31 @@ def _step(
     return step
 
 
-def build_breakdown(problem: Problem, ev: Evaluation, *, full: bool) -> dict[str, Any]:
-    """per_sample factors, ordered steps ending in dJ/dw and dJ/db, simplification and notes."""
-    pairing = problem.pairing
-    act, loss = pairing.activation, pairing.loss
-    vector = pairing.vector
-    notes: list[dict[str, Any]] = []
-    dL_df_raw, df_dz_raw = pairing.factors(ev.z, ev.f, problem.y)
-    unrepresentable = (
-        "not representable in float64 for these examples (f rounds to a boundary of the loss's domain, "
-        "so the factor overflows); the gradient does not need it: dL/dz was computed from z in stable form"
-    )
-    dL_df = _displayable(dL_df_raw, "dL/df", "dL/df is " + unrepresentable, notes)
-    df_dz = _displayable(df_dz_raw, "df/dz", "df/dz is " + unrepresentable, notes)
-    _note_rounding(problem, ev, notes)
+REGULARIZATION_NOTE = "b is not regularized"
+# the rule named on the dL/dz step
+RULE_CANONICAL = "canonical simplification"
+RULE_CHAIN = "chain rule: dL/dz = dL/df * df/dz"
 
-    per_sample = {"z": ev.z, "f": ev.f, "loss": ev.per_sample_loss, "dL_df": dL_df, "df_dz": df_dz, "dL_dz": ev.dL_dz}
 
+@dataclass(frozen=True)
+class ChainFormulas:
+    """The formulas of the derivation that depend only on the output's shape and the regularization,
+    not on the activation and loss (whose formulas the catalogue gives): the same for every problem
+    of that kind, so the learner's page can show them without any of the problem's numbers."""
+
+    z: Formula
+    J: Formula
+    dz_dw: Formula
+    dz_db: Formula
+    dR_dw: Formula | None
+    dJ_dw: Formula
+    dJ_db: Formula
+
+
+@cache
+def chain_formulas(vector: bool, reg_kind: str | None) -> ChainFormulas:
+    """z, J, ∂z/∂w, ∂z/∂b, ∂R/∂w, ∂J/∂w and ∂J/∂b for k outputs (`vector`) or one, and regularization
+    `reg_kind` ("l2", "l1" or None)."""
     if vector:
         z_formula = Formula(r"z_k = \sum_{j} x_j W_{jk} + b_k", "z_k = sum_j x_j W_jk + b_k")
         dzdw = Formula(r"\frac{\partial z_k}{\partial W_{jk}} = x_j", "dz_k/dW_jk = x_j")
@@ -114,34 +124,58 @@ def build_breakdown(problem: Problem, ev: Evaluation, *, full: bool) -> dict[str
         )
         lhs_w = (r"\frac{\partial J}{\partial w_j}", "dJ/dw_j")
 
-    reg = problem.regularization
     reg_latex = reg_text = ""
     dR: tuple[str, str] | None = None
-    if reg is not None:
-        if reg.kind == "l2":
-            reg_latex, reg_text = r" + \frac{\lambda}{2m} \sum_{j} w_j^{2}", " + lambda/(2m) sum_j w_j^2"
-            dR = (r"\frac{\lambda}{m} w_j", "(lambda/m) w_j")
-        else:
-            reg_latex, reg_text = r" + \frac{\lambda}{m} \sum_{j} \lvert w_j \rvert", " + (lambda/m) sum_j |w_j|"
-            dR = (r"\frac{\lambda}{m} \operatorname{sign}(w_j)", "(lambda/m) sign(w_j)")
+    if reg_kind == "l2":
+        reg_latex, reg_text = r" + \frac{\lambda}{2m} \sum_{j} w_j^{2}", " + lambda/(2m) sum_j w_j^2"
+        dR = (r"\frac{\lambda}{m} w_j", "(lambda/m) w_j")
+    elif reg_kind is not None:
+        reg_latex, reg_text = r" + \frac{\lambda}{m} \sum_{j} \lvert w_j \rvert", " + (lambda/m) sum_j |w_j|"
+        dR = (r"\frac{\lambda}{m} \operatorname{sign}(w_j)", "(lambda/m) sign(w_j)")
+
+    return ChainFormulas(
+        z=z_formula,
+        J=Formula(r"J = \frac{1}{m} \sum_{i=1}^{m} L_i" + reg_latex, "J = (1/m) sum_i L_i" + reg_text),
+        dz_dw=dzdw,
+        dz_db=dzdb,
+        dR_dw=Formula(r"\frac{\partial R}{\partial w_j} = " + dR[0], "dR/dw_j = " + dR[1]) if dR else None,
+        dJ_dw=Formula(
+            lhs_w[0] + " = " + djdw_data.latex + (" + " + dR[0] if dR else ""),
+            lhs_w[1] + " = " + djdw_data.text + (" + " + dR[1] if dR else ""),
+        ),
+        dJ_db=djdb,
+    )
+
+
+def build_breakdown(problem: Problem, ev: Evaluation, *, full: bool) -> dict[str, Any]:
+    """per_sample factors, ordered steps ending in dJ/dw and dJ/db, simplification and notes."""
+    pairing = problem.pairing
+    act, loss = pairing.activation, pairing.loss
+    vector = pairing.vector
+    notes: list[dict[str, Any]] = []
+    dL_df_raw, df_dz_raw = pairing.factors(ev.z, ev.f, problem.y)
+    unrepresentable = (
+        "not representable in float64 for these examples (f rounds to a boundary of the loss's domain, "
+        "so the factor overflows); the gradient does not need it: dL/dz was computed from z in stable form"
+    )
+    dL_df = _displayable(dL_df_raw, "dL/df", "dL/df is " + unrepresentable, notes)
+    df_dz = _displayable(df_dz_raw, "df/dz", "df/dz is " + unrepresentable, notes)
+    _note_rounding(problem, ev, notes)
+
+    per_sample = {"z": ev.z, "f": ev.f, "loss": ev.per_sample_loss, "dL_df": dL_df, "df_dz": df_dz, "dL_dz": ev.dL_dz}
+
+    chain = chain_formulas(vector, problem.regularization.kind if problem.regularization else None)
+    reg = problem.regularization
 
     derivation_f: dict[str, Any] = {"derivation": _derivation(activation_derivation(act.name))} if full else {}
     derivation_L: dict[str, Any] = {"derivation": _derivation(loss_derivation(loss.name))} if full else {}
     canonical = pairing.canonical_info
 
     steps = [
-        _step("z", "forward", z_formula, ev.z),
+        _step("z", "forward", chain.z, ev.z),
         _step("f", "forward", act.formula, ev.f),
         _step("L", "forward", loss.formula, ev.per_sample_loss),
-        _step(
-            "J",
-            "forward",
-            Formula(
-                r"J = \frac{1}{m} \sum_{i=1}^{m} L_i" + reg_latex,
-                "J = (1/m) sum_i L_i" + reg_text,
-            ),
-            ev.loss,
-        ),
+        _step("J", "forward", chain.J, ev.loss),
         _step("dL/df", "local", loss.derivative_formula, dL_df, **derivation_L),
         _step("df/dz", "local", act.derivative_formula, df_dz, **derivation_f),
         _step(
@@ -149,33 +183,15 @@ def build_breakdown(problem: Problem, ev: Evaluation, *, full: bool) -> dict[str
             "chain",
             pairing.dL_dz_formula,
             ev.dL_dz,
-            rule="canonical simplification" if canonical else "chain rule: dL/dz = dL/df * df/dz",
+            rule=RULE_CANONICAL if canonical else RULE_CHAIN,
         ),
-        _step("dz/dw", "local", dzdw, value_ref="data.X"),
-        _step("dz/db", "local", dzdb, 1.0),
+        _step("dz/dw", "local", chain.dz_dw, value_ref="data.X"),
+        _step("dz/db", "local", chain.dz_db, 1.0),
     ]
-    if reg is not None and dR is not None:
-        steps.append(
-            _step(
-                "dR/dw",
-                "regularization",
-                Formula(r"\frac{\partial R}{\partial w_j} = " + dR[0], "dR/dw_j = " + dR[1]),
-                ev.grad_w_regularization,
-                note="b is not regularized",
-            )
-        )
-    steps.append(
-        _step(
-            "dJ/dw",
-            "aggregate",
-            Formula(
-                lhs_w[0] + " = " + djdw_data.latex + (" + " + dR[0] if dR else ""),
-                lhs_w[1] + " = " + djdw_data.text + (" + " + dR[1] if dR else ""),
-            ),
-            ev.grad_w,
-        )
-    )
-    steps.append(_step("dJ/db", "aggregate", djdb, ev.grad_b if vector else float(ev.grad_b)))
+    if reg is not None and chain.dR_dw is not None:
+        steps.append(_step("dR/dw", "regularization", chain.dR_dw, ev.grad_w_regularization, note=REGULARIZATION_NOTE))
+    steps.append(_step("dJ/dw", "aggregate", chain.dJ_dw, ev.grad_w))
+    steps.append(_step("dJ/db", "aggregate", chain.dJ_db, ev.grad_b if vector else float(ev.grad_b)))
 
     simplification = canonical_simplification(pairing)
     return {"per_sample": per_sample, "steps": steps, "simplification": simplification, "notes": notes}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -132,9 +133,9 @@ def _attr_json(page: Any, selector: str, attr: str) -> Any:
     return json.loads(page.locator(selector).first.get_attribute(attr))
 
 
-def _forgot_mean_answer(service: Service) -> dict[str, Any]:
+def _forgot_mean_answer(service: Service, **headers: str) -> dict[str, Any]:
     """The worked example's answer with the data term of both gradients summed instead of averaged."""
-    result = _gradient(service, WORKED)
+    result = _gradient(service, WORKED, **headers)
     steps = {s["factor"]: s.get("value") for s in result["breakdown"]["steps"]}
     X = np.array(WORKED["data"]["X"])
     dL_dz = np.array(result["breakdown"]["per_sample"]["dL_dz"])
@@ -306,5 +307,166 @@ def test_page_reads_without_javascript(browser: Any) -> None:
         assert page.locator("#graph-body svg g[data-node='J']").count() == 1
         assert page.locator("#curve-body svg polyline").count() == 2
         s.shot("09-without-javascript")
+        s.check_clean()
+        s.context.close()
+
+
+STUDENT_KEYS = {"page-grader-key": ["grader"], "page-student-key": ["student"]}
+GRADER = {"Authorization": "Bearer page-grader-key"}
+STUDENT = {"Authorization": "Bearer page-student-key"}
+
+
+def _sign(service: Service, problem: dict[str, Any]) -> str:
+    r = httpx.post(service.base + "/problems/sign", json={"problem": problem}, headers=GRADER, timeout=10)
+    r.raise_for_status()
+    return str(r.json()["problem_token"])
+
+
+def _flip(text: str, i: int) -> str:
+    return text[:i] + ("A" if text[i] != "A" else "B") + text[i + 1 :]
+
+
+def _paths(s: Session) -> list[str]:
+    return [urlsplit(u).path for u in s.requests]
+
+
+def test_a_student_grades_a_signed_problem(browser: Any) -> None:
+    """A student key and a problem token: the page grades with {problem_token, answer} only, shows the token's
+    problem and the derivation as formulas (from the catalogue, no value), and never calls /gradient or /graph."""
+    env = {
+        "GRADIENT_SERVICE_API_KEYS": json.dumps(STUDENT_KEYS),
+        "GRADIENT_SERVICE_SIGNING_SECRET": "s" * 32,
+        "GRADIENT_SERVICE_MAX_ATTEMPTS": "3",
+    }
+    with running_service(env=env) as service:
+        token = _sign(service, WORKED)
+        wrong = _forgot_mean_answer(service, **GRADER)
+        expected = _gradient(service, WORKED, **GRADER)["breakdown"]["steps"]
+        s = Session(browser, service)
+        page = s.page
+        page.goto(service.base + "/explain")
+        page.wait_for_selector("#derivation-body .katex")
+
+        # the token's problem, read from its payload as soon as it is pasted (nothing is sent)
+        page.fill("#problem-token", token[:40] + "\n" + token[40:])  # pasted over two lines: whitespace is dropped
+        facts = page.locator("#token-problem dl.token-facts").text_content() or ""
+        assert "logistic_regression: sigmoid + binary_cross_entropy" in facts
+        assert "m = 6 examples, n = 2 features" in facts and "l2, λ = 0.7" in facts
+        assert "w = [2, 3], b = 1" in facts
+        assert page.locator("#token-problem table.token-data tbody tr").count() == 6
+        assert not any(p in ("/grade", "/gradient", "/graph") for p in _paths(s))
+
+        # a wrong key first: 401, said in the grading view, and the key field is where the focus goes
+        page.fill("#answer", json.dumps(wrong))
+        page.locator("details.key summary").click()
+        page.fill("#api-key", "not-a-key")
+        page.focus("#grade-button")
+        page.keyboard.press("Enter")
+        page.wait_for_function("() => document.getElementById('grade-error').textContent.includes('401')")
+        assert "API key was not accepted" in (page.locator("#grade-error").text_content() or "")
+        assert page.evaluate("() => document.activeElement.id") == "api-key"
+        s.expect_refused(401, count=1)
+
+        # the student's key: verdicts, the mistake and its explanation, the step marked in the formulas
+        page.fill("#api-key", "page-student-key")
+        page.focus("#grade-button")
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#grade-result table.verdicts")
+        page.wait_for_selector("#token-derivation li.mistake")
+        assert page.locator("#grade-error").text_content() == ""
+        verdicts = {
+            row.get_attribute("data-part"): row.get_attribute("data-correct")
+            for row in page.locator("#grade-result tr[data-part]").all()
+        }
+        assert verdicts == {"loss": "true", "gradients.w": "false", "gradients.b": "false"}
+        result = page.locator("#grade-result").text_content() or ""
+        assert "mistake: missing_mean: Summed instead of averaged" in result
+        assert "not the mean" in result and "1/m" in result  # the explanation
+        assert "expected" not in result  # no reveal for a student
+        status = page.locator("#grade-status").text_content() or ""
+        assert "Score 1 / 3" in status and "missing_mean" in status
+        marked = page.locator("#token-derivation li.mistake").evaluate_all("els => els.map(e => e.dataset.factor)")
+        assert sorted(marked) == ["dJ/db", "dJ/dw"]
+        note = page.locator("#token-step-dJ-dw .mistake-note")
+        assert note.is_visible() and "missing_mean" in (note.text_content() or "")
+        assert page.evaluate("() => document.activeElement.id") in ("token-step-dJ-dw", "token-step-dJ-db")
+        # formulas only, and exactly /gradient's: the same steps, the same LaTeX, not one value
+        steps = page.locator("#token-derivation li.step")
+        assert steps.evaluate_all("els => els.map(e => e.dataset.factor)") == [st["factor"] for st in expected]
+        latex = page.locator("#token-derivation li.step > .math").evaluate_all(
+            "els => els.map(e => e.getAttribute('data-latex'))"
+        )
+        assert latex == [st["latex"] for st in expected]
+        assert page.locator("#token-derivation .katex").count() >= len(expected)
+        assert page.locator("#token-derivation .katex-error").count() == 0
+        assert page.locator("#token-derivation table, #token-derivation .num, #token-derivation p.value").count() == 0
+        assert not any(p in ("/gradient", "/graph", "/descent", "/descent/plot") for p in _paths(s))
+        assert _paths(s).count("/grade") == 2 and "/pairings" in _paths(s)
+        page.locator("#grade").screenshot(path=str(ARTIFACTS / "10-token-grading.png"))
+        page.locator("#token-step-dJ-dw").screenshot(path=str(ARTIFACTS / "11-token-mistake-step.png"))
+
+        # a tampered token: the service's 403, said plainly, the focus on the token field
+        page.fill("#problem-token", _flip(token, len(token) - 10))
+        assert page.locator("#grade-result").text_content() == ""  # a new token clears the old verdicts
+        page.click("#grade-button")
+        page.wait_for_function("() => document.getElementById('grade-error').textContent.includes('403')")
+        error = page.locator("#grade-error").text_content() or ""
+        assert "refused this problem token" in error and "not valid" in error
+        assert page.evaluate("() => document.activeElement.id") == "problem-token"
+        s.expect_refused(403, count=1)
+        page.locator("#grade").screenshot(path=str(ARTIFACTS / "12-token-refused.png"))
+
+        # the attempts run out (2 more by HTTP, 3 in all): the page says so
+        for _ in range(2):
+            r = httpx.post(service.base + "/grade", json={"problem_token": token, "answer": wrong}, headers=STUDENT)
+            assert r.status_code == 200, r.text
+        page.fill("#problem-token", token)
+        page.click("#grade-button")
+        page.wait_for_function("() => document.getElementById('grade-error').textContent.includes('attempts')")
+        assert "used all 3 attempts" in (page.locator("#grade-error").text_content() or "")
+        s.expect_refused(403, count=1)
+        assert not any(p in ("/gradient", "/graph") for p in _paths(s))
+
+        # with no token the page grades the form's problem (the worked example, already derived on the page),
+        # which a student's key may not send: the page says where the token goes
+        page.fill("#problem-token", "")
+        page.click("#grade-button")
+        page.wait_for_function("() => document.getElementById('grade-error').textContent.includes('Problem token')")
+        assert "student's key grades signed problems only" in (page.locator("#grade-error").text_content() or "")
+        assert page.evaluate("() => document.activeElement.id") == "problem-token"
+        s.expect_refused(403, count=1)
+        assert not any(p in ("/gradient", "/graph") for p in _paths(s))
+        s.check_clean()
+        s.context.close()
+
+
+def test_a_rate_limited_grading_says_when_to_retry(browser: Any) -> None:
+    """A 429: the page gives the wait from Retry-After, holds the Grade button that long, then gives it back."""
+    env = {
+        "GRADIENT_SERVICE_API_KEYS": json.dumps(STUDENT_KEYS),
+        "GRADIENT_SERVICE_SIGNING_SECRET": "s" * 32,
+        "GRADIENT_SERVICE_RATE_LIMIT_PER_MINUTE": "20",  # one request back every 3 s
+        "GRADIENT_SERVICE_RATE_LIMIT_BURST": "2",
+    }
+    with running_service(env=env) as service:
+        token = _sign(service, WORKED)
+        s = Session(browser, service)
+        page = s.page
+        page.goto(service.base + "/explain")
+        page.locator("details.key summary").click()
+        page.fill("#api-key", "page-student-key")
+        page.fill("#problem-token", token)
+        page.fill("#answer", json.dumps({"loss": 1.0}))
+        while httpx.get(service.base + "/version", headers=STUDENT, timeout=10).status_code != 429:
+            pass  # the student key's bucket is empty
+        page.click("#grade-button")
+        page.wait_for_function("() => document.getElementById('grade-error').textContent.includes('429')")
+        error = page.locator("#grade-error").text_content() or ""
+        assert re.search(r"Too many requests with this key: wait [123] s", error), error
+        assert page.locator("#grade-button").is_disabled()
+        s.expect_refused(429, count=1)
+        page.wait_for_function("() => !document.getElementById('grade-button').disabled", timeout=8000)
+        assert "grade again now" in (page.locator("#grade-status").text_content() or "")
+        assert "/gradient" not in _paths(s) and "/graph" not in _paths(s)
         s.check_clean()
         s.context.close()

@@ -1,6 +1,6 @@
 // The learner's page: vanilla JavaScript, no build step. It calls the service's public API
-// (POST /gradient, /graph, /descent, /descent/plot, /grade) like any client, and builds the page
-// with DOM methods only (text is never parsed as HTML; SVG comes through DOMParser).
+// (POST /gradient, /graph, /descent, /descent/plot, /grade; the catalogue's GETs) like any client, and
+// builds the page with DOM methods only (text is never parsed as HTML; SVG comes through DOMParser).
 "use strict";
 
 (function () {
@@ -72,19 +72,20 @@
   }
 
   class ApiError extends Error {
-    constructor(status, problem) {
+    constructor(status, problem, retryAfter) {
       const lines = [(problem.title || "Error") + " (" + status + "): " + (problem.detail || "")];
       for (const e of problem.errors || []) lines.push("\u2022 " + (e.loc || []).join(".") + ": " + e.msg);
       super(lines.join("\n"));
+      this.status = status;
+      this.problem = problem;
+      this.retryAfter = retryAfter; // seconds, from a 429's Retry-After (or its problem's retry_after)
     }
   }
 
-  async function call(path, body, accept) {
-    const response = await fetch(path, {
-      method: "POST",
+  async function send(path, init, accept) {
+    const response = await fetch(path, Object.assign({
       headers: Object.assign({ Accept: accept || "application/json" }, headers()),
-      body: JSON.stringify(body),
-    });
+    }, init));
     if (!response.ok) {
       let problem = {};
       try {
@@ -92,18 +93,29 @@
       } catch (_) {
         problem = { title: response.statusText };
       }
-      throw new ApiError(response.status, problem);
+      const retry = Number.parseInt(response.headers.get("Retry-After") || problem.retry_after, 10);
+      throw new ApiError(response.status, problem, Number.isFinite(retry) && retry > 0 ? retry : null);
     }
     return accept === "image/svg+xml" ? response.text() : response.json();
   }
 
+  const call = (path, body, accept) => send(path, { method: "POST", body: JSON.stringify(body) }, accept);
+  const get = (path) => send(path, { method: "GET" });
+
   // --- the form ---------------------------------------------------------------------------------
+
+  class FieldError extends Error {
+    constructor(message, field) {
+      super(message);
+      this.field = field; // the id of the field to fix
+    }
+  }
 
   function parseField(id, what) {
     try {
       return JSON.parse($(id).value);
     } catch (e) {
-      throw new Error(what + " is not valid JSON: " + e.message);
+      throw new FieldError(what + " is not valid JSON: " + e.message, id);
     }
   }
 
@@ -148,16 +160,35 @@
     $("error").textContent = err.message;
   }
 
-  async function busy(button, work) {
+  // Runs an action with its button disabled; a disabled button loses the keyboard focus, so it gets it
+  // back afterwards unless the action moved it somewhere on purpose (a marked step, a field to fix).
+  async function busy(button, work, onError) {
+    const focused = document.activeElement === button;
     button.disabled = true;
     $("error").textContent = "";
+    let hold = 0; // ms to keep the button disabled after a 429
     try {
       await work();
     } catch (err) {
-      showError(err);
-      setStatus("");
+      if (onError) {
+        hold = onError(err) || 0;
+      } else {
+        showError(err);
+        setStatus("");
+      }
     } finally {
-      button.disabled = false;
+      const release = () => {
+        button.disabled = false;
+        if (focused && (!document.activeElement || document.activeElement === document.body)) button.focus();
+      };
+      if (hold > 0) {
+        window.setTimeout(() => {
+          release();
+          setGradeStatus("You may grade again now.");
+        }, hold);
+      } else {
+        release();
+      }
     }
   }
 
@@ -198,7 +229,9 @@
     ]);
   }
 
-  function stepItem(step, m, simp) {
+  // A step of the derivation; `symbolic` ones (a signed problem's, for a student) carry formulas and no value.
+  function stepItem(step, m, simp, opts) {
+    opts = opts || {};
     const canonical = step.rule === "canonical simplification";
     const children = [
       el("h3", {}, [el("span", { class: "factor" }, factorName(step.factor)), " ", el("span", { class: "kind" }, step.kind)]),
@@ -206,7 +239,9 @@
     ];
     if (step.rule) children.push(el("p", { class: "rule" }, step.rule));
     if (step.note) children.push(el("p", { class: "note" }, step.note));
-    if ("value_ref" in step) {
+    if (opts.symbolic) {
+      // formulas only: no value of the signed problem is computed on this page
+    } else if ("value_ref" in step) {
       children.push(el("p", { class: "value" }, ["= the inputs ", el("code", {}, step.value_ref), " (not repeated)"]));
     } else {
       children.push(...valuesOf(step.value, m));
@@ -222,7 +257,7 @@
     }
     return el("li", {
       class: "step step-" + step.kind + (canonical ? " canonical" : ""),
-      id: stepId(step.factor),
+      id: (opts.prefix || "") + stepId(step.factor),
       "data-factor": step.factor,
       "data-layer": "layer" in step ? step.layer : null,
       tabindex: "-1",
@@ -329,8 +364,8 @@
     "per_sample.dL_df": "dL/df", "per_sample.df_dz": "df/dz", "per_sample.dL_dz": "dL/dz",
   };
 
-  function stepsFor(check) {
-    const steps = Array.from(document.querySelectorAll("#derivation-body li.step"));
+  function stepsFor(check, root) {
+    const steps = Array.from(root.querySelectorAll("li.step"));
     const byFactor = (names) => steps.filter((s) => names.includes(s.dataset.factor));
     const layer = /^gradients\.layers\.(\d+)\.(W|b)$/.exec(check.name);
     const code = check.mistake ? check.mistake.code : null;
@@ -356,13 +391,13 @@
     document.querySelectorAll("li.mistake").forEach((n) => n.classList.remove("mistake"));
   }
 
-  function markMistakes(checks) {
+  function markMistakes(checks, root) {
     clearMistakes();
     let first = null;
     const notes = new Map(); // one note per step and cause, naming every part it explains
     for (const check of checks) {
       if (check.correct) continue;
-      for (const step of stepsFor(check)) {
+      for (const step of stepsFor(check, root)) {
         const cause = check.mistake ? check.mistake.code : "";
         const key = step.id + "|" + cause;
         if (notes.has(key)) {
@@ -395,7 +430,8 @@
       el("td", { class: c.correct ? "verdict-right" : "verdict-wrong" }, c.correct ? "\u2713 correct" : "\u2717 wrong"),
       el("td", {}, num(c.points) + " / " + num(c.max_points)),
       el("td", { class: "message" }, [c.message || "", c.mistake ? el("div", { class: "mistake-code" }, "mistake: " + c.mistake.code +
-          (c.mistake.also_matches && c.mistake.also_matches.length ? " (also matches " + c.mistake.also_matches.join(", ") + ")" : "")) : null,
+          (c.mistake.also_matches && c.mistake.also_matches.length ? " (also matches " + c.mistake.also_matches.join(", ") + ")" : "") +
+          (c.mistake.title ? ": " + c.mistake.title : "")) : null,
         "expected" in c ? el("div", {}, "expected " + short(c.expected)) : null]),
     ]));
     return [
@@ -409,15 +445,263 @@
     ].filter(Boolean);
   }
 
+  function setGradeStatus(text) {
+    $("grade-status").textContent = text;
+  }
+
+  function gradeSummary(result) {
+    const wrong = result.checks.filter((c) => !c.correct).map((c) => c.name + (c.mistake ? " (" + c.mistake.code + ")" : ""));
+    return "Score " + num(result.points) + " / " + num(result.max_points) + ": " +
+      (wrong.length ? "wrong: " + wrong.join(", ") + "." : "all parts correct.");
+  }
+
+  // --- grading a signed problem (a problem token) ------------------------------------------------
+  // A student's key may only grade signed problems: /grade with {problem_token, answer}. The page then
+  // never calls /gradient or /graph: it shows the problem the token holds (its payload is readable, and
+  // the service checks the signature when grading) and the derivation as formulas only, built from the
+  // catalogue (GET /activations, /losses, /pairings, which a student may read) and the chain's fixed
+  // formulas the page carries (#chain); no number that would give the answer away is ever shown.
+
+  const chain = JSON.parse($("chain").textContent);
+  let catalogue = null; // the catalogue's entries by name, fetched once with the key
+
+  function tokenText() {
+    return $("problem-token").value.replace(/\s+/g, ""); // a token pasted over several lines
+  }
+
+  function readToken(token) {
+    const parts = token.split(".");
+    if (parts.length !== 2 || !parts[0] || !parts[1]) {
+      throw new Error("This is not a problem token: a token is two parts joined by a dot. Paste the whole token.");
+    }
+    let content;
+    try {
+      const b64 = parts[0].replace(/-/g, "+").replace(/_/g, "/") + "=".repeat((4 - (parts[0].length % 4)) % 4);
+      const bytes = Uint8Array.from(window.atob(b64), (c) => c.charCodeAt(0));
+      content = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+    } catch (_) {
+      throw new Error("This problem token cannot be read: it was cut short or altered. Paste the whole token again.");
+    }
+    const problem = content && content.problem;
+    if (!problem || typeof problem !== "object" || typeof problem.model !== "string" || !problem.data) {
+      throw new Error("This token holds no problem this page can show.");
+    }
+    return content;
+  }
+
+  function exact(v) {
+    return Array.isArray(v) ? "[" + v.map(exact).join(", ") + "]" : String(v).replace(/-/g, "\u2212");
+  }
+
+  function pairingOf(problem) {
+    if (problem.model === "single_layer") return { activation: problem.activation, loss: problem.loss };
+    if (problem.model === "neural_network") {
+      const layers = problem.layers || [];
+      return { activation: layers.length ? layers[layers.length - 1].activation : "?", loss: problem.loss };
+    }
+    return chain.presets[problem.model] || { activation: "?", loss: "?" };
+  }
+
+  const MAX_SHOWN = { rows: 20, columns: 8, json: 20000 };
+
+  function dataTable(problem) {
+    const X = problem.data.X || [], y = problem.data.y || [];
+    const n = X.length ? X[0].length : 0;
+    if (X.length > MAX_SHOWN.rows || n > MAX_SHOWN.columns) {
+      return el("p", {}, "The data (" + X.length + " \u00d7 " + n + ") is too large to show here: it is in the JSON below.");
+    }
+    const head = el("tr", {}, ["i"].concat(Array.from({ length: n }, (_, j) => "x" + (j + 1)), ["y"])
+      .map((h) => el("th", { scope: "col" }, h)));
+    const rows = X.map((row, i) => el("tr", {}, [el("th", { scope: "row" }, String(i + 1))]
+      .concat(row.map((v) => el("td", {}, exact(v))), [el("td", {}, exact(y[i]))])));
+    return el("div", { class: "table-wrap" }, el("table", { class: "token-data" }, [
+      el("caption", {}, "The data: X (one example per row) and y"), el("thead", {}, head), el("tbody", {}, rows)]));
+  }
+
+  function showTokenProblem() {
+    const box = $("token-problem");
+    const token = tokenText();
+    $("token-derivation").hidden = true;
+    $("token-derivation").replaceChildren();
+    $("grade-result").replaceChildren();
+    clearMistakes();
+    if (!token) {
+      box.hidden = true;
+      box.replaceChildren();
+      return;
+    }
+    box.hidden = false;
+    let content;
+    try {
+      content = readToken(token);
+    } catch (err) {
+      box.replaceChildren(el("p", { class: "problem" }, err.message + " (You may still press Grade: the service says why it refuses a token.)"));
+      return;
+    }
+    const p = content.problem, pairing = pairingOf(p);
+    const X = p.data.X || [];
+    const m = X.length, n = m ? X[0].length : 0;
+    const items = [
+      ["Model", p.model + ": " + pairing.activation + " + " + pairing.loss +
+        (p.loss_params ? " (" + Object.entries(p.loss_params).map(([k, v]) => k + " = " + exact(v)).join(", ") + ")" : "")],
+      ["Sizes", "m = " + m + " examples, n = " + n + " features" +
+        (Array.isArray(p.parameters && p.parameters.b) && p.model !== "neural_network" ? ", k = " + p.parameters.b.length + " outputs" : "") +
+        (p.layers ? ", layers " + p.layers.map((l, i) => (i + 1) + ": " + l.activation).join(", ") : "")],
+      ["Regularization", p.regularization ? p.regularization.kind + ", \u03bb = " + exact(p.regularization.lambda) : "none"],
+    ];
+    if (p.parameters && "w" in p.parameters) items.push(["Parameters", "w = " + exact(p.parameters.w) + ", b = " + exact(p.parameters.b)]);
+    const expires = new Date(content.exp * 1000);
+    const expired = content.exp * 1000 < Date.now();
+    items.push(["Expires", expires.toLocaleString() + (expired ? ": this token has expired, ask for a new one" : "")]);
+    let json = JSON.stringify(p, null, 1);
+    if (json.length > MAX_SHOWN.json) json = json.slice(0, MAX_SHOWN.json) + "\n\u2026 (" + json.length + " characters in all)";
+    box.replaceChildren(
+      el("h3", {}, "The problem in this token"),
+      el("p", { class: "hint" }, "As the token states it; the service checks that it is signed and unaltered when you grade."),
+      el("dl", { class: "token-facts" }, items.flatMap(([k, v]) => [el("dt", {}, k), el("dd", { class: k === "Expires" && expired ? "warn" : null }, v)])),
+      dataTable(p),
+      el("details", {}, [el("summary", {}, "The problem as JSON"), el("pre", { class: "json" }, json)]),
+    );
+  }
+
+  async function loadCatalogue() {
+    if (catalogue) return catalogue;
+    const [acts, losses, pairings] = await Promise.all([get("/activations"), get("/losses"), get("/pairings")]);
+    const byName = (list) => new Map(list.map((e) => [e.name, e]));
+    catalogue = {
+      activations: byName(acts),
+      losses: byName(losses),
+      pairings: new Map(pairings.map((e) => [e.activation + "/" + e.loss, e])),
+    };
+    return catalogue;
+  }
+
+  // The symbolic derivation of a single-layer problem: the same steps as /gradient's breakdown, no values.
+  function symbolicSteps(problem, cat) {
+    const pairing = pairingOf(problem);
+    const act = cat.activations.get(pairing.activation), loss = cat.losses.get(pairing.loss);
+    const pair = cat.pairings.get(pairing.activation + "/" + pairing.loss);
+    if (!act || !loss || !pair || !pair.compatible) return null;
+    const shape = act.outputs === "1" ? "1" : "k";
+    const reg = problem.regularization ? problem.regularization.kind : "";
+    const skeleton = chain.steps[shape + "/" + reg];
+    if (!skeleton) return null;
+    const sources = { activation: act, loss: loss, pairing: pair };
+    const steps = skeleton.map((s) => {
+      const step = Object.assign({}, s);
+      if (s.from) Object.assign(step, sources[s.from[0]][s.from[1]]);
+      if (s.derivation) step.derivation = sources[s.derivation].derivation;
+      if (s.factor === "dL/dz") step.rule = pair.canonical ? chain.rules.canonical : chain.rules.chain;
+      delete step.from;
+      return step;
+    });
+    return { steps: steps, pairing: pair };
+  }
+
+  async function showTokenDerivation(problem) {
+    const box = $("token-derivation");
+    box.hidden = false;
+    const heading = el("h3", { id: "token-derivation-h" }, "The derivation of this problem, formulas only");
+    if (problem.model === "neural_network") {
+      box.replaceChildren(heading, el("p", { class: "hint" }, "The step-by-step formulas are shown for single-layer " +
+        "models only: for a network, the verdicts and the mistake's explanation above are what the service gives " +
+        "with a student's key."));
+      return false;
+    }
+    const built = symbolicSteps(problem, await loadCatalogue());
+    if (!built) {
+      box.replaceChildren(heading, el("p", { class: "hint" }, "The catalogue does not describe this problem's pairing."));
+      return false;
+    }
+    const items = built.steps.map((s) => stepItem(s, 0, null, { symbolic: true, prefix: "token-" }));
+    if (built.pairing.canonical) {
+      const item = items.find((li) => li.dataset.factor === "dL/dz");
+      item.append(el("p", { class: "explanation" }, "A canonical pairing" +
+        (built.pairing.distribution ? " (" + built.pairing.distribution + " distribution)" : "") +
+        ": \u2202f/\u2202z cancels against \u2202L/\u2202f, so \u2202L/\u2202z = f \u2212 y."));
+    }
+    box.replaceChildren(heading,
+      el("p", { class: "hint" }, "The same steps as the worked example's, for this problem's model; no value of it is " +
+        "computed here, so nothing gives the answer away."),
+      el("ol", { class: "steps", "aria-labelledby": "token-derivation-h" }, items));
+    renderMath(box);
+    return true;
+  }
+
+  // What a refused grading means for the learner, and where the keyboard focus should go to fix it.
+  function gradeFailure(err) {
+    const lines = [err.message];
+    let field = null, hold = 0;
+    const detail = (err.problem && err.problem.detail) || "";
+    if (err.status === 401) {
+      lines.unshift("Your API key was not accepted. Type the key your course gave you into the API key field (above, under \u201cAPI key\u201d).");
+      $("api-key").closest("details").open = true;
+      field = $("api-key");
+    } else if (err.status === 403 && err.problem && "max_attempts" in err.problem) {
+      lines.unshift("You have used all " + err.problem.max_attempts + " attempts at this problem: it cannot be graded again with this key.");
+    } else if (err.status === 403 && !tokenText() && /\(student\)|send problem_token/.test(detail)) {
+      lines.unshift("A student's key grades signed problems only: paste the problem token your course gave you into the Problem token field, then grade.");
+      field = $("problem-token");
+    } else if (err.status === 403 && /token/.test(detail)) {
+      lines.unshift(/expired/.test(detail)
+        ? "This problem token has expired: ask for a new one."
+        : "The service refused this problem token: it was altered or cut short, or was not signed by this service. Paste the whole token again, or ask for a new one.");
+      field = $("problem-token");
+    } else if (err.status === 403 && /reveal/.test(detail)) {
+      lines.unshift("Only a grader's key may see the expected values: untick \u201cShow the expected values\u201d.");
+      field = $("reveal");
+    } else if (err.status === 429) {
+      const wait = err.retryAfter || 1;
+      lines.unshift("Too many requests with this key: wait " + wait + " s, then grade again (the Grade button comes back by itself).");
+      hold = Math.min(wait, 600) * 1000;
+    } else if (err.status === 422 && (err.problem.errors || []).some((e) => (e.loc || [])[0] === "answer")) {
+      field = $("answer");
+    } else if (err.field) {
+      field = $(err.field);
+    }
+    $("grade-error").textContent = lines.join("\n");
+    setGradeStatus("");
+    if (field) field.focus();
+    return hold;
+  }
+
+  async function gradeToken(token, answer) {
+    let content = null;
+    try {
+      content = readToken(token);
+    } catch (_) {
+      content = null; // the service says why: it is the judge of a token
+    }
+    setGradeStatus("Grading against the token\u2026");
+    const body = { problem_token: token, answer: answer };
+    if ($("reveal").checked) body.reveal = true;
+    const result = await call("/grade", body);
+    $("grade-result").replaceChildren(...verdictTable(result));
+    let marked = false;
+    if (content) {
+      try {
+        marked = (await showTokenDerivation(content.problem)) && !result.correct;
+      } catch (err) {
+        $("token-derivation").hidden = false;
+        $("token-derivation").replaceChildren(el("p", { class: "problem" }, "The formulas could not be loaded: " + err.message));
+      }
+    }
+    if (marked) markMistakes(result.checks, $("token-derivation"));
+    setGradeStatus(gradeSummary(result) + (marked ? " The step where it went wrong is marked below." : ""));
+  }
+
   async function grade() {
-    const problem = problemFromForm();
+    $("grade-error").textContent = "";
     const answer = parseField("answer", "Your answer");
+    const token = tokenText();
+    if (token) return gradeToken(token, answer);
+    const problem = problemFromForm();
     if (explained !== JSON.stringify(problem)) await explain();
-    setStatus("Grading\u2026");
+    setGradeStatus("Grading\u2026");
     const result = await call("/grade", { problem: problem, answer: answer, reveal: $("reveal").checked });
     $("grade-result").replaceChildren(...verdictTable(result));
-    markMistakes(result.checks);
-    setStatus(result.correct ? "All parts correct." : "Some parts are wrong: the step where it went wrong is marked in the derivation.");
+    markMistakes(result.checks, $("derivation-body"));
+    setGradeStatus(gradeSummary(result) + (result.correct ? "" : " The step where it went wrong is marked in the derivation."));
   }
 
   // --- wiring -----------------------------------------------------------------------------------
@@ -433,9 +717,11 @@
   });
   $("grade-form").addEventListener("submit", (e) => {
     e.preventDefault();
-    busy($("grade-button"), grade);
+    busy($("grade-button"), grade, gradeFailure);
   });
+  $("problem-token").addEventListener("input", showTokenProblem);
   showModelFields();
+  showTokenProblem(); // a token the browser kept in the field
   try {
     explained = JSON.stringify(problemFromForm()); // the server drew the form's own problem
   } catch (_) {

@@ -1,0 +1,163 @@
+"""The learner's page grading a signed problem with a student key: its markup, and the symbolic derivation it
+builds from the catalogue and the page's #chain data (a student may not call /gradient, so the page shows the
+token's derivation as formulas only; these tests check that those formulas are /gradient's, step for step)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.api.schemas import EXAMPLES
+from service.app import create_app
+from service.compute import catalog
+from service.settings import Settings
+from tests.api.helpers import assert_problem
+
+S = {"Authorization": "Bearer s-key"}
+G = {"Authorization": "Bearer g-key"}
+
+
+@pytest.fixture(scope="module")
+def keyed() -> Iterator[TestClient]:
+    settings = Settings(
+        api_keys={"g-key": ["grader"], "s-key": ["student"]}, signing_secret="z" * 32, rate_limit_per_minute=0
+    )
+    with TestClient(create_app(settings)) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def page(keyed: TestClient) -> str:
+    return keyed.get("/explain").text
+
+
+def _script_json(page: str, element_id: str) -> Any:
+    found = re.search(rf'<script type="application/json" id="{element_id}">(.*?)</script>', page, re.S)
+    assert found is not None, element_id
+    return json.loads(found.group(1))
+
+
+def test_the_grading_view_has_a_labelled_token_field_and_live_regions(page: str) -> None:
+    assert '<label for="problem-token"' in page and '<textarea id="problem-token"' in page
+    assert 'aria-describedby="token-help"' in page and 'id="token-help"' in page
+    assert '<p id="grade-status" class="status" role="status" aria-live="polite">' in page
+    assert '<div id="grade-error" class="error" role="alert">' in page
+    for name in ("problem-token", "answer", "reveal"):  # every field of the grading form has its label
+        assert f'<label for="{name}"' in page, name
+    # without JavaScript the page says how to grade a token through the API
+    noscript = re.findall(r"<noscript>(.*?)</noscript>", page, re.S)
+    assert any("problem_token" in n and "POST /grade" in n for n in noscript)
+
+
+def test_the_page_stays_free_of_inline_script_and_style(page: str) -> None:
+    scripts = re.findall(r"<script([^>]*)>", page)
+    assert all('type="application/json"' in a or "src=" in a for a in scripts), scripts
+    assert " style=" not in page
+    assert not re.search(r"<[^>]*\son[a-z]+\s*=", page)  # no inline event handler
+
+
+def _fill(chain: dict[str, Any], problem: dict[str, Any], cat: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The symbolic steps as page.js builds them (symbolicSteps): the skeleton with the catalogue's formulas."""
+    pairing = (
+        chain["presets"][problem["model"]]
+        if problem["model"] != "single_layer"
+        else {"activation": problem["activation"], "loss": problem["loss"]}
+    )
+    act, loss = cat["activations"][pairing["activation"]], cat["losses"][pairing["loss"]]
+    pair = cat["pairings"][f"{pairing['activation']}/{pairing['loss']}"]
+    shape = "1" if act["outputs"] == "1" else "k"
+    reg = problem.get("regularization", {}).get("kind", "")
+    sources = {"activation": act, "loss": loss, "pairing": pair}
+    steps = []
+    for s in chain["steps"][f"{shape}/{reg}"]:
+        step = dict(s)
+        if "from" in s:
+            step.update(sources[s["from"][0]][s["from"][1]])
+            del step["from"]
+        if "derivation" in s:
+            step["derivation"] = sources[s["derivation"]]["derivation"]
+        if s["factor"] == "dL/dz":
+            step["rule"] = chain["rules"]["canonical" if pair["canonical"] else "chain"]
+        steps.append(step)
+    return steps
+
+
+def _problems() -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every preset's example and a small problem for every compatible single-layer pairing, each
+    without regularization, with l2 and with l1."""
+    X = [[0.5, 1.5], [1.0, 1.0], [1.5, 0.5]]
+    base: list[tuple[str, dict[str, Any]]] = []
+    for model, example in EXAMPLES.items():
+        if model == "neural_network":
+            continue
+        problem = {k: v for k, v in example.items() if k not in ("explain", "regularization")}
+        base.append((str(model), problem))
+    for p in catalog.pairings():
+        if not p["compatible"]:
+            continue
+        a, lo = p["activation"], p["loss"]
+        if a == "softmax":
+            params: dict[str, Any] = {"w": [[0.1, 0.2], [0.3, -0.1]], "b": [0.0, 0.1]}
+            y: list[Any] = [0, 1, 1] if lo == "categorical_cross_entropy" else [[1, 0], [0, 1], [0, 1]]
+        else:
+            params, y = {"w": [0.1, 0.2], "b": 0.1}, [0, 1, 1]
+        problem = {"model": "single_layer", "activation": a, "loss": lo, "parameters": params, "data": {"X": X, "y": y}}
+        base.append((f"{a}/{lo}", problem))
+    for name, problem in base:
+        yield name, problem
+        for kind in ("l2", "l1"):
+            yield f"{name}+{kind}", {**problem, "regularization": {"kind": kind, "lambda": 0.5}}
+
+
+PROBLEMS = list(_problems())
+
+
+@pytest.fixture(scope="module")
+def student_catalogue(keyed: TestClient) -> dict[str, dict[str, Any]]:
+    """What the page fetches with a student's key to build the derivation."""
+    out: dict[str, dict[str, Any]] = {}
+    for path in ("activations", "losses", "pairings"):
+        r = keyed.get(f"/{path}", headers=S)
+        assert r.status_code == 200, (path, r.text)
+        key = (lambda e: f"{e['activation']}/{e['loss']}") if path == "pairings" else (lambda e: e["name"])
+        out[path] = {key(e): e for e in r.json()}
+    return out
+
+
+@pytest.mark.parametrize(("name", "problem"), PROBLEMS, ids=[n for n, _ in PROBLEMS])
+def test_the_symbolic_derivation_is_the_breakdowns_without_values(
+    keyed: TestClient, page: str, student_catalogue: dict[str, dict[str, Any]], name: str, problem: dict[str, Any]
+) -> None:
+    expected = keyed.post("/gradient", json={**problem, "explain": "full"}, headers=G)
+    assert expected.status_code == 200, (name, expected.text[:300])
+    steps = [{k: v for k, v in s.items() if k != "value"} for s in expected.json()["breakdown"]["steps"]]
+    assert _fill(_script_json(page, "chain"), problem, student_catalogue) == steps
+
+
+SKELETON_KEYS = {"factor", "kind", "latex", "text", "from", "derivation", "note", "value_ref"}
+
+
+def test_the_chain_data_holds_formulas_only_and_the_presets(keyed: TestClient, page: str) -> None:
+    chain = _script_json(page, "chain")
+    assert sorted(chain["steps"]) == ["1/", "1/l1", "1/l2", "k/", "k/l1", "k/l2"]
+    for steps in chain["steps"].values():
+        for s in steps:
+            assert set(s) <= SKELETON_KEYS  # no "value": not one number of any problem
+    models = keyed.get("/models", headers=S).json()
+    presets = {m["name"]: {"activation": m["activation"], "loss": m["loss"]} for m in models if m.get("canonical")}
+    assert chain["presets"] == presets
+
+
+def test_a_student_key_reaches_what_the_page_needs_and_nothing_that_computes(keyed: TestClient) -> None:
+    problem = {k: v for k, v in EXAMPLES["logistic_regression"].items() if k != "explain"}  # type: ignore[union-attr]
+    token = keyed.post("/problems/sign", json={"problem": problem}, headers=G).json()["problem_token"]
+    for path in ("/activations", "/losses", "/pairings"):
+        assert keyed.get(path, headers=S).status_code == 200
+    assert keyed.post("/grade", json={"problem_token": token, "answer": {"loss": 1.0}}, headers=S).status_code == 200
+    for path in ("/gradient", "/graph"):
+        assert_problem(keyed.post(path, json=problem, headers=S), 403, "forbidden")
