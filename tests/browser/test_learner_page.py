@@ -445,7 +445,8 @@ def test_a_rate_limited_grading_says_when_to_retry(browser: Any) -> None:
     env = {
         "GRADIENT_SERVICE_API_KEYS": json.dumps(STUDENT_KEYS),
         "GRADIENT_SERVICE_SIGNING_SECRET": "s" * 32,
-        "GRADIENT_SERVICE_RATE_LIMIT_PER_MINUTE": "20",  # one request back every 3 s
+        # one request back every 10 s: the page's click comes well within that, even on a slow machine
+        "GRADIENT_SERVICE_RATE_LIMIT_PER_MINUTE": "6",
         "GRADIENT_SERVICE_RATE_LIMIT_BURST": "2",
     }
     with running_service(env=env) as service:
@@ -462,10 +463,10 @@ def test_a_rate_limited_grading_says_when_to_retry(browser: Any) -> None:
         page.click("#grade-button")
         page.wait_for_function("() => document.getElementById('grade-error').textContent.includes('429')")
         error = page.locator("#grade-error").text_content() or ""
-        assert re.search(r"Too many requests with this key: wait [123] s", error), error
+        assert re.search(r"Too many requests with this key: wait ([1-9]|10) s", error), error
         assert page.locator("#grade-button").is_disabled()
         s.expect_refused(429, count=1)
-        page.wait_for_function("() => !document.getElementById('grade-button').disabled", timeout=8000)
+        page.wait_for_function("() => !document.getElementById('grade-button').disabled", timeout=20000)
         assert "grade again now" in (page.locator("#grade-status").text_content() or "")
         assert "/gradient" not in _paths(s) and "/graph" not in _paths(s)
         s.check_clean()
