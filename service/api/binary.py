@@ -31,7 +31,7 @@ import numpy as np
 import orjson
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from service.api.body import parse
 from service.api.errors import ProblemError
@@ -95,13 +95,27 @@ BUFFER_MIN_BYTES = 1 << 20
 
 
 async def _read(request: Request) -> bytes | bytearray:
+    """The whole body, from the ASGI messages themselves (Starlette's body() adds an async
+    generator and its closing, ~10 µs of a 9 KB request). ClientDisconnect if the client leaves."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) < BUFFER_MIN_BYTES:
-        return await request.body()
-    buffer = bytearray()
-    async for chunk in request.stream():
-        buffer += chunk  # glibc grows a big buffer in place (mremap), without a second copy
-    return buffer
+    buffer = None if declared.isdigit() and int(declared) < BUFFER_MIN_BYTES else bytearray()
+    chunks: list[bytes] = []
+    receive = request.receive
+    while True:
+        message = await receive()
+        if message["type"] == "http.request":
+            chunk = message.get("body", b"")
+            if buffer is not None:
+                buffer += chunk
+            elif chunk:
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        elif message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+    if buffer is not None:
+        return buffer
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 @dataclass

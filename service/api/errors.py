@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from service.compute.errors import ComputeError, DomainError, NonFiniteResult, ShapeError
@@ -180,6 +181,17 @@ def compute_error_response(exc: ComputeError) -> Response:
     return problem_response(p.status, p.slug, p.detail, p.errors, **p.extra)
 
 
+# nginx's status for a request its client closed: it is never sent (no one is there to read it),
+# but the access log and the metrics count the request under it, not as a server error.
+CLIENT_CLOSED = 499
+
+
+def client_gone(method: str, path: str) -> Response:
+    """The answer to a request whose client left before its body was read: logged, not a traceback."""
+    log.info("client disconnected before its body was read: %s %s", method, path)
+    return Response(status_code=CLIENT_CLOSED)
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers: problems, compute errors, HTTP errors and a last resort."""
 
@@ -201,6 +213,10 @@ def install(app: FastAPI) -> None:
         slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
         detail = exc.detail if isinstance(exc.detail, str) else TITLES.get(slug, "HTTP error")
         return problem_response(exc.status_code, slug, detail, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request: Request, exc: ClientDisconnect) -> Response:
+        return client_gone(request.method, request.url.path)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

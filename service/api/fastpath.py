@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.api.errors import ProblemError, compute_error_response, problem_error_response
+from service.api.errors import ProblemError, client_gone, compute_error_response, problem_error_response
 from service.compute.errors import ComputeError
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -43,4 +43,6 @@ class FastPathMiddleware:
             response = problem_error_response(exc)
         except ComputeError as exc:
             response = compute_error_response(exc)
+        except ClientDisconnect:
+            response = client_gone(scope["method"], scope["path"])
         await response(scope, receive, send)

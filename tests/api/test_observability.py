@@ -60,6 +60,16 @@ def test_metrics_count_requests_by_route_and_status(client: TestClient) -> None:
     assert sizes - _metric(before, "gradient_problem_size_elements_sum", route="/gradient") == 3 * 6
 
 
+def test_unknown_methods_share_one_label(client: TestClient) -> None:
+    before = client.get("/metrics").text
+    for method in ("PROPFIND", "BREW", "X-ANYTHING"):
+        client.request(method, "/healthz")
+    after = client.get("/metrics").text
+    other = _metric(after, "gradient_http_requests_total", route="/healthz", method="other", status="405")
+    assert other - _metric(before, "gradient_http_requests_total", route="/healthz", method="other", status="405") == 3
+    assert "PROPFIND" not in after and "BREW" not in after
+
+
 def test_metrics_count_grading_outcomes(client: TestClient) -> None:
     before = client.get("/metrics").text
     problem = {

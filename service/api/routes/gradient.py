@@ -36,12 +36,15 @@ _OPENAPI_BODY = {
 }
 
 
+_SIZE = PROBLEM_SIZE.labels("/gradient")
+
+
 def _compute(prepared: Prepared | PreparedNetwork) -> bytes:
     if isinstance(prepared, PreparedNetwork):
         net = prepared.network
-        PROBLEM_SIZE.labels("/gradient").observe(net.X.size)
+        _SIZE.observe(net.X.size)
         return dumps(network_response(prepared))
-    PROBLEM_SIZE.labels("/gradient").observe(prepared.problem.m * prepared.problem.n)
+    _SIZE.observe(prepared.problem.m * prepared.problem.n)
     return dumps(gradient_response(prepared))
 
 
