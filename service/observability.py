@@ -150,16 +150,17 @@ class RequestContextMiddleware:
             requests, latency = _request_metrics(route, scope.get("method", ""), status)
             requests.inc()
             latency.observe(elapsed)
-            access_log.info(
-                "%s %s %s",
-                scope.get("method", ""),
-                path,
-                status,
-                extra={
-                    "method": scope.get("method", ""),
-                    "path": path,
-                    "status": status,
-                    "duration_ms": round(elapsed * 1000, 3),
-                },
-            )
+            if access_log.isEnabledFor(logging.INFO):  # else not even the record's fields are made
+                access_log.info(
+                    "%s %s %s",
+                    scope.get("method", ""),
+                    path,
+                    status,
+                    extra={
+                        "method": scope.get("method", ""),
+                        "path": path,
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 3),
+                    },
+                )
             request_id_var.reset(token)
