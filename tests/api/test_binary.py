@@ -430,3 +430,42 @@ def test_the_openapi_document_describes_the_binary_form(client: TestClient) -> N
     assert form["schema"]["required"] == ["request", "X"]
     assert form["schema"]["properties"]["request"]["$ref"] == "#/components/schemas/GradientRequest"
     assert form["encoding"]["X"]["contentType"] == "application/x-npy"
+
+
+# --- mutated bodies: never a 500 --------------------------------------------------------------
+
+
+VALID = _part("request", REQUEST_PART, "application/json") + _part("X", GOOD_X, binary.NPY) + CLOSE
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    edits=st.lists(
+        st.tuples(
+            st.integers(0, len(VALID) - 1),
+            st.sampled_from(["flip", "cut", "insert", "drop"]),
+            st.binary(min_size=1, max_size=8),
+        ),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_mutated_multipart_bodies_are_answered_cleanly(client: TestClient, edits: list[tuple[int, str, bytes]]) -> None:
+    body = bytearray(VALID)
+    for at, how, data in edits:
+        at = min(at, len(body))
+        if how == "flip" and at < len(body):
+            body[at] ^= data[0] or 1
+        elif how == "cut":
+            del body[at:]
+        elif how == "insert":
+            body[at:at] = data
+        elif how == "drop":
+            del body[at : at + len(data)]
+    response = _raw(client, bytes(body), MULTI)
+    assert response.status_code in (200, 400, 415, 422), response.text
+    if response.status_code != 200:
+        assert response.headers["content-type"] == PROBLEM_JSON
+        assert "Traceback" not in response.text
+    else:
+        assert np.isfinite(response.json()["loss"])
