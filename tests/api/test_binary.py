@@ -494,3 +494,12 @@ def test_a_big_multipart_body_read_into_one_buffer_answers_as_json(
     got = post_parts(client, "/gradient", request, npy(X))
     assert kinds == [bytearray]  # over BUFFER_MIN_BYTES: the buffer, not the joined chunks
     assert (got.status_code, got.content) == (200, client.post("/gradient", json=doc).content)
+
+
+def test_a_part_in_pieces_is_joined_in_order() -> None:
+    body = b"0123456789"
+    whole = binary._Part(pieces=[(2, 7)])
+    assert bytes(whole.content(body)) == b"23456" and isinstance(whole.content(body), memoryview)  # no copy
+    pieces = binary._Part(pieces=[(0, 3), b"xy", (5, 7)])  # bytes: the parser's own look-behind buffer
+    assert pieces.content(body) == b"012xy56"
+    assert binary._Part().content(body) == b""
