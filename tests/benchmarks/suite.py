@@ -683,6 +683,21 @@ def report(results: dict[str, Any], meta: dict[str, Any]) -> str:
             "share the machine). Server CPU busy = the server's CPU seconds ÷ the run's wall time: below 100% for "
             "a one-worker server, something else (the load generator, another process) took part of its core."
         )
+        raw = s.get("raw", {})
+        pairs = [
+            p["cpu_per_request_s"] / q["cpu_per_request_s"]
+            for p, q in zip(raw.get("plain", []), raw.get("service", []), strict=False)
+            if q.get("cpu_per_request_s")
+        ]
+        if len(pairs) > 1:
+            lines.append("")
+            lines.append(
+                "The same ratio round by round (each round runs the servers back to back): "
+                + ", ".join(_x(r) for r in pairs)
+                + f"; their median {_x(median(pairs))}. The target's figure above is the ratio of the medians; "
+                "on this shared machine the plain endpoint's own CPU per request moves by tens of percent between "
+                "rounds, and the two figures differ by as much."
+            )
         parts.append("\n".join(lines))
     if "big" in results:
         b = results["big"]
@@ -939,6 +954,18 @@ def update_readme(table: str) -> None:
     readme.write_text(f"{head}{README_START}\n{body}{README_END}{tail}")
 
 
+def render(path: Path) -> int:
+    """The report of a saved run, written again next to its JSON (and into the README for a full run)."""
+    saved = json.loads(path.read_text())
+    table = report(saved["results"], saved["meta"])
+    (path.parent / "latest.md").write_text(table)
+    full = saved["meta"].get("mode") == "full"
+    if path.resolve() == (ROOT / "docs" / "perf" / "latest.json").resolve() and full:
+        update_readme(table)
+    print(table)
+    return 0
+
+
 RUNNERS: dict[str, Callable[[Plan], dict[str, Any]]] = {
     "small": section_small,
     "big": section_big,
@@ -964,7 +991,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-nice", action="store_true", help="do not raise the suite's priority (nice -10, as root) over other work"
     )
+    parser.add_argument(
+        "--render",
+        type=Path,
+        metavar="LATEST_JSON",
+        help="measure nothing: write the report again from a run's latest.json (next to it; the README too "
+        "for docs/perf/latest.json of a full run), e.g. after a change to the report's wording",
+    )
     args = parser.parse_args(argv)
+    if args.render:
+        return render(args.render)
     started = time.monotonic()
     if args.fused_entry:
         os.environ["BENCH_FUSED_ENTRY"] = args.fused_entry  # the compute workers inherit it
