@@ -1,4 +1,5 @@
-"""A typed Python client of gradient-service (POST /gradient, /grade, /grade/batch and the catalogue).
+"""A typed Python client of gradient-service (/gradient, /graph, /descent, /descent/plot, /grade,
+/grade/batch, /problems/sign and the catalogue).
 
 It needs only httpx and the standard library (it never imports fastapi, pydantic or numpy), so a
 course's notebooks and graders can use it without the service's own dependencies::
@@ -49,6 +50,8 @@ __all__ = [
     "Breakdown",
     "Check",
     "Data",
+    "DescentResult",
+    "DescentRun",
     "GradeResult",
     "GradeVersion",
     "GradescopeResult",
@@ -179,6 +182,50 @@ class GradientResult(TypedDict):
     gradients: Gradients
     breakdown: NotRequired[Breakdown]
     verification: NotRequired[Verification]
+
+
+# --- results of POST /descent -------------------------------------------------------------------
+
+
+class DescentHistory(TypedDict):
+    """J and ‖∇J‖ at every step taken (index 0: the starting parameters)."""
+
+    loss: list[float]
+    gradient_norm: list[float]
+
+
+class DescentSnapshot(TypedDict):
+    step: int
+    loss: float
+    parameters: dict[str, Any]
+
+
+class DescentFinal(TypedDict):
+    step: int
+    loss: float
+    gradient_norm: float
+    parameters: dict[str, Any]
+
+
+class DescentRun(TypedDict):
+    """One run: status is completed, converged, diverged or non-finite, with an explanation."""
+
+    pairing: Pairing
+    learning_rate: float
+    steps_requested: int
+    steps_taken: int
+    status: str
+    explanation: str
+    history: DescentHistory
+    snapshots: list[DescentSnapshot]
+    final: DescentFinal
+
+
+class DescentResult(TypedDict):
+    """POST /descent: one run, or two side by side (compare_with) with a comparison."""
+
+    runs: list[DescentRun]
+    comparison: NotRequired[str]
 
 
 # --- results of POST /grade ---------------------------------------------------------------------
@@ -444,6 +491,33 @@ def _numbers_in(X: Any) -> int:
         return 0
 
 
+def _send_apart(X: Any, binary: bool | None, where: str = "data") -> bool:
+    """Whether X goes as a .npy part: `binary` when given, else from BINARY_MIN_NUMBERS numbers on."""
+    if binary is None:
+        return X is not None and _numbers_in(X) >= BINARY_MIN_NUMBERS
+    if binary and X is None:
+        raise ValueError(f"binary=True needs {where}['X']")
+    return binary
+
+
+def _with_X_apart(body: Mapping[str, Any], data_path: tuple[str, ...], binary: bool | None) -> tuple[Any, bytes | None]:
+    """`body` as JSON data, and its data.X (at `data_path`) as a .npy file when sent apart: when
+    `binary` is True, or None and X holds at least BINARY_MIN_NUMBERS numbers."""
+    holder: Any = body
+    for key in data_path:
+        holder = holder.get(key) if isinstance(holder, Mapping) else None
+    X = holder.get("X") if isinstance(holder, Mapping) else None
+    if not _send_apart(X, binary, ".".join(data_path)):
+        return to_json_value(body), None
+
+    def without_X(node: Any, path: tuple[str, ...]) -> Any:
+        if not path:
+            return {k: v for k, v in node.items() if k != "X"}
+        return {k: (without_X(v, path[1:]) if k == path[0] else v) for k, v in node.items()}
+
+    return to_json_value(without_X(body, data_path)), npy_bytes(X)
+
+
 def build_problem(
     model: str,
     parameters: Mapping[str, Any],
@@ -565,8 +639,18 @@ class GradientClient:
     def _url(self, path: str) -> str:
         return self.base_url + path
 
-    def _send(self, method: str, path: str, body: Any = None, X: bytes | None = None) -> Any:
-        """`body` as JSON; with `X` (a .npy file), as multipart/form-data: body as the part request."""
+    def _send(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        X: bytes | None = None,
+        *,
+        svg: bool = False,
+        params: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """`body` as JSON; with `X` (a .npy file), as multipart/form-data: body as the part request.
+        The answer's JSON, or with `svg` its text (an SVG document)."""
         headers = dict(self._headers)
         content: bytes | None = None
         files: dict[str, Any] | None = None
@@ -578,9 +662,15 @@ class GradientClient:
             else:  # httpx writes the multipart body and its Content-Type (with the boundary)
                 files = {"request": (None, content, "application/json"), "X": ("X.npy", X, "application/x-npy")}
                 content = None
-        response = self._client.request(method, self._url(path), content=content, files=files, headers=headers)
+        response = self._client.request(
+            method, self._url(path), content=content, files=files, headers=headers, params=params
+        )
         if not response.is_success:
             raise ServiceError.from_response(response)
+        if svg:
+            if not response.headers.get("content-type", "").startswith("image/svg+xml"):
+                raise ServiceError(response.status_code, title="The response is not SVG", detail=response.text[:300])
+            return response.text
         try:
             return response.json()
         except ValueError:
@@ -633,10 +723,7 @@ class GradientClient:
         ``non-finite-result``, ``explain-too-large``).
         """
         X = data.get("X")
-        if binary is None:
-            binary = X is not None and _numbers_in(X) >= BINARY_MIN_NUMBERS
-        if binary and X is None:
-            raise ValueError("binary=True needs data['X']")
+        binary = _send_apart(X, binary)
         body = build_problem(
             model,
             parameters,
@@ -650,6 +737,85 @@ class GradientClient:
         )
         result: GradientResult = self._send("POST", "/gradient", body, npy_bytes(X) if binary else None)
         return result
+
+    # POST /graph, /descent, /descent/plot
+
+    def graph(self, problem: Mapping[str, Any], *, examples: int | None = None, binary: bool | None = None) -> str:
+        """The computational graph of `problem` (a /gradient body, e.g. from `build_problem`) as an SVG
+        document (POST /graph): forward values and gradients on the boxes, local derivatives on the
+        edges, for the first `examples` examples (the service's default: 4; at most 20)."""
+        request, X = _with_X_apart(problem, ("data",), binary)
+        params = {"examples": examples} if examples is not None else None
+        svg: str = self._send("POST", "/graph", request, X, svg=True, params=params)
+        return svg
+
+    def descent(
+        self,
+        problem: Mapping[str, Any],
+        *,
+        learning_rate: float,
+        steps: int,
+        record_every: int | None = None,
+        patience: int | None = None,
+        gradient_tolerance: float | None = None,
+        compare_with: Mapping[str, Any] | None = None,
+        binary: bool | None = None,
+    ) -> DescentResult:
+        """`steps` steps of batch gradient descent from `problem`'s parameters (POST /descent).
+
+        problem: a /gradient body (e.g. from `build_problem`), any model.
+        compare_with: ``{"activation": ..., "loss": ...}`` (and ``loss_params``) to run the same data
+            and starting parameters under another output pairing, side by side.
+        Returns ``{"runs": [...], "comparison": ...}``: per run its status (completed, converged,
+        diverged, non-finite) and explanation, the history of J and ‖∇J‖, snapshots and the final
+        parameters.
+        """
+        body = self._descent_body(
+            problem, learning_rate, steps, record_every, patience, gradient_tolerance, compare_with
+        )
+        request, X = _with_X_apart(body, ("problem", "data"), binary)
+        result: DescentResult = self._send("POST", "/descent", request, X)
+        return result
+
+    def descent_plot(
+        self,
+        problem: Mapping[str, Any],
+        *,
+        learning_rate: float,
+        steps: int,
+        record_every: int | None = None,
+        patience: int | None = None,
+        gradient_tolerance: float | None = None,
+        compare_with: Mapping[str, Any] | None = None,
+        binary: bool | None = None,
+    ) -> str:
+        """The cost curves of the same descent as `descent` takes, as an SVG document (POST /descent/plot)."""
+        body = self._descent_body(
+            problem, learning_rate, steps, record_every, patience, gradient_tolerance, compare_with
+        )
+        request, X = _with_X_apart(body, ("problem", "data"), binary)
+        svg: str = self._send("POST", "/descent/plot", request, X, svg=True)
+        return svg
+
+    @staticmethod
+    def _descent_body(
+        problem: Mapping[str, Any],
+        learning_rate: float,
+        steps: int,
+        record_every: int | None,
+        patience: int | None,
+        gradient_tolerance: float | None,
+        compare_with: Mapping[str, Any] | None,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"problem": problem, "learning_rate": learning_rate, "steps": steps}
+        options = {
+            "record_every": record_every,
+            "patience": patience,
+            "gradient_tolerance": gradient_tolerance,
+            "compare_with": compare_with,
+        }
+        body.update({k: to_json_value(v) for k, v in options.items() if v is not None})
+        return body
 
     # POST /grade
 
