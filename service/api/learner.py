@@ -23,8 +23,21 @@ from service.api.problems import PreparedNetwork
 from service.api.responses import gradient_response, network_response
 from service.api.schemas import EXAMPLES
 from service.compute import catalog
+from service.compute.activations import ACTIVATIONS
 from service.compute.breakdown import REGULARIZATION_NOTE, RULE_CANONICAL, RULE_CHAIN, chain_formulas
-from service.compute.pairings import PRESETS, ModelName
+from service.compute.domains import Formula
+from service.compute.network_breakdown import (
+    FIRST_LAYER_NOTE,
+    a_formula,
+    cost_formula,
+    db_formula,
+    dW_formula,
+    g_prime_formula,
+    hidden_delta_formula,
+    output_delta_formula,
+    z_formula,
+)
+from service.compute.pairings import PRESETS, ModelName, rhs
 from service.render.curve import cost_curves
 from service.render.derivation import derivation_html
 from service.render.graph import gradient_graph
@@ -124,6 +137,103 @@ def symbolic_chain() -> dict[str, Any]:
         "steps": skeletons,
         "rules": {"canonical": RULE_CANONICAL, "chain": RULE_CHAIN},
         "presets": {str(m): {"activation": str(a), "loss": str(lo)} for m, (a, lo) in PRESETS.items()},
+        "network": symbolic_network(),
+    }
+
+
+# Placeholders of the network's step templates, filled in by the page (page.js, networkSteps).
+# Layers: "{@l}" the layer, "{@p}" the one below it (l − 1), "{@L}" the output layer, "{@x}" the
+# first layer's note (empty for the others). "{@name}" is the name of the activation of the layer the
+# template's "act" names ("l" or "p"); a template's "fill" maps other placeholders to a formula whose
+# LaTeX goes into "latex" and whose text into "text": ["pairing", "dL_dz"] from the catalogue's pairing,
+# ["layer", "g"] or ["layer", "g_prime"] from "activations" below, for that layer's activation.
+_LAYER, _BELOW, _OUTPUT, _FIRST, _NAME = "{@l}", "{@p}", "{@L}", "{@x}", "{@name}"
+_G, _G_PRIME, _DL_DZ = "{@g}", "{@gp}", "{@dz}"
+
+
+def _slot(token: str) -> Formula:
+    return Formula(token, token)
+
+
+def symbolic_network() -> dict[str, Any]:
+    """The derivation of a neural network as step templates, for grading a signed network problem.
+
+    Filled in for a problem's layers (their activations), loss and regularization, in the order
+    forward (z[l], a[l] for l = 1..L), output (L, J, ∂L/∂f, ∂f/∂z, δ[L]), then backward for l = L..1
+    (∂J/∂W[l], ∂J/∂b[l], and δ[l−1] when l > 1), they are exactly the steps of /gradient's network
+    breakdown without their values: the templates are written by the functions that write those steps.
+    The loss's formulas and the output activation's ∂f/∂z come from the catalogue (`from`, as for a
+    single layer); the right-hand sides g(z) and g′(z) a layer needs, which the catalogue gives only
+    inside whole equations, are here under "activations".
+    """
+    output: dict[str, list[dict[str, Any]]] = {}
+    backward: dict[str, list[dict[str, Any]]] = {}
+    for reg in ("", "l2", "l1"):
+        output[reg] = [
+            {"factor": "L", "layer": "L", "kind": "forward", "from": ["loss", "formula"]},
+            {"factor": "J", "kind": "forward", **_formula(cost_formula(reg or None))},
+            {"factor": "dL/df", "layer": "L", "kind": "local", "from": ["loss", "derivative"], "derivation": "loss"},
+            {
+                "factor": "df/dz",
+                "layer": "L",
+                "kind": "local",
+                "from": ["activation", "derivative"],
+                "derivation": "activation",
+            },
+            {
+                "factor": f"delta[{_OUTPUT}]",
+                "layer": "L",
+                "kind": "chain",
+                **_formula(output_delta_formula(_OUTPUT, _slot(_DL_DZ))),
+                "fill": {_DL_DZ: ["pairing", "dL_dz"]},
+                "rule": "pairing",
+            },
+        ]
+        backward[reg] = [
+            {
+                "factor": f"dJ/dW[{_LAYER}]",
+                "layer": "l",
+                "kind": "aggregate",
+                **_formula(dW_formula(_LAYER, _BELOW, reg or None)),
+            },
+            {"factor": f"dJ/db[{_LAYER}]", "layer": "l", "kind": "aggregate", **_formula(db_formula(_LAYER))},
+        ]
+    return {
+        "forward": [
+            {
+                "factor": f"z[{_LAYER}]",
+                "layer": "l",
+                "kind": "forward",
+                **_formula(z_formula(_LAYER, _BELOW, _FIRST)),
+            },
+            {
+                "factor": f"a[{_LAYER}]",
+                "layer": "l",
+                "kind": "forward",
+                "act": "l",
+                **_formula(a_formula(_LAYER, _NAME, _slot(_G))),
+                "fill": {_G: ["layer", "g"]},
+            },
+        ],
+        "output": output,
+        "backward": backward,
+        "hidden": {
+            "factor": f"delta[{_BELOW}]",
+            "layer": "p",
+            "kind": "chain",
+            "act": "p",
+            **_formula(hidden_delta_formula(_LAYER, _BELOW, _slot(_G_PRIME), _NAME)),
+            "fill": {_G_PRIME: ["layer", "g_prime"]},
+            "derivation": "layer",
+        },
+        "first_layer_note": FIRST_LAYER_NOTE,
+        "activations": {
+            str(name): {
+                "g": _formula(rhs(act.formula)),
+                "g_prime": _formula(g_prime_formula(act.derivative_formula, _BELOW)),
+            }
+            for name, act in ACTIVATIONS.items()
+        },
     }
 
 

@@ -8,8 +8,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from service.compute.activations import ActivationName
-from service.compute.breakdown import _derivation, _displayable, _formula, canonical_simplification
+from service.compute.breakdown import (
+    RULE_CANONICAL,
+    RULE_CHAIN,
+    _derivation,
+    _displayable,
+    _formula,
+    canonical_simplification,
+)
 from service.compute.derivations import activation_derivation, loss_derivation
+from service.compute.domains import Formula
 from service.compute.pairings import rhs
 
 if TYPE_CHECKING:
@@ -18,8 +26,115 @@ if TYPE_CHECKING:
 SATURATION = 1e-4  # g'(z) below this fraction of its largest value: the unit passes almost no gradient
 
 
-def _sup(name: str, layer: int | str) -> str:
+# The formulas of the network's steps. A layer is a number, or a placeholder such as "{@l}" when the
+# learner's page gets them as templates to fill in (service/api/learner.py, `symbolic_chain`): the
+# same functions write /gradient's steps and those templates, so the two cannot drift apart.
+Layer = int | str
+
+
+def _sup(name: str, layer: Layer) -> str:
     return f"{name}^{{[{layer}]}}"
+
+
+def z_formula(layer: Layer, prev: Layer, first: str) -> Formula:
+    """z[l] = a[l-1] W[l] + b[l]; `first` is what the text adds for the first layer."""
+    return Formula(
+        _sup("z", layer) + " = " + _sup("a", prev) + _sup("W", layer) + " + " + _sup("b", layer),
+        f"z[{layer}] = a[{prev}] W[{layer}] + b[{layer}]" + first,
+    )
+
+
+FIRST_LAYER_NOTE = " (a[0] = X)"
+
+
+def a_formula(layer: Layer, name: str, g: Formula) -> Formula:
+    """a[l] = g(z[l]), with g the right-hand side of the activation's formula."""
+    return Formula(
+        _sup("a", layer) + " = g(" + _sup("z", layer) + "), \\quad g(z) = " + g.latex,
+        f"a[{layer}] = {name}(z[{layer}]), g(z) = {g.text}",
+    )
+
+
+def cost_formula(reg_kind: str | None) -> Formula:
+    """J, the mean loss plus the regularization of every layer's W."""
+    reg_latex = reg_text = ""
+    if reg_kind == "l2":
+        reg_latex, reg_text = (
+            r" + \frac{\lambda}{2m} \sum_{l} \lVert W^{[l]} \rVert^{2}",
+            " + lambda/(2m) sum_l |W[l]|^2",
+        )
+    elif reg_kind is not None:
+        reg_latex, reg_text = (
+            r" + \frac{\lambda}{m} \sum_{l} \lvert W^{[l]} \rvert_1",
+            " + (lambda/m) sum_l |W[l]|_1",
+        )
+    return Formula(r"J = \frac{1}{m} \sum_{i=1}^{m} L_i" + reg_latex, "J = (1/m) sum_i L_i" + reg_text)
+
+
+def output_delta_formula(layer: Layer, dL_dz: Formula) -> Formula:
+    """δ[L] = ∂L/∂z of the output's pairing."""
+    return Formula(_sup(r"\delta", layer) + r" = " + dL_dz.latex, f"delta[{layer}] = " + dL_dz.text)
+
+
+def dW_formula(layer: Layer, prev: Layer, reg_kind: str | None) -> Formula:
+    """∂J/∂W[l] = (1/m) a[l-1]ᵀ δ[l] (+ ∂R/∂W[l])."""
+    reg_l = ("", "")
+    if reg_kind is not None:
+        dR = (
+            (r"\frac{\lambda}{m} W^{[l]}", "(lambda/m) W[l]")
+            if reg_kind == "l2"
+            else (r"\frac{\lambda}{m} \operatorname{sign}(W^{[l]})", "(lambda/m) sign(W[l])")
+        )
+        reg_l = (" + " + dR[0].replace("[l]", f"[{layer}]"), " + " + dR[1].replace("[l]", f"[{layer}]"))
+    return Formula(
+        r"\frac{\partial J}{\partial "
+        + _sup("W", layer)
+        + r"} = \frac{1}{m} {"
+        + _sup("a", prev)
+        + r"}^{\top} "
+        + _sup(r"\delta", layer)
+        + reg_l[0],
+        f"dJ/dW[{layer}] = (1/m) a[{prev}]^T delta[{layer}]" + reg_l[1],
+    )
+
+
+def db_formula(layer: Layer) -> Formula:
+    """∂J/∂b[l] = (1/m) Σ δ[l] (b is not regularized)."""
+    return Formula(
+        r"\frac{\partial J}{\partial "
+        + _sup("b", layer)
+        + r"} = \frac{1}{m} \sum_{i=1}^{m} "
+        + _sup(r"\delta", layer)
+        + "_i",
+        f"dJ/db[{layer}] = (1/m) sum_i delta[{layer}]_i (b is not regularized)",
+    )
+
+
+def g_prime_formula(derivative: Formula, prev: Layer) -> Formula:
+    """g′(z) of the layer below, the right-hand side of the activation's derivative; when it is written in
+    terms of f, the text says that f is that layer's a."""
+    gp = rhs(derivative)
+    uses_f = re.search(r"\bf\b", gp.text) is not None
+    return Formula(
+        gp.latex + (r" \text{ with } f = " + _sup("a", prev) if uses_f else ""),
+        gp.text + (f" with f = a[{prev}]" if uses_f else ""),
+    )
+
+
+def hidden_delta_formula(layer: Layer, prev: Layer, g_prime: Formula, name: str) -> Formula:
+    """δ[l-1] = (δ[l] W[l]ᵀ) ⊙ g′(z[l-1]), with `g_prime` from `g_prime_formula` and the activation's name."""
+    return Formula(
+        _sup(r"\delta", prev)
+        + r" = \left("
+        + _sup(r"\delta", layer)
+        + " {"
+        + _sup("W", layer)
+        + r"}^{\top}\right) \odot g'("
+        + _sup("z", prev)
+        + r"), \quad g'(z) = "
+        + g_prime.latex,
+        f"delta[{prev}] = (delta[{layer}] W[{layer}]^T) * g'(z[{prev}]), g'(z) = {g_prime.text} ({name})",
+    )
 
 
 def build_network_breakdown(net: NetworkProblem, ev: NetworkEvaluation, *, full: bool) -> dict[str, Any]:
@@ -65,42 +180,27 @@ def build_network_breakdown(net: NetworkProblem, ev: NetworkEvaluation, *, full:
                 "factor": f"z[{layer}]",
                 "layer": layer,
                 "kind": "forward",
-                "latex": _sup("z", layer) + " = " + _sup("a", layer - 1) + _sup("W", layer) + " + " + _sup("b", layer),
-                "text": f"z[{layer}] = a[{layer - 1}] W[{layer}] + b[{layer}]" + (" (a[0] = X)" if layer == 1 else ""),
+                **_formula(z_formula(layer, layer - 1, FIRST_LAYER_NOTE if layer == 1 else "")),
                 "value": z,
             }
         )
-        a_formula = rhs(act.formula)
         steps.append(
             {
                 "factor": f"a[{layer}]",
                 "layer": layer,
                 "kind": "forward",
-                "latex": _sup("a", layer) + " = g(" + _sup("z", layer) + "), \\quad g(z) = " + a_formula.latex,
-                "text": f"a[{layer}] = {act.name}(z[{layer}]), g(z) = {a_formula.text}",
+                **_formula(a_formula(layer, str(act.name), rhs(act.formula))),
                 "value": ev.activations[layer],
             }
         )
     reg = net.regularization
-    reg_latex = reg_text = ""
-    if reg is not None:
-        if reg.kind == "l2":
-            reg_latex, reg_text = (
-                r" + \frac{\lambda}{2m} \sum_{l} \lVert W^{[l]} \rVert^{2}",
-                " + lambda/(2m) sum_l |W[l]|^2",
-            )
-        else:
-            reg_latex, reg_text = (
-                r" + \frac{\lambda}{m} \sum_{l} \lvert W^{[l]} \rvert_1",
-                " + (lambda/m) sum_l |W[l]|_1",
-            )
+    reg_kind = reg.kind if reg is not None else None
     steps.append({"factor": "L", "layer": L, "kind": "forward", **_formula(loss.formula), "value": ev.per_sample_loss})
     steps.append(
         {
             "factor": "J",
             "kind": "forward",
-            "latex": r"J = \frac{1}{m} \sum_{i=1}^{m} L_i" + reg_latex,
-            "text": "J = (1/m) sum_i L_i" + reg_text,
+            **_formula(cost_formula(reg_kind)),
             "value": ev.loss,
         }
     )
@@ -126,42 +226,23 @@ def build_network_breakdown(net: NetworkProblem, ev: NetworkEvaluation, *, full:
             **full_f,
         }
     )
-    dL_dz = pairing.dL_dz_formula
     steps.append(
         {
             "factor": f"delta[{L}]",
             "layer": L,
             "kind": "chain",
-            "latex": _sup(r"\delta", L) + r" = " + dL_dz.latex,
-            "text": f"delta[{L}] = " + dL_dz.text,
+            **_formula(output_delta_formula(L, pairing.dL_dz_formula)),
             "value": ev.deltas[-1],
-            "rule": "canonical simplification" if pairing.canonical else "chain rule: dL/dz = dL/df * df/dz",
+            "rule": RULE_CANONICAL if pairing.canonical else RULE_CHAIN,
         }
     )
-    dR = None
-    if reg is not None:
-        dR = (
-            (r"\frac{\lambda}{m} W^{[l]}", "(lambda/m) W[l]")
-            if reg.kind == "l2"
-            else (r"\frac{\lambda}{m} \operatorname{sign}(W^{[l]})", "(lambda/m) sign(W[l])")
-        )
     for layer in range(L, 0, -1):
-        reg_l = (
-            (" + " + dR[0].replace("[l]", f"[{layer}]"), " + " + dR[1].replace("[l]", f"[{layer}]")) if dR else ("", "")
-        )
         steps.append(
             {
                 "factor": f"dJ/dW[{layer}]",
                 "layer": layer,
                 "kind": "aggregate",
-                "latex": r"\frac{\partial J}{\partial "
-                + _sup("W", layer)
-                + r"} = \frac{1}{m} {"
-                + _sup("a", layer - 1)
-                + r"}^{\top} "
-                + _sup(r"\delta", layer)
-                + reg_l[0],
-                "text": f"dJ/dW[{layer}] = (1/m) a[{layer - 1}]^T delta[{layer}]" + reg_l[1],
+                **_formula(dW_formula(layer, layer - 1, reg_kind)),
                 "value": ev.grad_Ws[layer - 1],
             }
         )
@@ -170,37 +251,23 @@ def build_network_breakdown(net: NetworkProblem, ev: NetworkEvaluation, *, full:
                 "factor": f"dJ/db[{layer}]",
                 "layer": layer,
                 "kind": "aggregate",
-                "latex": r"\frac{\partial J}{\partial "
-                + _sup("b", layer)
-                + r"} = \frac{1}{m} \sum_{i=1}^{m} "
-                + _sup(r"\delta", layer)
-                + "_i",
-                "text": f"dJ/db[{layer}] = (1/m) sum_i delta[{layer}]_i (b is not regularized)",
+                **_formula(db_formula(layer)),
                 "value": ev.grad_bs[layer - 1],
             }
         )
         if layer > 1:
             g = net.activation(layer - 1)
-            gp_formula = rhs(g.derivative_formula)
-            uses_f = re.search(r"\bf\b", gp_formula.text) is not None  # written in terms of f = a[l]
             extra = {"derivation": _derivation(activation_derivation(g.name))} if full else {}
             steps.append(
                 {
                     "factor": f"delta[{layer - 1}]",
                     "layer": layer - 1,
                     "kind": "chain",
-                    "latex": _sup(r"\delta", layer - 1)
-                    + r" = \left("
-                    + _sup(r"\delta", layer)
-                    + " {"
-                    + _sup("W", layer)
-                    + r"}^{\top}\right) \odot g'("
-                    + _sup("z", layer - 1)
-                    + r"), \quad g'(z) = "
-                    + gp_formula.latex
-                    + (r" \text{ with } f = " + _sup("a", layer - 1) if uses_f else ""),
-                    "text": f"delta[{layer - 1}] = (delta[{layer}] W[{layer}]^T) * g'(z[{layer - 1}]), "
-                    f"g'(z) = {gp_formula.text}{f' with f = a[{layer - 1}]' if uses_f else ''} ({g.name})",
+                    **_formula(
+                        hidden_delta_formula(
+                            layer, layer - 1, g_prime_formula(g.derivative_formula, layer - 1), str(g.name)
+                        )
+                    ),
                     "value": ev.deltas[layer - 2],
                     **extra,
                 }

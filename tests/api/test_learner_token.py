@@ -161,3 +161,137 @@ def test_a_student_key_reaches_what_the_page_needs_and_nothing_that_computes(key
     assert keyed.post("/grade", json={"problem_token": token, "answer": {"loss": 1.0}}, headers=S).status_code == 200
     for path in ("/gradient", "/graph"):
         assert_problem(keyed.post(path, json=problem, headers=S), 403, "forbidden")
+
+
+# --- neural networks ------------------------------------------------------------------------------
+
+
+def _fill_network(
+    chain: dict[str, Any], problem: dict[str, Any], cat: dict[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The symbolic steps of a network as page.js builds them (networkSteps): the templates of #chain's
+    "network", their placeholders filled in per layer, with the catalogue's formulas where they say so."""
+    net = chain["network"]
+    names = [layer["activation"] for layer in problem["layers"]]
+    L = len(names)
+    out_act, loss = cat["activations"][names[-1]], cat["losses"][problem["loss"]]
+    pair = cat["pairings"][f"{names[-1]}/{problem['loss']}"]
+    reg = problem.get("regularization", {}).get("kind", "")
+    sources = {"activation": out_act, "loss": loss, "pairing": pair}
+
+    def fill(t: dict[str, Any], layer: int) -> dict[str, Any]:
+        at = {"l": layer, "p": layer - 1, "L": L}
+        name = names[at[t["act"]] - 1] if "act" in t else None
+        tokens = {
+            "{@l}": str(layer),
+            "{@p}": str(layer - 1),
+            "{@L}": str(L),
+            "{@x}": net["first_layer_note"] if layer == 1 else "",
+            "{@name}": name or "",
+        }
+
+        def sub(s: str, field: str) -> str:
+            for token, (src, key) in t.get("fill", {}).items():
+                piece = net["activations"][name] if src == "layer" else sources[src]
+                s = s.replace(token, piece[key][field])
+            for token, value in tokens.items():
+                s = s.replace(token, value)
+            return s
+
+        step = {k: v for k, v in t.items() if k not in ("from", "fill", "act", "layer", "rule", "derivation")}
+        step["factor"] = sub(t["factor"], "text")
+        if "layer" in t:
+            step["layer"] = at[t["layer"]]
+        if "from" in t:
+            step.update(sources[t["from"][0]][t["from"][1]])
+        else:
+            step["latex"], step["text"] = sub(t["latex"], "latex"), sub(t["text"], "text")
+        if "derivation" in t:
+            src = cat["activations"][name] if t["derivation"] == "layer" else sources[t["derivation"]]
+            step["derivation"] = src["derivation"]
+        if t.get("rule") == "pairing":
+            step["rule"] = chain["rules"]["canonical" if pair["canonical"] else "chain"]
+        return step
+
+    steps = [fill(t, layer) for layer in range(1, L + 1) for t in net["forward"]]
+    steps += [fill(t, L) for t in net["output"][reg]]
+    for layer in range(L, 0, -1):
+        steps += [fill(t, layer) for t in net["backward"][reg]]
+        if layer > 1:
+            steps.append(fill(net["hidden"], layer))
+    return steps
+
+
+def _network(hidden: list[str], output: str, loss: str, reg: str = "") -> dict[str, Any]:
+    """A small network: 3 examples of 2 features, hidden layers of 2 units, the output's shape for its loss."""
+    X = [[0.5, 1.5], [1.0, -1.0], [-1.5, 0.5]]
+    k = 3 if output == "softmax" else 1
+    widths = [2] * (len(hidden) + 1) + [k]
+    layers = [
+        {
+            "W": [
+                [round(0.3 * (i + 1) - 0.2 * j + 0.1 * n, 2) for j in range(widths[n + 1])] for i in range(widths[n])
+            ],
+            "b": [round(0.05 * (j - n), 2) for j in range(widths[n + 1])],
+        }
+        for n in range(len(widths) - 1)
+    ]
+    y: list[Any] = {
+        "categorical_cross_entropy": [0, 2, 1],
+        "binary_cross_entropy": [0, 1, 1],
+        "squared_error": [0.5, -1.0, 2.0],
+    }.get(loss, [0.2, 0.7, 0.4])
+    problem: dict[str, Any] = {
+        "model": "neural_network",
+        "layers": [{"activation": a} for a in [*hidden, output]],
+        "loss": loss,
+        "parameters": {"layers": layers},
+        "data": {"X": X, "y": y},
+    }
+    if reg:
+        problem["regularization"] = {"kind": reg, "lambda": 0.5}
+    return problem
+
+
+NETWORK_SHAPES: list[tuple[list[str], str, str]] = [
+    ([], "sigmoid", "binary_cross_entropy"),
+    (["relu"], "sigmoid", "binary_cross_entropy"),
+    (["tanh"], "softmax", "categorical_cross_entropy"),
+    (["sigmoid"], "identity", "squared_error"),
+    (["relu", "tanh"], "identity", "squared_error"),
+    (["tanh", "sigmoid"], "softmax", "categorical_cross_entropy"),
+    (["sigmoid", "relu"], "sigmoid", "binary_cross_entropy"),
+    (["softplus", "identity"], "sigmoid", "squared_error"),  # a non-canonical output pairing
+    (["exp"], "exp", "poisson"),
+]
+NETWORKS = [
+    (f"{'-'.join([*h, o])}/{lo}" + (f"+{reg}" if reg else ""), _network(h, o, lo, reg))
+    for h, o, lo in NETWORK_SHAPES
+    for reg in ("", "l2", "l1")
+] + [("example", {k: v for k, v in EXAMPLES["neural_network"].items() if k != "explain"})]
+
+
+TEMPLATE_KEYS = {"factor", "layer", "kind", "latex", "text", "from", "fill", "act", "derivation", "rule"}
+
+
+def test_the_network_templates_hold_formulas_only(page: str) -> None:
+    net = _script_json(page, "chain")["network"]
+    templates = [*net["forward"], net["hidden"]]
+    for reg in ("", "l2", "l1"):
+        templates += net["output"][reg] + net["backward"][reg]
+    for t in templates:
+        assert set(t) <= TEMPLATE_KEYS, t  # no "value": not one number of any problem
+    assert sorted(net["activations"]) == sorted(a["name"] for a in catalog.activations())
+    for entry in net["activations"].values():
+        assert set(entry) == {"g", "g_prime"}
+        assert all(set(f) == {"latex", "text"} for f in entry.values())
+
+
+@pytest.mark.parametrize(("name", "problem"), NETWORKS, ids=[n for n, _ in NETWORKS])
+def test_the_symbolic_network_derivation_is_the_breakdowns_without_values(
+    keyed: TestClient, page: str, student_catalogue: dict[str, dict[str, Any]], name: str, problem: dict[str, Any]
+) -> None:
+    expected = keyed.post("/gradient", json={**problem, "explain": "full"}, headers=G)
+    assert expected.status_code == 200, (name, expected.text[:300])
+    steps = [{k: v for k, v in s.items() if k != "value"} for s in expected.json()["breakdown"]["steps"]]
+    assert _fill_network(_script_json(page, "chain"), problem, student_catalogue) == steps

@@ -440,6 +440,121 @@ def test_a_student_grades_a_signed_problem(browser: Any) -> None:
         s.context.close()
 
 
+# three layers (tanh, relu, sigmoid + binary cross-entropy): the grader diagnoses a dropped tanh′ in δ[1]
+NETWORK = {
+    "model": "neural_network",
+    "layers": [{"activation": "tanh"}, {"activation": "relu"}, {"activation": "sigmoid"}],
+    "loss": "binary_cross_entropy",
+    "parameters": {
+        "layers": [
+            {"W": [[0.5, -0.4], [0.2, 0.6]], "b": [0.1, 0.0]},
+            {"W": [[0.7, 0.3], [-0.3, 0.8]], "b": [0.05, 0.1]},
+            {"W": [[0.9], [-0.6]], "b": [0.0]},
+        ]
+    },
+    "data": {"X": [[0.5, 1.5], [1, 1], [1.5, 0.5], [3, 0.5]], "y": [0, 1, 0, 1]},
+    "regularization": {"kind": "l2", "lambda": 0.1},
+}
+
+
+def _network_answers(service: Service) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
+    """Two wrong answers to NETWORK (δ[1] without g′(z[1]); layer 2's gradients summed, not averaged) and the
+    breakdown's steps, from /gradient with the grader's key."""
+    result = _gradient(service, NETWORK, **GRADER)
+    right = result["gradients"]["layers"]
+    deltas = {layer["layer"]: np.array(layer["delta"]) for layer in result["breakdown"]["layers"]}
+    X, m = np.array(NETWORK["data"]["X"]), len(NETWORK["data"]["X"])
+    W1, W2 = (np.array(p["W"]) for p in NETWORK["parameters"]["layers"][:2])
+    delta1 = deltas[2] @ W2.T  # the factor tanh′(z[1]) left out
+    no_g_prime = [
+        {"W": (X.T @ delta1 / m + 0.1 / m * W1).tolist(), "b": delta1.mean(axis=0).tolist()},
+        *right[1:],
+    ]
+    layer2 = right[1]
+    reg2 = 0.1 / m * W2
+    no_mean = [
+        right[0],
+        {"W": ((np.array(layer2["W"]) - reg2) * m + reg2).tolist(), "b": (np.array(layer2["b"]) * m).tolist()},
+        right[2],
+    ]
+    return {"gradients": {"layers": no_g_prime}}, {"gradients": {"layers": no_mean}}, result["breakdown"]["steps"]
+
+
+def test_a_student_grades_a_signed_network(browser: Any) -> None:
+    """A signed network problem with a student key: the formulas of backpropagation, layer by layer, exactly
+    /gradient's without a value, with the mistaken step (δ[1], or layer 2's gradients) marked."""
+    env = {"GRADIENT_SERVICE_API_KEYS": json.dumps(STUDENT_KEYS), "GRADIENT_SERVICE_SIGNING_SECRET": "s" * 32}
+    with running_service(env=env) as service:
+        token = _sign(service, NETWORK)
+        no_g_prime, no_mean, expected = _network_answers(service)
+        s = Session(browser, service)
+        page = s.page
+        page.goto(service.base + "/explain")
+        page.wait_for_selector("#derivation-body .katex")
+        page.locator("details.key summary").click()
+        page.fill("#api-key", "page-student-key")
+        page.fill("#problem-token", token)
+        facts = page.locator("#token-problem dl.token-facts").text_content() or ""
+        assert (
+            "neural_network: sigmoid + binary_cross_entropy" in facts and "layers 1: tanh, 2: relu, 3: sigmoid" in facts
+        )
+
+        # δ[1] without tanh′(z[1]): layer 1's gradients are wrong, and δ[1] is the step marked (not δ[2])
+        page.fill("#answer", json.dumps(no_g_prime))
+        page.focus("#grade-button")
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#token-derivation li.mistake")
+        assert page.locator("#grade-error").text_content() == ""
+        verdicts = {
+            row.get_attribute("data-part"): row.get_attribute("data-correct")
+            for row in page.locator("#grade-result tr[data-part]").all()
+        }
+        assert verdicts == {
+            "gradients.layers.0.W": "false",
+            "gradients.layers.0.b": "false",
+            **{f"gradients.layers.{i}.{k}": "true" for i in (1, 2) for k in ("W", "b")},
+        }
+        assert "missing_hidden_derivative" in (page.locator("#grade-status").text_content() or "")
+        steps = page.locator("#token-derivation li.step")
+        assert steps.evaluate_all("els => els.map(e => e.dataset.factor)") == [st["factor"] for st in expected]
+        latex = page.locator("#token-derivation li.step > .math").evaluate_all(
+            "els => els.map(e => e.getAttribute('data-latex'))"
+        )
+        assert latex == [st["latex"] for st in expected]
+        layers = steps.evaluate_all(
+            "els => els.map(e => e.dataset.layer === undefined ? null : Number(e.dataset.layer))"
+        )
+        assert layers == [st.get("layer") for st in expected]
+        assert page.locator("#token-derivation .katex").count() >= len(expected)
+        assert page.locator("#token-derivation .katex-error").count() == 0
+        assert page.locator("#token-derivation table, #token-derivation .num, #token-derivation p.value").count() == 0
+        marked = page.locator("#token-derivation li.mistake").evaluate_all("els => els.map(e => e.dataset.factor)")
+        assert marked == ["delta[1]"]
+        note = page.locator("#token-step-delta-1 .mistake-note")
+        assert note.is_visible() and "missing_hidden_derivative" in (note.text_content() or "")
+        assert "gradients.layers.0.W, gradients.layers.0.b" in (note.text_content() or "")
+        assert page.evaluate("() => document.activeElement.id") == "token-step-delta-1"
+        assert page.locator("#token-derivation li.canonical .explanation").count() == 1  # δ[3] = f − y
+        page.locator("#grade").screenshot(path=str(ARTIFACTS / "13-token-network-grading.png"))
+        page.locator("#token-step-delta-1").screenshot(path=str(ARTIFACTS / "14-token-network-mistake-step.png"))
+
+        # layer 2's gradients summed over the examples: the grader names missing_mean (also matching
+        # layer_missing_mean) in layer 2 only, and layer 2's two gradient steps are marked
+        page.fill("#answer", json.dumps(no_mean))
+        page.click("#grade-button")
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('#token-derivation li.mistake')].some(e => e.dataset.layer === '2')"
+        )
+        assert "also matches layer_missing_mean" in (page.locator("#grade-result").text_content() or "")
+        marked = page.locator("#token-derivation li.mistake").evaluate_all("els => els.map(e => e.dataset.factor)")
+        assert sorted(marked) == ["dJ/dW[2]", "dJ/db[2]"]
+        page.locator("#token-step-dJ-dW-2").screenshot(path=str(ARTIFACTS / "15-token-network-layer-mistake.png"))
+        assert not any(p in ("/gradient", "/graph", "/descent", "/descent/plot") for p in _paths(s))
+        assert _paths(s).count("/grade") == 2 and "/activations" in _paths(s)
+        s.check_clean()
+        s.context.close()
+
+
 def test_a_rate_limited_grading_says_when_to_retry(browser: Any) -> None:
     """A 429: the page gives the wait from Retry-After, holds the Grade button that long, then gives it back."""
     env = {

@@ -364,7 +364,13 @@
     "per_sample.dL_df": "dL/df", "per_sample.df_dz": "df/dz", "per_sample.dL_dz": "dL/dz",
   };
 
-  function stepsFor(check, root) {
+  // the layer (1-based, as the steps count them) of a network's part "gradients.layers.<i>.W" or ".b"
+  function partLayer(name) {
+    const found = /^gradients\.layers\.(\d+)\.(W|b)$/.exec(name);
+    return found ? Number(found[1]) + 1 : null;
+  }
+
+  function stepsFor(check, root, checks) {
     const steps = Array.from(root.querySelectorAll("li.step"));
     const byFactor = (names) => steps.filter((s) => names.includes(s.dataset.factor));
     const layer = /^gradients\.layers\.(\d+)\.(W|b)$/.exec(check.name);
@@ -372,7 +378,14 @@
     if (code === "missing_hidden_derivative" || code === "weights_not_transposed") {
       const deltas = steps.filter((s) => /^delta\[\d+\]$/.test(s.dataset.factor));
       const output = Math.max(...deltas.map((s) => Number(s.dataset.layer)));
-      return deltas.filter((s) => Number(s.dataset.layer) < output); // the hidden layers' backprop steps
+      const hidden = deltas.filter((s) => Number(s.dataset.layer) < output); // the hidden layers' backprop steps
+      // A wrong δ[l] makes every layer up to l wrong and none above it: the mistaken step is at or above the
+      // highest part with this mistake, and below the lowest part answered right.
+      const layers = (keep) => (checks || []).filter(keep).map((c) => partLayer(c.name)).filter((l) => l !== null);
+      const low = Math.max(1, ...layers((c) => !c.correct && c.mistake && c.mistake.code === code));
+      const high = Math.min(output, ...layers((c) => c.correct));
+      const narrowed = hidden.filter((s) => Number(s.dataset.layer) >= low && Number(s.dataset.layer) < high);
+      return narrowed.length ? narrowed : hidden;
     }
     if (layer) { // a network's ∂J/∂W[l] or ∂J/∂b[l]: its own aggregate step
       return byFactor(["dJ/d" + layer[2] + "[" + (Number(layer[1]) + 1) + "]"]);
@@ -397,7 +410,7 @@
     const notes = new Map(); // one note per step and cause, naming every part it explains
     for (const check of checks) {
       if (check.correct) continue;
-      for (const step of stepsFor(check, root)) {
+      for (const step of stepsFor(check, root, checks)) {
         const cause = check.mistake ? check.mistake.code : "";
         const key = step.id + "|" + cause;
         if (notes.has(key)) {
@@ -598,31 +611,78 @@
     return { steps: steps, pairing: pair };
   }
 
+  // The symbolic derivation of a neural network: #chain's "network" templates filled in for the problem's layers
+  // (service/api/learner.py, symbolic_network, says what each placeholder stands for), in /gradient's order:
+  // z[l], a[l] for every layer; L, J, ∂L/∂f, ∂f/∂z, δ[L]; then ∂J/∂W[l], ∂J/∂b[l] and δ[l−1] from the top down.
+  function networkSteps(problem, cat) {
+    const net = chain.network;
+    const names = (problem.layers || []).map((layer) => layer && layer.activation);
+    const L = names.length;
+    if (!L || names.some((name) => !net.activations[name] || !cat.activations.get(name))) return null;
+    const act = cat.activations.get(names[L - 1]), loss = cat.losses.get(problem.loss);
+    const pair = cat.pairings.get(names[L - 1] + "/" + problem.loss);
+    if (!loss || !pair || !pair.compatible) return null;
+    const reg = problem.regularization ? problem.regularization.kind : "";
+    if (!net.output[reg] || !net.backward[reg]) return null;
+    const sources = { activation: act, loss: loss, pairing: pair };
+    const replaceAll = (text, token, value) => text.split(token).join(value);
+
+    function fill(t, l) {
+      const at = { l: l, p: l - 1, L: L };
+      const name = t.act ? names[at[t.act] - 1] : "";
+      const tokens = { "{@l}": String(l), "{@p}": String(l - 1), "{@L}": String(L),
+        "{@x}": l === 1 ? net.first_layer_note : "", "{@name}": name };
+      const sub = (text, field) => {
+        for (const [token, [src, key]] of Object.entries(t.fill || {})) {
+          text = replaceAll(text, token, (src === "layer" ? net.activations[name] : sources[src])[key][field]);
+        }
+        for (const [token, value] of Object.entries(tokens)) text = replaceAll(text, token, value);
+        return text;
+      };
+      const step = { factor: sub(t.factor, "text"), kind: t.kind };
+      if (t.layer) step.layer = at[t.layer];
+      if (t.from) Object.assign(step, sources[t.from[0]][t.from[1]]);
+      else Object.assign(step, { latex: sub(t.latex, "latex"), text: sub(t.text, "text") });
+      if (t.derivation) step.derivation = (t.derivation === "layer" ? cat.activations.get(name) : sources[t.derivation]).derivation;
+      if (t.rule === "pairing") step.rule = pair.canonical ? chain.rules.canonical : chain.rules.chain;
+      return step;
+    }
+
+    const steps = [];
+    for (let l = 1; l <= L; l++) net.forward.forEach((t) => steps.push(fill(t, l)));
+    net.output[reg].forEach((t) => steps.push(fill(t, L)));
+    for (let l = L; l >= 1; l--) {
+      net.backward[reg].forEach((t) => steps.push(fill(t, l)));
+      if (l > 1) steps.push(fill(net.hidden, l));
+    }
+    return { steps: steps, pairing: pair };
+  }
+
   async function showTokenDerivation(problem) {
     const box = $("token-derivation");
     box.hidden = false;
     const heading = el("h3", { id: "token-derivation-h" }, "The derivation of this problem, formulas only");
-    if (problem.model === "neural_network") {
-      box.replaceChildren(heading, el("p", { class: "hint" }, "The step-by-step formulas are shown for single-layer " +
-        "models only: for a network, the verdicts and the mistake's explanation above are what the service gives " +
-        "with a student's key."));
-      return false;
-    }
-    const built = symbolicSteps(problem, await loadCatalogue());
+    const network = problem.model === "neural_network";
+    const cat = await loadCatalogue();
+    const built = network ? networkSteps(problem, cat) : symbolicSteps(problem, cat);
     if (!built) {
-      box.replaceChildren(heading, el("p", { class: "hint" }, "The catalogue does not describe this problem's pairing."));
+      box.replaceChildren(heading, el("p", { class: "hint" }, "The catalogue does not describe this problem's " +
+        (network ? "layers or output pairing." : "pairing.")));
       return false;
     }
     const items = built.steps.map((s) => stepItem(s, 0, null, { symbolic: true, prefix: "token-" }));
     if (built.pairing.canonical) {
-      const item = items.find((li) => li.dataset.factor === "dL/dz");
+      const item = items.find((li) => li.classList.contains("canonical"));
       item.append(el("p", { class: "explanation" }, "A canonical pairing" +
         (built.pairing.distribution ? " (" + built.pairing.distribution + " distribution)" : "") +
-        ": \u2202f/\u2202z cancels against \u2202L/\u2202f, so \u2202L/\u2202z = f \u2212 y."));
+        ": \u2202f/\u2202z cancels against \u2202L/\u2202f, so \u2202L/\u2202z = f \u2212 y" +
+        (network ? ", and backpropagation starts from \u03b4[" + problem.layers.length + "] = f \u2212 y." : ".")));
     }
     box.replaceChildren(heading,
-      el("p", { class: "hint" }, "The same steps as the worked example's, for this problem's model; no value of it is " +
-        "computed here, so nothing gives the answer away."),
+      el("p", { class: "hint" }, (network
+        ? "The steps of backpropagation through this network, layer by layer, as the service derives them"
+        : "The same steps as the worked example's, for this problem's model") +
+        "; no value of it is computed here, so nothing gives the answer away."),
       el("ol", { class: "steps", "aria-labelledby": "token-derivation-h" }, items));
     renderMath(box);
     return true;
