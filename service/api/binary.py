@@ -239,14 +239,12 @@ def load_matrix(npy: memoryview | bytes, loc: list[Any]) -> np.ndarray:
         version = np.lib.format.read_magic(fp)
     except ValueError:
         raise _matrix_error(loc, "not a .npy file (it must start with \\x93NUMPY)") from None
+    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    if version not in readers:
+        raise _matrix_error(loc, f".npy format {version[0]}.{version[1]}; send format 1.0 or 2.0 (np.save)")
     try:
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(fp, max_header_size=MAX_NPY_HEADER)
-        elif version == (2, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(fp, max_header_size=MAX_NPY_HEADER)
-        else:
-            raise _matrix_error(loc, f".npy format {version[0]}.{version[1]}; send format 1.0 or 2.0 (np.save)")
-    except ValueError:
+        shape, fortran, dtype = readers[version](fp, max_header_size=MAX_NPY_HEADER)
+    except Exception:  # numpy's header reader lets SyntaxError and tokenize's TokenError through too
         raise _matrix_error(
             loc, "the .npy header cannot be read: it must be a dict of descr, fortran_order and shape (np.save)"
         ) from None
