@@ -770,10 +770,9 @@ class GradientClient:
         diverged, non-finite) and explanation, the history of J and ‖∇J‖, snapshots and the final
         parameters.
         """
-        body = self._descent_body(
-            problem, learning_rate, steps, record_every, patience, gradient_tolerance, compare_with
+        request, X = self._descent_request(
+            problem, learning_rate, steps, record_every, patience, gradient_tolerance, compare_with, binary
         )
-        request, X = _with_X_apart(body, ("problem", "data"), binary)
         result: DescentResult = self._send("POST", "/descent", request, X)
         return result
 
@@ -790,15 +789,14 @@ class GradientClient:
         binary: bool | None = None,
     ) -> str:
         """The cost curves of the same descent as `descent` takes, as an SVG document (POST /descent/plot)."""
-        body = self._descent_body(
-            problem, learning_rate, steps, record_every, patience, gradient_tolerance, compare_with
+        request, X = self._descent_request(
+            problem, learning_rate, steps, record_every, patience, gradient_tolerance, compare_with, binary
         )
-        request, X = _with_X_apart(body, ("problem", "data"), binary)
         svg: str = self._send("POST", "/descent/plot", request, X, svg=True)
         return svg
 
     @staticmethod
-    def _descent_body(
+    def _descent_request(
         problem: Mapping[str, Any],
         learning_rate: float,
         steps: int,
@@ -806,7 +804,9 @@ class GradientClient:
         patience: int | None,
         gradient_tolerance: float | None,
         compare_with: Mapping[str, Any] | None,
-    ) -> dict[str, Any]:
+        binary: bool | None,
+    ) -> tuple[Any, bytes | None]:
+        """The body of /descent and /descent/plot, and problem.data.X as .npy when sent apart."""
         body: dict[str, Any] = {"problem": problem, "learning_rate": learning_rate, "steps": steps}
         options = {
             "record_every": record_every,
@@ -814,8 +814,8 @@ class GradientClient:
             "gradient_tolerance": gradient_tolerance,
             "compare_with": compare_with,
         }
-        body.update({k: to_json_value(v) for k, v in options.items() if v is not None})
-        return body
+        body.update({k: v for k, v in options.items() if v is not None})
+        return _with_X_apart(body, ("problem", "data"), binary)
 
     # POST /grade
 

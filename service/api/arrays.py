@@ -93,6 +93,22 @@ def parse_with_matrix(
     return request
 
 
+PLACEHOLDER_X = [[0.0]]
+
+
+def request_json(request: Any, *, placeholder: bool = False) -> dict[str, Any]:
+    """A validated /gradient request as JSON data. Its data.X may be an array (from this path or a
+    .npy part), which pydantic would not serialise as the lists the field declares: it comes out as
+    lists, or as a one-element placeholder where the caller puts the array back itself."""
+    X = request.data.X
+    if not isinstance(X, np.ndarray):
+        dump: dict[str, Any] = request.model_dump(mode="json", by_alias=True, exclude_none=True)
+        return dump
+    dump = request.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"data": {"X"}})
+    dump["data"]["X"] = PLACEHOLDER_X if placeholder else X.tolist()
+    return dump
+
+
 def _rows(body: bytes | bytearray, lo: int, hi: int, m: int, n: int) -> np.ndarray | None:
     """The rows of numbers in body[lo:hi], parsed CHUNK_BYTES at a time into an (m, n) array; None
     unless they are exactly that."""

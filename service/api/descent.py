@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 from pydantic import TypeAdapter
 
-from service.api.arrays import parse_with_matrix
-from service.api.binary import RawBody, parse_multipart
+from service.api.arrays import parse_with_matrix, request_json
+from service.api.binary import MULTIPART, RawBody, multipart_content, parse_multipart
 from service.api.body import parse
 from service.api.descent_schemas import DescentRequest
 from service.api.errors import ProblemError
@@ -19,6 +19,16 @@ from service.compute import descent
 from service.settings import Settings
 
 DESCENT: TypeAdapter[DescentRequest] = TypeAdapter(DescentRequest)
+# The request body of POST /descent and /descent/plot in the OpenAPI document: JSON, or multipart with X as .npy
+DESCENT_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/DescentRequest"}},
+            MULTIPART: multipart_content("#/components/schemas/DescentRequest", "problem.data"),
+        },
+    }
+}
 
 
 def parse_descent(raw: RawBody | bytes | bytearray, settings: Settings) -> DescentRequest:
@@ -53,12 +63,9 @@ def _model(problem_req: Any, settings: Settings) -> tuple[descent.Model, dict[st
 def _with_pairing(problem_req: Any, other: Any) -> Any:
     """The same problem with another output pairing (a preset becomes a single_layer model)."""
     X = problem_req.data.X
-    as_array = isinstance(X, np.ndarray)  # from the array path (service/api/arrays.py): not re-encoded
-    dump = problem_req.model_dump(
-        mode="json", by_alias=True, exclude_none=True, exclude={"data": {"X"}} if as_array else None
-    )
-    if as_array:
-        dump["data"]["X"] = [[0.0]]  # any valid matrix: X's own validity does not depend on the pairing
+    as_array = isinstance(X, np.ndarray)  # from the array path or a .npy part: not re-encoded
+    # any valid matrix stands in for an array X: X's own validity does not depend on the pairing
+    dump = request_json(problem_req, placeholder=True)
     if dump["model"] == "neural_network":
         dump["layers"][-1] = {"activation": str(other.activation)}
     else:

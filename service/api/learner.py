@@ -12,10 +12,10 @@ from html import escape
 from string import Template
 from typing import Any
 
-import numpy as np
 import orjson
 
 from service import __version__
+from service.api.arrays import request_json
 from service.api.body import parse
 from service.api.descent import DESCENT, run_descent
 from service.api.encoding import dumps
@@ -74,13 +74,7 @@ def evaluate_json(req: Any, settings: Settings) -> tuple[dict[str, Any], dict[st
     req = req.model_copy(update={"verify": False, "explain": "full" if req.explain == "full" else "factors"})
     prepared = prepare_any(req, settings)
     body = network_response(prepared) if isinstance(prepared, PreparedNetwork) else gradient_response(prepared)
-    X = req.data.X
-    if isinstance(X, np.ndarray):  # from a .npy part or the array path: the drawing reads plain lists
-        problem = req.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"data": {"X"}})
-        problem["data"]["X"] = X.tolist()
-    else:
-        problem = req.model_dump(mode="json", by_alias=True, exclude_none=True)
-    return problem, as_json(body)
+    return request_json(req), as_json(body)  # an array X (array path, .npy part) as the lists drawings read
 
 
 def _problem_only(example: dict[str, Any]) -> dict[str, Any]:

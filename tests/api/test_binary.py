@@ -480,9 +480,7 @@ def test_mutated_multipart_bodies_are_answered_cleanly(client: TestClient, edits
         assert np.isfinite(response.json()["loss"])
 
 
-def test_a_big_multipart_body_read_into_one_buffer_answers_as_json(
-    client: TestClient, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_big_multipart_body_read_into_one_buffer_answers_as_json(client: TestClient, body_kinds: list[type]) -> None:
     rng = np.random.default_rng(11)
     X = rng.normal(size=(50_000, 3))
     doc = {
@@ -490,18 +488,9 @@ def test_a_big_multipart_body_read_into_one_buffer_answers_as_json(
         "parameters": {"w": [0.1, -0.2, 0.3], "b": 0.5},
         "data": {"X": X.tolist(), "y": (rng.random(50_000) < 0.5).astype(int).tolist()},
     }
-    kinds: list[type] = []
-    real = binary._read
-
-    async def spy(request: Any) -> bytes | bytearray:
-        body = await real(request)
-        kinds.append(type(body))
-        return body
-
-    monkeypatch.setattr(binary, "_read", spy)
     request, _ = without_X(doc)
     got = post_parts(client, "/gradient", request, npy(X))
-    assert kinds == [bytearray]  # over BUFFER_MIN_BYTES: the buffer, not the joined chunks
+    assert body_kinds == [bytearray]  # over BUFFER_MIN_BYTES: the buffer, not the joined chunks
     assert (got.status_code, got.content) == (200, client.post("/gradient", json=doc).content)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
 
 import numpy as np
 import pytest
@@ -34,28 +33,16 @@ def _big_body() -> bytes:
     return body
 
 
-def _spy(monkeypatch: pytest.MonkeyPatch) -> list[type]:
-    kinds: list[type] = []
-    real = binary._read
-
-    async def spy(request: Any) -> bytes | bytearray:
-        body = await real(request)
-        kinds.append(type(body))
-        return body
-
-    monkeypatch.setattr(binary, "_read", spy)
-    return kinds
-
-
-def test_big_and_chunked_bodies_are_read_into_one_buffer(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_big_and_chunked_bodies_are_read_into_one_buffer(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, body_kinds: list[type]
+) -> None:
     body = _big_body()
-    kinds = _spy(monkeypatch)
     headers = {"content-type": "application/json"}
     buffered = client.post("/gradient", content=body, headers=headers)
     chunked = client.post("/gradient", content=iter([body[:1000], body[1000:700_000], body[700_000:]]), headers=headers)
     monkeypatch.setattr(binary, "BUFFER_MIN_BYTES", len(body) + 1)  # the way Starlette reads it
     joined = client.post("/gradient", content=body, headers=headers)
-    assert kinds == [bytearray, bytearray, bytes]
+    assert body_kinds == [bytearray, bytearray, bytes]
     assert buffered.status_code == 200
     assert buffered.content == chunked.content == joined.content
 

@@ -7,8 +7,8 @@ from typing import Annotated, Any
 import anyio.to_thread
 from fastapi import APIRouter, Depends, Request
 
-from service.api.binary import MULTIPART, RawBody, multipart_content, read_body
-from service.api.descent import parse_descent, run_descent
+from service.api.binary import RawBody, read_body
+from service.api.descent import DESCENT_BODY, parse_descent, run_descent
 from service.api.encoding import JSONBytes, dumps
 from service.api.responses import PROBLEM_RESPONSES
 from service.api.security import access, app_settings
@@ -37,15 +37,7 @@ _RESPONSE: dict[int | str, dict[str, Any]] = {
     summary="Gradient descent with its cost history",
     response_class=JSONBytes,
     responses=_RESPONSE,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {"schema": {"$ref": "#/components/schemas/DescentRequest"}},
-                MULTIPART: multipart_content("#/components/schemas/DescentRequest", "problem.data"),
-            },
-        }
-    },
+    openapi_extra=DESCENT_BODY,
 )
 async def run(request: Request, settings: Annotated[Settings, Depends(app_settings)]) -> JSONBytes:
     """k steps of batch gradient descent from given parameters, for any model; optionally two pairings side by side."""

@@ -8,8 +8,8 @@ import anyio.to_thread
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
-from service.api.binary import MULTIPART, RawBody, multipart_content, read_body
-from service.api.descent import parse_descent, run_descent
+from service.api.binary import RawBody, read_body
+from service.api.descent import DESCENT_BODY, parse_descent, run_descent
 from service.api.learner import as_json, evaluate_json
 from service.api.responses import PROBLEM_RESPONSES
 from service.api.routes.gradient import _OPENAPI_BODY, parse_request
@@ -69,15 +69,7 @@ async def graph(
     summary="The cost curve of a descent, as SVG",
     response_class=Response,
     responses=_svg_response("J per step, one panel per run (two side by side with compare_with)."),
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {"schema": {"$ref": "#/components/schemas/DescentRequest"}},
-                MULTIPART: multipart_content("#/components/schemas/DescentRequest", "problem.data"),
-            },
-        }
-    },
+    openapi_extra=DESCENT_BODY,
 )
 async def descent_plot(request: Request, settings: Annotated[Settings, Depends(app_settings)]) -> Response:
     """The body of POST /descent, run and drawn: the cost J at every step of each run."""
