@@ -129,13 +129,18 @@ def student_catalogue(keyed: TestClient) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _steps_without_values(keyed: TestClient, name: str, problem: dict[str, Any]) -> list[dict[str, Any]]:
+    """/gradient's breakdown steps (explain full) for `problem`, each without its value."""
+    expected = keyed.post("/gradient", json={**problem, "explain": "full"}, headers=G)
+    assert expected.status_code == 200, (name, expected.text[:300])
+    return [{k: v for k, v in s.items() if k != "value"} for s in expected.json()["breakdown"]["steps"]]
+
+
 @pytest.mark.parametrize(("name", "problem"), PROBLEMS, ids=[n for n, _ in PROBLEMS])
 def test_the_symbolic_derivation_is_the_breakdowns_without_values(
     keyed: TestClient, page: str, student_catalogue: dict[str, dict[str, Any]], name: str, problem: dict[str, Any]
 ) -> None:
-    expected = keyed.post("/gradient", json={**problem, "explain": "full"}, headers=G)
-    assert expected.status_code == 200, (name, expected.text[:300])
-    steps = [{k: v for k, v in s.items() if k != "value"} for s in expected.json()["breakdown"]["steps"]]
+    steps = _steps_without_values(keyed, name, problem)
     assert _fill(_script_json(page, "chain"), problem, student_catalogue) == steps
 
 
@@ -291,7 +296,5 @@ def test_the_network_templates_hold_formulas_only(page: str) -> None:
 def test_the_symbolic_network_derivation_is_the_breakdowns_without_values(
     keyed: TestClient, page: str, student_catalogue: dict[str, dict[str, Any]], name: str, problem: dict[str, Any]
 ) -> None:
-    expected = keyed.post("/gradient", json={**problem, "explain": "full"}, headers=G)
-    assert expected.status_code == 200, (name, expected.text[:300])
-    steps = [{k: v for k, v in s.items() if k != "value"} for s in expected.json()["breakdown"]["steps"]]
+    steps = _steps_without_values(keyed, name, problem)
     assert _fill_network(_script_json(page, "chain"), problem, student_catalogue) == steps
