@@ -38,6 +38,12 @@ class Settings(BaseSettings):
         description="Largest /descent, in multiply-adds of the forward pass (m·Σ weights) × steps × runs: ~2–3 s here.",
     )
     max_batch_items: int = Field(10_000, gt=0, description="Most answers (or items) in one /grade/batch request.")
+    max_batch_work: int = Field(
+        2_000_000_000,
+        gt=0,
+        description="Largest /grade/batch, in units of one evaluation's m·n·k: 24 per distinct problem, "
+        "20,000 per answer plus 16 per number its parts hold.",
+    )
     inline_body_bytes: int = Field(
         65_536,
         ge=0,

@@ -251,13 +251,17 @@ class Signer:
             return cls(settings.signing_secret.get_secret_value().encode("utf-8"))
         return cls(_PROCESS_SECRET)  # the app warns at start that tokens then live only in this process
 
-    def sign(self, problem: dict[str, Any], expires_at: int) -> str:
-        payload = orjson.dumps({"exp": expires_at, "problem": problem}, option=orjson.OPT_SORT_KEYS)
+    def sign(self, problem: dict[str, Any], expires_at: int, grading: dict[str, Any] | None = None) -> str:
+        body: dict[str, Any] = {"exp": expires_at, "problem": problem}
+        if grading is not None:
+            body["grading"] = grading
+        payload = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
         mac = hmac.new(self._secret, payload, hashlib.sha256).digest()
         return _b64(payload) + "." + _b64(mac)
 
-    def verify(self, token: str) -> tuple[dict[str, Any], int]:
-        """The problem and its expiry; ProblemError 403 when tampered with or expired."""
+    def verify(self, token: str) -> Sealed:
+        """The sealed problem, its grading options and expiry; ProblemError 403 when the token was
+        tampered with, has expired, or carries a payload this service cannot read."""
         forbidden = ProblemError(
             403, "forbidden", "The problem token is not valid (it was altered or not signed by this service)."
         )
@@ -273,10 +277,46 @@ class Signer:
         expected = hmac.new(self._secret, payload, hashlib.sha256).digest()
         if not hmac.compare_digest(mac, expected):
             raise forbidden
-        data = orjson.loads(payload)
-        if int(data["exp"]) < time.time():
+        # signed by this secret, yet possibly not by this service's code (a shared secret, an older
+        # release): its content is checked as strictly as a request's, never trusted to be well formed
+        try:
+            data = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            data = None
+        exp = data.get("exp") if isinstance(data, dict) else None
+        problem = data.get("problem") if isinstance(data, dict) else None
+        grading = data.get("grading") if isinstance(data, dict) else None
+        if (
+            not isinstance(data, dict)
+            or set(data) - {"exp", "problem", "grading"}
+            or not isinstance(exp, int)
+            or isinstance(exp, bool)
+            or not isinstance(problem, dict)
+            or not (grading is None or isinstance(grading, dict))
+        ):
+            raise MalformedToken()
+        if exp < time.time():
             raise ProblemError(403, "forbidden", "The problem token has expired: ask for a new one.")
-        return data["problem"], int(data["exp"])
+        return Sealed(problem, grading, exp)
+
+
+@dataclass(frozen=True)
+class Sealed:
+    """What a verified problem token holds: the problem, the grader's scoring options (None in tokens
+    signed before options were sealed: the defaults apply) and the expiry (Unix seconds)."""
+
+    problem: dict[str, Any]
+    grading: dict[str, Any] | None
+    expires: int
+
+
+class MalformedToken(ProblemError):
+    def __init__(self) -> None:
+        super().__init__(
+            403,
+            "forbidden",
+            "The problem token is not valid: its content is not a problem this service can read (ask for a new one).",
+        )
 
 
 def token_digest(token: str) -> str:

@@ -361,9 +361,10 @@ def test_a_student_may_not_send_problems_in_a_batch(tokens: TestClient) -> None:
     # one plain problem among signed ones refuses the whole batch
     items = [{"problem_token": tok, "answer": RIGHT_ANSWER}, {"problem": WORKED, "answer": RIGHT_ANSWER}]
     assert_problem(tokens.post("/grade/batch", json={"items": items}, headers=S), 403, "forbidden")
-    # an item that is not even an object holds no token either
+    # an item that is not even an object is refused by the schema, for every key
     items = [{"problem_token": tok, "answer": RIGHT_ANSWER}, 42]
-    assert_problem(tokens.post("/grade/batch", json={"items": items}, headers=S), 403, "forbidden")
+    problem = assert_problem(tokens.post("/grade/batch", json={"items": items}, headers=S), 422, "validation-error")
+    assert problem["errors"][0]["loc"] == ["items", 1]
 
 
 def test_a_student_may_not_ask_for_reveal(tokens: TestClient) -> None:
