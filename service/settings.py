@@ -39,10 +39,10 @@ class Settings(BaseSettings):
     )
     max_batch_items: int = Field(10_000, gt=0, description="Most answers (or items) in one /grade/batch request.")
     max_batch_work: int = Field(
-        2_000_000_000,
+        3_000_000_000,
         gt=0,
-        description="Largest /grade/batch, in units of one evaluation's m·n·k: 24 per distinct problem, "
-        "20,000 per answer plus 16 per number its parts hold.",
+        description="Largest /grade/batch, counted before grading in units of about 1 ns here: 500,000 + "
+        "24·m·n·k per distinct problem, 300,000 + 64 per byte of JSON per answer (or item).",
     )
     inline_body_bytes: int = Field(
         65_536,

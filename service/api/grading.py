@@ -6,7 +6,7 @@ import json
 import math
 import time
 from collections import Counter
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -346,16 +346,23 @@ def _item_problem(exc: Exception, index: int, prefix: str) -> dict[str, Any]:
     return problem_body(exc.status, exc.slug, exc.detail, located, **exc.extra)
 
 
-# What a batch's grading costs, in the units of a problem's `work` (one evaluation's m·n·k): a
-# reference takes about REFERENCE_PASSES evaluations (the answer key and each mistake's variant),
-# and each answer about ANSWER_WORK plus its parts' sizes, once for the key and once per variant.
+# What a batch's grading costs, in units of about a nanosecond of one core here (measured on the
+# machine the defaults were set on; README, "Security and limits"): a distinct problem's reference
+# (the answer key and every mistake's variant) REFERENCE_WORK + REFERENCE_PASSES per number of one
+# evaluation (m·n·k), an answer ANSWER_WORK + BYTE_WORK per byte of its JSON (an item's JSON, its
+# problem included, for items: each is validated on its own).
+REFERENCE_WORK = 500_000
 REFERENCE_PASSES = 24
-ANSWER_WORK = 20_000
-ANSWER_PASSES = 16
+ANSWER_WORK = 300_000
+BYTE_WORK = 64
 
 
-def _answer_work(ref: Reference | NetworkReference) -> int:
-    return ANSWER_WORK + ANSWER_PASSES * sum(int(e.size) for e in ref.expected.values())
+def _reference_work(checked: Checked) -> int:
+    return REFERENCE_WORK + REFERENCE_PASSES * checked.work
+
+
+def _answer_work(raw: Any) -> int:
+    return ANSWER_WORK + BYTE_WORK * len(orjson.dumps(raw))
 
 
 def _over_budget(total: int, settings: Settings, loc: str) -> ProblemError:
@@ -373,14 +380,30 @@ def _over_budget(total: int, settings: Settings, loc: str) -> ProblemError:
 BatchSteps = Generator[None, None, dict[str, Any]]
 
 
+class _Results:
+    """A batch's results in order, each encoded as it comes when an encoder is given."""
+
+    def __init__(self, encode: Callable[[Any], bytes] | None) -> None:
+        self.items: list[Any] = []
+        self._encode = encode
+
+    def append(self, result: dict[str, Any]) -> None:
+        self.items.append(result if self._encode is None else orjson.Fragment(self._encode(result)))
+
+
 def batch_steps(
-    req: Any, settings: Settings, signer: Signer | None = None, opened: Mapping[str, Opened] | None = None
+    req: Any,
+    settings: Settings,
+    signer: Signer | None = None,
+    opened: Mapping[str, Opened] | None = None,
+    encode: Callable[[Any], bytes] | None = None,
 ) -> BatchSteps:
     """Grade every answer (or item) on its own, in order; each problem's reference is computed once.
 
     A generator that yields between pieces of work (one answer, one item, one reference) and returns
     the result: the route runs it in slices off the event loop. The whole batch's cost is counted
-    before any reference is computed, and a batch over `max_batch_work` is refused (a 422)."""
+    before any reference is computed, and a batch over `max_batch_work` is refused (a 422). With
+    `encode`, each result is encoded as it is made (so the last step is no long encoding)."""
     fmt = req.format
     loc = "answers" if isinstance(req, GradeBatchOne) else "items"
     size = len(req.answers) if isinstance(req, GradeBatchOne) else len(req.items)
@@ -391,18 +414,17 @@ def batch_steps(
             f"A batch holds at most {settings.max_batch_items} items.",
             [{"loc": [loc], "msg": "too many items"}],
         )
-    results: list[dict[str, Any]] = []
+    results: _Results = _Results(encode)
     if isinstance(req, GradeBatchOne):
         shared, token = problem_of(req.problem, req.problem_token, signer, opened)
         checked = check_signed(shared, token, settings)  # a bad shared problem fails the whole request
-        total = checked.work * REFERENCE_PASSES + size * ANSWER_WORK
+        total = _reference_work(checked)
+        for raw in req.answers:
+            total += _answer_work(raw)
         if total > settings.max_batch_work:
             raise _over_budget(total, settings, loc)
         yield
         ref = build(checked, "/grade/batch")
-        total += size * (_answer_work(ref) - ANSWER_WORK)
-        if total > settings.max_batch_work:
-            raise _over_budget(total, settings, loc)
         options = options_for(req, token)
         for i, raw in enumerate(req.answers):
             yield
@@ -410,13 +432,16 @@ def batch_steps(
                 results.append(_grade(ref, _ANSWER.validate_python(raw, strict=True), options, fmt, ()))
             except (ValidationError, ProblemError) as exc:
                 results.append(_item_problem(exc, i, "answers"))
-        return {"results": results}
+        return {"results": results.items}
     # first every item is read and its problem checked, and the whole cost counted; then graded
     planned: list[tuple[GradeItem, bytes, GradeOptions] | Exception] = []
     checked_by_key: dict[bytes, Checked | Exception] = {}
     total = 0
     for raw in req.items:
         yield
+        total += _answer_work(raw)
+        if total > settings.max_batch_work:
+            raise _over_budget(total, settings, loc)
         try:
             item = _validate_item(raw)
             problem, token = problem_of(item.problem, item.problem_token, signer, opened)
@@ -425,10 +450,9 @@ def batch_steps(
                 try:
                     checked = check_signed(problem, token, settings)
                     checked_by_key[key] = checked
-                    total += checked.work * REFERENCE_PASSES
+                    total += _reference_work(checked)
                 except ProblemError as exc:
                     checked_by_key[key] = exc
-            total += ANSWER_WORK + ANSWER_PASSES * len(orjson.dumps(raw.get("answer")))
             planned.append((item, key, options_for(req, token)))
         except (ValidationError, ProblemError) as exc:
             planned.append(exc)
@@ -453,7 +477,7 @@ def batch_steps(
             results.append(_grade(cached, item.answer, options, fmt))
         except (ValidationError, ProblemError, ComputeError) as exc:
             results.append(_item_problem(exc, i, "items"))
-    return {"results": results}
+    return {"results": results.items}
 
 
 def run_steps(steps: BatchSteps, seconds: float = math.inf) -> tuple[bool, dict[str, Any] | None]:

@@ -227,12 +227,12 @@ def test_a_students_token_is_verified_before_the_answer_is_parsed(
 
 
 def test_a_batch_over_the_work_budget_is_refused_before_it_is_graded() -> None:
-    with app_client(max_batch_work=1_000_000, rate_limit_per_minute=0) as c:
+    with app_client(max_batch_work=5_000_000, rate_limit_per_minute=0) as c:
         ok = c.post("/grade/batch", json={"problem": WORKED, "answers": [RIGHT_ANSWER] * 10}, headers=G)
         assert ok.status_code == 200 and len(ok.json()["results"]) == 10
         r = c.post("/grade/batch", json={"problem": WORKED, "answers": [RIGHT_ANSWER] * 100}, headers=G)
         problem = assert_problem(r, 422, "validation-error")
-        assert problem["max_work"] == 1_000_000 and problem["work"] > 1_000_000
+        assert problem["max_work"] == 5_000_000 and problem["work"] > 5_000_000
         assert problem["errors"][0]["loc"] == ["answers"]
         items = [
             {"problem": {**WORKED, "parameters": {"w": [1, i], "b": 0}}, "answer": RIGHT_ANSWER} for i in range(60)
