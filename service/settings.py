@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     max_units: int = Field(1024, gt=0, description="Most units in one layer of a neural_network.")
     max_parameters: int = Field(1_000_000, gt=0, description="Most weights and biases in a neural_network.")
     max_network_work: int = Field(
-        4_000_000_000,
+        2_000_000_000,
         gt=0,
         description="Largest neural_network, in multiply-adds of its forward pass: m·Σ weights (backward: twice that).",
     )
@@ -53,9 +53,9 @@ class Settings(BaseSettings):
     )
     max_descent_steps: int = Field(10_000, gt=0, description="Most steps of one /descent run.")
     max_descent_work: int = Field(
-        1_500_000_000,
+        750_000_000,
         gt=0,
-        description="Largest /descent: (steps + 1) × Σ over runs of m·Σ (fan_in + 64)·units + 32·parameters per step.",
+        description="Largest /descent: (steps + 1) × Σ over runs of m·Σ (fan_in + 64)·units + 32·parameters (≤ 3 s).",
     )
     max_batch_items: int = Field(10_000, gt=0, description="Most answers (or items) in one /grade/batch request.")
     inline_body_bytes: int = Field(
