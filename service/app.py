@@ -16,7 +16,7 @@ from pydantic import TypeAdapter
 
 from service import __version__
 from service.api import errors
-from service.api.body import BodyLimitMiddleware
+from service.api.body import BodyLimitMiddleware, limit_by_role
 from service.api.descent_schemas import DescentRequest
 from service.api.fastpath import FastPathMiddleware
 from service.api.grading_schemas import (
@@ -134,7 +134,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     # innermost: POST /gradient past FastAPI's routing (inside the body limit, CORS and request id)
     app.add_middleware(FastPathMiddleware, routes={"/gradient": gradient.handle})
-    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        limit=settings.max_body_bytes,
+        limit_for=limit_by_role(app.state.keyring, settings.max_body_bytes, settings.student_max_body_bytes),
+        timeout=settings.body_read_timeout_seconds,
+    )
     if settings.cors_origins:
         # an explicit allow-list: a wildcard never goes with credentials
         wildcard = "*" in settings.cors_origins
