@@ -57,6 +57,11 @@ class Settings(BaseSettings):
         gt=0,
         description="Largest /descent: (steps + 1) × Σ over runs of m·Σ (fan_in + 64)·units + 32·parameters (≤ 3 s).",
     )
+    max_descent_recorded: int = Field(
+        2_000_000,
+        gt=0,
+        description="Most parameter values one /descent records (its snapshots, every record_every steps).",
+    )
     max_batch_items: int = Field(10_000, gt=0, description="Most answers (or items) in one /grade/batch request.")
     max_batch_work: int = Field(
         3_000_000_000,

@@ -140,6 +140,25 @@ def run_descent(req: DescentRequest, settings: Settings) -> dict[str, Any]:
             f"take at most {most} steps, or descend on fewer examples or a smaller model.",
             [{"loc": ["steps"], "msg": f"too much work: at most {most} steps for this problem"}],
         )
+    # the parameters recorded every record_every steps (and at the end) are kept and sent whole
+    parameters = sum(sum(int(np.size(p)) for p in model.params) for model, _, _ in models)
+    recorded = (req.steps // record_every + 2) * parameters
+    if recorded > settings.max_descent_recorded:
+        fewest = -(-req.steps * parameters // max(1, settings.max_descent_recorded - 2 * parameters))
+        raise ProblemError(
+            422,
+            "validation-error",
+            f"This descent would record {recorded} parameter values ({parameters} parameters every {record_every} "
+            f"steps), above the limit of {settings.max_descent_recorded}: record less often (record_every) or "
+            "take fewer steps.",
+            [
+                {
+                    "loc": ["record_every"],
+                    "msg": f"records {recorded} values; at most {settings.max_descent_recorded}"
+                    + (f" (record_every ≥ {fewest})" if settings.max_descent_recorded > 2 * parameters else ""),
+                }
+            ],
+        )
     runs = []
     for model, pairing, _ in models:
         run = descent.gradient_descent(

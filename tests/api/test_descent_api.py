@@ -621,3 +621,20 @@ def test_random_descents_never_fail_and_stay_finite(
             422,
             {"validation-error", "incompatible-pairing", "domain-error", "non-finite-result"},
         )
+
+
+def test_the_recorded_snapshots_are_bounded() -> None:
+    """record_every = 1 over many steps of a model with many parameters kept every snapshot (about
+    runs × steps × parameters floats) with no bound: now a 422 at record_every naming the fewest
+    record_every that fits, and the same descent recorded less often is served."""
+    n = 2_000
+    X = np.random.default_rng(0).normal(size=(3, n)).round(3).tolist()
+    problem = {"model": "linear_regression", "parameters": {"w": [0.0] * n, "b": 0.0}, "data": {"X": X, "y": [1, 2, 3]}}
+    limits = Settings(max_descent_recorded=500_000)
+    with TestClient(create_app(limits)) as c:
+        r = c.post("/descent", json=body(problem, learning_rate=0.01, steps=1_000, record_every=1))
+        problem_body = assert_problem(r, 422, "validation-error")
+        assert locs(problem_body) == [["record_every"]]
+        assert "record_every ≥ 5" in problem_body["errors"][0]["msg"]
+        (run,) = ok(c, body(problem, learning_rate=1e-6, steps=1_000, record_every=5))["runs"]
+        assert run["status"] == "completed" and len(run["snapshots"]) == 1_000 // 5 + 1
