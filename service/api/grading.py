@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
+from service.api.attempts import AttemptStore
 from service.api.body import MODEL_TAGS, field_names
 from service.api.errors import ProblemError, compute_error_problem, problem_body, validation_errors
 from service.api.grading_schemas import Answer, GradeBatchOne, GradeItem, GradeOptionsIn, GradeRequest
@@ -144,7 +144,7 @@ def grade_request(req: GradeRequest, settings: Settings, signer: Signer | None =
 
 
 async def check_student(
-    principal: Principal, req: Any, signer: Signer | None, limiter: Any, settings: Settings
+    principal: Principal, req: Any, signer: Signer | None, attempts_store: AttemptStore, settings: Settings
 ) -> None:
     """A student key grades signed problems only, without reveal, a limited number of times each."""
     if not principal.is_student_only:
@@ -155,6 +155,7 @@ async def check_student(
         pairs = [(req.problem_token, 1 if isinstance(req, GradeRequest) else len(req.answers))]
     else:
         pairs = [(item.get("problem_token") if isinstance(item, dict) else None, 1) for item in req.items]
+    wanted: dict[str, tuple[int, int]] = {}  # the attempts asked for, per key: all verified before any is taken
     for token, attempts in pairs:
         if token is not None and not isinstance(token, str):
             raise ProblemError(
@@ -171,15 +172,15 @@ async def check_student(
             raise ProblemError(403, "forbidden", "This service does not accept problem tokens.")
         _, expires = signer.verify(token)  # a verified token has one spelling: its digest identifies it
         key = f"attempts:{principal.key_id}:{token_digest(token)}"
-        used = 0
-        for _ in range(attempts):
-            used = await limiter.count(key, max(1.0, expires - time.time()))
-        if used > settings.max_attempts:
+        wanted[key] = (wanted.get(key, (0, expires))[0] + attempts, expires)
+    for key, (attempts, expires) in wanted.items():
+        consumed = await attempts_store.consume(key, attempts, settings.max_attempts, expires)  # all or none
+        if not consumed.granted:
             raise ProblemError(
                 403,
                 "forbidden",
                 f"This key has used its {settings.max_attempts} attempts at this problem.",
-                attempts=used,
+                attempts=consumed.used,
                 max_attempts=settings.max_attempts,
             )
 

@@ -91,7 +91,7 @@ async def grade(
     big = len(body) > settings.inline_body_bytes
     req = await anyio.to_thread.run_sync(parse, _GRADE, body) if big else parse(_GRADE, body)
     state = request.app.state
-    await check_student(principal, req, state.signer, state.limiter, settings)
+    await check_student(principal, req, state.signer, state.attempts, settings)
     if big:
         return JSONBytes(await anyio.to_thread.run_sync(_grade, req, settings, state.signer))
     return JSONBytes(_grade(req, settings, state.signer))
@@ -113,7 +113,7 @@ async def grade_many(
     body = await read_json(request)
     req = await anyio.to_thread.run_sync(parse, _BATCH, body, _BATCH_TAGS)
     state = request.app.state
-    await check_student(principal, req, state.signer, state.limiter, settings)
+    await check_student(principal, req, state.signer, state.attempts, settings)
     return JSONBytes(await anyio.to_thread.run_sync(_batch, req, settings, state.signer))
 
 
