@@ -24,13 +24,13 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", responses={503: {"description": "Not ready (starting or draining)."}})
 async def readyz(request: Request) -> JSONResponse:
-    """The service is ready to take traffic (it reaches Redis, when it uses one, and its attempt store)."""
+    """The service is ready to take traffic (and reaches Redis, when it uses one)."""
     if not getattr(request.app.state, "ready", False):
         return JSONResponse({"status": "not-ready"}, status_code=503)
     limiter = getattr(request.app.state, "limiter", None)
     if isinstance(limiter, RedisLimiter) and not await limiter.ping():
         return JSONResponse({"status": "not-ready", "reason": "redis unreachable"}, status_code=503)
-    attempts = getattr(request.app.state, "attempts", None)
+    attempts = getattr(request.app.state, "attempts", None)  # and its attempt store answers
     if attempts is not None and not await attempts.ping():
         return JSONResponse({"status": "not-ready", "reason": "attempt store unavailable"}, status_code=503)
     return JSONResponse({"status": "ready"})
