@@ -16,6 +16,7 @@ from pydantic import TypeAdapter
 
 from service import __version__
 from service.api import errors
+from service.api.attempts import AttemptStoreError, make_attempt_store
 from service.api.body import BodyLimitMiddleware, limit_by_role
 from service.api.descent_schemas import DescentRequest
 from service.api.fastpath import FastPathMiddleware
@@ -107,6 +108,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "no GRADIENT_SERVICE_SIGNING_SECRET: problem tokens are signed with a random secret of this "
                 "process, valid only here and until it restarts (set it, the same on every replica)"
             )
+        try:
+            await app.state.attempts.open()
+        except AttemptStoreError as exc:
+            log.error("refusing to start: %s", exc)
+            raise
         app.state.ready = True
         if settings.drain_seconds > 0:
             _drain_on_sigterm(app, settings.drain_seconds)
@@ -114,6 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.ready = False
         if isinstance(app.state.limiter, RedisLimiter):
             await app.state.limiter.close()
+        await app.state.attempts.close()
 
     # FastAPI's OpenTelemetry hooks off: the service reports through /metrics and its JSON logs, and
     # the hooks' per-request check of the providers costs more than a small problem's computation.
@@ -130,6 +137,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     tune_allocator()  # numpy's block-sized temporaries without page-fault churn (service/runtime.py)
     app.state.keyring = KeyRing(settings.keys())
     app.state.limiter = make_limiter(settings)
+    app.state.attempts = make_attempt_store(settings)  # opened (the data directory made) by the lifespan
     app.state.signer = Signer.from_settings(settings)
     errors.install(app)
     # innermost: POST /gradient past FastAPI's routing (inside the body limit, CORS and request id)

@@ -95,6 +95,11 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         None, description="Redis for rate limits and attempt counts shared across workers and replicas."
     )
+    data_dir: Path = Field(
+        Path("data"),
+        description="Directory of the attempts database (SQLite, shared by the workers of one host; "
+        "relative to the working directory). Unused when redis_url is set.",
+    )
     cors_origins: list[str] = Field(default_factory=list, description="Origins allowed by CORS (no wildcard).")
     drain_seconds: float = Field(
         0.0, ge=0, description="On SIGTERM, answer 503 on /readyz this long while still serving, then stop."

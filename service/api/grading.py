@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
+from service.api.attempts import AttemptStore
 from service.api.body import MODEL_TAGS, field_names
 from service.api.errors import ProblemError, compute_error_problem, problem_body, validation_errors
 from service.api.grading_schemas import (
@@ -299,32 +300,33 @@ def student_tokens(body: bytes | bytearray, principal: Principal, signer: Signer
 
 
 async def check_student(
-    principal: Principal, req: Any, opened: Mapping[str, Opened], attempts: Any, settings: Settings
+    principal: Principal, req: Any, opened: Mapping[str, Opened], attempts_store: AttemptStore, settings: Settings
 ) -> None:
     """A student key grades signed problems only (their tokens opened by student_tokens), a limited
-    number of times each: every answer consumes one attempt at its problem."""
+    number of times each: every answer takes one attempt at its problem, all of a request's attempts
+    at one problem at once or none (the store checks and counts in one atomic step)."""
     if not principal.is_student_only:
         return
     if isinstance(req, GradeRequest | GradeBatchOne):
         uses = Counter({req.problem_token: 1 if isinstance(req, GradeRequest) else len(req.answers)})
     else:
         uses = Counter(item.get("problem_token") for item in req.items)
+    wanted: list[tuple[str, int, int]] = []  # every token checked before any attempt is taken
     for token, n in uses.items():
         if not isinstance(token, str) or token not in opened:  # student_tokens saw the same body
             raise ProblemError(
                 403, "forbidden", "A student key grades signed problems only: send problem_token, not problem."
             )
         found = opened[token]
-        key = f"attempts:{principal.key_id}:{found.digest}"
-        used = 0
-        for _ in range(n):
-            used = await attempts.count(key, max(1.0, found.expires - time.time()))
-        if used > settings.max_attempts:
+        wanted.append((f"attempts:{principal.key_id}:{found.digest}", n, found.expires))
+    for key, n, expires in wanted:
+        consumed = await attempts_store.consume(key, n, settings.max_attempts, expires)
+        if not consumed.granted:
             raise ProblemError(
                 403,
                 "forbidden",
                 f"This key has used its {settings.max_attempts} attempts at this problem.",
-                attempts=used,
+                attempts=consumed.used,
                 max_attempts=settings.max_attempts,
             )
 

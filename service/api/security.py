@@ -96,7 +96,6 @@ class MemoryLimiter:
 
     def __init__(self) -> None:
         self._buckets: dict[str, tuple[float, float]] = {}
-        self._counts: dict[str, tuple[int, float]] = {}
         self._lock = threading.Lock()
 
     async def take(self, key: str, rate_per_s: float, burst: int) -> float:
@@ -110,16 +109,6 @@ class MemoryLimiter:
                 return 0.0
             self._buckets[key] = (tokens, now)
             return (1.0 - tokens) / rate_per_s
-
-    async def count(self, key: str, ttl_s: float) -> int:
-        """Increment and return a counter that lives ttl_s seconds."""
-        now = time.time()
-        with self._lock:
-            n, expires = self._counts.get(key, (0, now + ttl_s))
-            if expires < now:
-                n, expires = 0, now + ttl_s
-            self._counts[key] = (n + 1, expires)
-            return n + 1
 
 
 _BUCKET_LUA = """
@@ -139,7 +128,7 @@ return tostring(wait)
 
 
 class RedisLimiter:
-    """The same buckets and counters in Redis: shared by every worker and replica."""
+    """The same buckets in Redis: shared by every worker and replica (attempts: service.api.attempts)."""
 
     def __init__(self, url: str) -> None:
         import redis.asyncio as redis_asyncio
@@ -155,17 +144,6 @@ class RedisLimiter:
         except self._errors:
             raise LimiterUnavailable() from None  # fail closed: limits that cannot be checked are not skipped
         return float(wait)
-
-    async def count(self, key: str, ttl_s: float) -> int:
-        name = f"gradient:count:{key}"
-        try:
-            pipe = self._redis.pipeline()
-            pipe.incr(name)
-            pipe.expire(name, max(1, math.ceil(ttl_s)), nx=True)
-            n, _ = await pipe.execute()
-        except self._errors:
-            raise LimiterUnavailable() from None
-        return int(n)
 
     async def ping(self) -> bool:
         try:

@@ -9,6 +9,7 @@ payload is not a problem, and to exhaust a worker with a huge body or a huge hea
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -74,10 +75,8 @@ def _raw_request(port: int, head: bytes, body: bytes = b"", timeout: float = 10.
     """Send bytes on a fresh connection; the first bytes of the answer and how long they took."""
     t0 = time.perf_counter()
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        try:
-            sock.sendall(head + body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the server may answer and close before the rest is sent
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            sock.sendall(head + body)  # the server may answer and close before the rest is sent
         try:
             answer = sock.recv(4096)
         except ConnectionResetError:

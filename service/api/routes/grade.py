@@ -139,7 +139,7 @@ async def grade(
     opened = student_tokens(body, principal, state.signer)  # before the answer is parsed
     big = len(body) > settings.inline_body_bytes
     req = await anyio.to_thread.run_sync(parse, _GRADE, body) if big else parse(_GRADE, body)
-    await check_student(principal, req, opened, state.limiter, settings)
+    await check_student(principal, req, opened, state.attempts, settings)
     if big:
         return JSONBytes(await anyio.to_thread.run_sync(_grade, req, settings, state.signer, opened))
     return JSONBytes(_grade(req, settings, state.signer, opened))
@@ -162,7 +162,7 @@ async def grade_many(
     state = request.app.state
     opened = student_tokens(body, principal, state.signer)  # before any answer is parsed
     req = await anyio.to_thread.run_sync(parse_batch, body)
-    await check_student(principal, req, opened, state.limiter, settings)
+    await check_student(principal, req, opened, state.attempts, settings)
     steps = batch_steps(req, settings, state.signer, opened, encode=dumps)
     while True:
         done, result = await anyio.to_thread.run_sync(run_steps, steps, BATCH_SLICE_SECONDS)
