@@ -67,7 +67,7 @@ class Settings(BaseSettings):
         3_000_000_000,
         gt=0,
         description="Largest /grade/batch, counted before grading in units of about 1 ns here: 192 per byte "
-        "of the body, 300,000 per answer (or item), 500,000 + 24·m·n·k per distinct problem.",
+        "of the body, 400,000 per answer (or item), 500,000 + 24·m·n·k per distinct problem.",
     )
     inline_body_bytes: int = Field(
         65_536,

@@ -359,7 +359,7 @@ def _item_problem(exc: Exception, index: int, prefix: str) -> dict[str, Any]:
 # per answer or item, and per distinct problem its reference (the answer key and every mistake's
 # variant): REFERENCE_WORK + REFERENCE_PASSES per number of one evaluation (m·n·k).
 BYTE_WORK = 192
-ANSWER_WORK = 300_000
+ANSWER_WORK = 400_000
 REFERENCE_WORK = 500_000
 REFERENCE_PASSES = 24
 

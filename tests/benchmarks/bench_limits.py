@@ -162,8 +162,8 @@ def _fit(make: Callable[[int], bytes], reference: int, s: Settings) -> tuple[int
     def work(count: int, body: bytes) -> int:
         return BYTE_WORK * len(body) + ANSWER_WORK * count + abs(reference) * (count if reference < 0 else 1)
 
-    one = make(1)
-    count = max(1, int(s.max_batch_work / max(1, work(1, one))))
+    one, two = work(1, make(1)), work(2, make(2))
+    count = max(1, int((s.max_batch_work - (one - (two - one))) / max(1, two - one)))
     count = min(count, s.max_batch_items)
     body = make(count)
     while work(count, body) > s.max_batch_work:
