@@ -10,13 +10,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from pydantic import TypeAdapter
 
 from service import __version__
 from service.api import errors
 from service.api.body import BodyLimitMiddleware
+from service.api.cors import ProblemCORSMiddleware
 from service.api.descent_schemas import DescentRequest
 from service.api.fastpath import FastPathMiddleware
 from service.api.grading_schemas import (
@@ -122,6 +122,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # no trailing-slash redirects: Starlette builds them from the Host header, so `POST /grade/` with a
+        # forged Host would redirect to any site; such a path is a plain 404 problem instead
+        redirect_slashes=False,
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.ready = False
@@ -139,7 +142,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # an explicit allow-list: a wildcard never goes with credentials
         wildcard = "*" in settings.cors_origins
         app.add_middleware(
-            CORSMiddleware,
+            ProblemCORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_credentials=not wildcard,
             allow_methods=["GET", "POST"],

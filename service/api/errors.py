@@ -41,6 +41,7 @@ TITLES = {
     "unauthorized": "Authentication required",
     "forbidden": "Not allowed",
     "rate-limited": "Too many requests",
+    "cors-refused": "CORS preflight refused",
     "unavailable": "Temporarily unavailable",
     "internal-error": "Internal error",
 }
