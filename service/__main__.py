@@ -69,7 +69,10 @@ def main(argv: list[str] | None = None) -> int:
         log_level=settings.log_level,
         log_config=log_config(settings.log_level),
         access_log=False,  # service.access logs each request as JSON, with its request id
-        proxy_headers=False,
+        # the client's address (for throttling failed authentications) from X-Forwarded-For, only when
+        # the TCP peer is one of the trusted proxies
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=settings.trusted_proxies or None,
     )
     return 0
 

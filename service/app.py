@@ -30,7 +30,7 @@ from service.api.grading_schemas import (
 from service.api.head import HeadMiddleware
 from service.api.routes import catalog, descent, grade, gradient, health, learner, metrics, render
 from service.api.schemas import GradientRequest
-from service.api.security import KeyRing, RedisLimiter, Signer, make_limiter
+from service.api.security import AuthThrottle, KeyRing, RedisLimiter, Signer, make_limiter
 from service.compute import fused
 from service.observability import RequestContextMiddleware
 from service.runtime import tune_allocator
@@ -133,6 +133,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     tune_allocator()  # numpy's block-sized temporaries without page-fault churn (service/runtime.py)
     app.state.keyring = KeyRing(settings.keys())
     app.state.limiter = make_limiter(settings)
+    app.state.auth_throttle = AuthThrottle()  # client addresses with too many failed authentications
     app.state.signer = Signer.from_settings(settings)
     errors.install(app)
     # innermost: POST /gradient past FastAPI's routing (inside the body limit, CORS and request id)
