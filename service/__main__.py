@@ -61,8 +61,16 @@ def main(argv: list[str] | None = None) -> int:
     # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal with the handler that was
     # there before it: make that an exit with status 0, since the shutdown was an orderly one.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    try:  # httptools, bounded (service/http.py); h11's own bound where httptools is not installed
+        from service.http import ServiceHttpProtocol
+
+        http: type[ServiceHttpProtocol] | str = ServiceHttpProtocol
+    except ImportError:
+        http = "h11"
     uvicorn.run(
         "service.app:app",
+        http=http,
+        h11_max_incomplete_event_size=settings.max_header_bytes,
         host=args.host or settings.host,
         port=args.port or settings.port,
         workers=workers,
