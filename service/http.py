@@ -2,10 +2,11 @@
 request line and headers, and its own refusals (unparsable request, headers too large) as problem+json.
 
 httptools (llhttp) has no limit of its own on the size of a request's headers: it hands each header
-over whole, so a client sending one 50 MB header made the worker hold 50 MB. Here the bytes received
-while a request's head is incomplete are counted as they arrive (so at most MAX_HEADER_BYTES plus one
-read, 64–256 KiB, is ever held), and the head's exact size is checked once it is complete; above the
-limit the answer is a 431 problem and the connection is closed.
+over whole, so a client sending one 50 MB header made the worker hold 50 MB (a chunked body's
+trailers too). Here the bytes received since the parser last made progress (a complete head, a piece
+of body) are counted as they arrive, so at most MAX_HEADER_BYTES plus one read (64–256 KiB) is ever
+held, and the head's exact size is checked once it is complete; above the limit the answer is a 431
+problem and the connection is closed.
 """
 
 from __future__ import annotations
@@ -43,49 +44,44 @@ class ServiceHttpProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         # read in each worker (the class, not its settings, is what reaches a spawned worker)
         self.max_header_bytes = get_settings().max_header_bytes
-        self._head_bytes = 0  # received since the last head was complete, while the next one is not
-        self._in_head = True
-        self._head_exact = 0  # the request line's and headers' own bytes, as parsed
+        # received since the parser last made progress (a complete head, a piece of body): what it may
+        # be holding, a header or a trailer it has not handed over yet
+        self._pending_bytes = 0
+        self._head_exact = 0  # the last request's line and headers, as parsed
         self._refused = False
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return
-        if self._in_head:
-            self._head_bytes += len(data)
+        self._pending_bytes += len(data)
         super().data_received(data)
-        if self._in_head and not self._refused and self._head_bytes > self.max_header_bytes:
+        if not self._refused and self._pending_bytes > self.max_header_bytes:
             self._refuse_headers()
 
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        self._in_head = True
-        self._head_exact = 0
-
-    def on_url(self, url: bytes) -> None:
-        self._head_exact += len(url)
-        super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._head_exact += len(name) + len(value) + 4  # ": " and CRLF
-        if self._head_exact > self.max_header_bytes:
-            raise HeadersTooLarge()
-        super().on_header(name, value)
-
     def on_headers_complete(self) -> None:
-        self._in_head = False
-        self._head_bytes = 0
+        self._pending_bytes = 0
+        # the exact size, once per request (counting in on_url and on_header cost more per request)
+        self._head_exact = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
         if self._head_exact > self.max_header_bytes:
             raise HeadersTooLarge()
         super().on_headers_complete()
 
+    def on_body(self, body: bytes) -> None:
+        self._pending_bytes = 0
+        super().on_body(body)
+
     def on_message_complete(self) -> None:
+        self._pending_bytes = 0
         super().on_message_complete()
-        self._in_head = True  # what comes next is the next request's head
 
     def _refuse_headers(self) -> None:
         self._refused = True
         self.logger.warning("Request headers over %d bytes refused.", self.max_header_bytes)
+        if self.cycle is not None and not self.cycle.response_complete:
+            # a request is in progress (its trailers too large, or a pipelined head): no answer can be
+            # put between its response's bytes, the connection is closed (the request sees a disconnect)
+            self.transport.close()
+            return
         self.transport.write(
             refusal(
                 431,

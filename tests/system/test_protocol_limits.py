@@ -134,3 +134,34 @@ def test_the_limit_is_a_setting() -> None:
             svc, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: " + b"a" * 1000 + b"\r\nConnection: close\r\n\r\n"
         )
         assert answer.startswith(b"HTTP/1.1 200 ")
+
+
+def test_big_trailers_are_bounded_too(svc: Service) -> None:
+    """A chunked body's trailers are headers httptools holds whole as well: the connection is closed
+    (the request already in progress, no answer can be sent) and the memory not held."""
+    before = _rss_mib(svc.proc.pid)
+    start = (
+        b"POST /gradient HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\nX-Trailer: "
+    )
+    sockets = []
+    try:
+        for _ in range(20):
+            s = socket.create_connection(("127.0.0.1", _port(svc)), timeout=5)
+            with contextlib.suppress(OSError):
+                s.sendall(start + b"a" * MiB)
+            sockets.append(s)
+        time.sleep(0.5)
+        grown = _rss_mib(svc.proc.pid) - before
+        assert grown < 5, f"the server grew by {grown:.1f} MiB for 20 trailers of 1 MiB"
+        for s in sockets:
+            with contextlib.suppress(ConnectionResetError):  # closed with the rest unread
+                assert s.recv(100) == b""
+    finally:
+        for s in sockets:
+            s.close()
+    # a small chunked request with a small trailer is served
+    answer = _exchange(
+        svc, b"GET /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-T: 1\r\n\r\n"
+    )
+    assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
