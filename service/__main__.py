@@ -50,6 +50,19 @@ def main(argv: list[str] | None = None) -> int:
     from service.settings import get_settings
 
     settings = get_settings()
+    if not settings.redis_url:
+        # the attempts database, checked once before any worker starts: an unwritable data directory
+        # stops the service here with one clear message (each worker's lifespan would refuse it too)
+        from service.api.attempts import AttemptStoreError, SqliteAttemptStore
+
+        store = SqliteAttemptStore(settings.data_dir)
+        try:
+            store.open_sync()
+        except AttemptStoreError as exc:
+            print(f"gradient-service: refusing to start: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            store.close_sync()
     workers = args.workers or int(os.environ.get("WEB_CONCURRENCY", "1"))
     metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if metrics_dir:  # multiprocess metrics: start from an empty directory, before any worker writes

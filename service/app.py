@@ -15,7 +15,8 @@ from pydantic import TypeAdapter
 
 from service import __version__
 from service.api import errors
-from service.api.body import BodyLimitMiddleware
+from service.api.attempts import AttemptStoreError, make_attempt_store
+from service.api.body import BodyLimitMiddleware, limit_by_role
 from service.api.cors import ProblemCORSMiddleware
 from service.api.descent_schemas import DescentRequest
 from service.api.fastpath import FastPathMiddleware
@@ -107,6 +108,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "no GRADIENT_SERVICE_SIGNING_SECRET: problem tokens are signed with a random secret of this "
                 "process, valid only here and until it restarts (set it, the same on every replica)"
             )
+        try:
+            await app.state.attempts.open()
+        except AttemptStoreError as exc:
+            log.error("refusing to start: %s", exc)
+            raise
         app.state.ready = True
         if settings.drain_seconds > 0:
             _drain_on_sigterm(app, settings.drain_seconds)
@@ -114,6 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.ready = False
         if isinstance(app.state.limiter, RedisLimiter):
             await app.state.limiter.close()
+        await app.state.attempts.close()
 
     # FastAPI's OpenTelemetry hooks off: the service reports through /metrics and its JSON logs, and
     # the hooks' per-request check of the providers costs more than a small problem's computation.
@@ -133,12 +140,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     tune_allocator()  # numpy's block-sized temporaries without page-fault churn (service/runtime.py)
     app.state.keyring = KeyRing(settings.keys())
     app.state.limiter = make_limiter(settings)
+    app.state.attempts = make_attempt_store(settings)  # opened (the data directory made) by the lifespan
     app.state.auth_throttle = AuthThrottle()  # client addresses with too many failed authentications
     app.state.signer = Signer.from_settings(settings)
     errors.install(app)
     # innermost: POST /gradient past FastAPI's routing (inside the body limit, CORS and request id)
     app.add_middleware(FastPathMiddleware, routes={"/gradient": gradient.handle})
-    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        limit=settings.max_body_bytes,
+        limit_for=limit_by_role(app.state.keyring, settings.max_body_bytes, settings.student_max_body_bytes),
+        timeout=settings.body_read_timeout_seconds,
+    )
     if settings.cors_origins:
         # an explicit allow-list: a wildcard never goes with credentials
         wildcard = "*" in settings.cors_origins

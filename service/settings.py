@@ -20,6 +20,16 @@ class Settings(BaseSettings):
     port: int = Field(8000, description="Port `python -m service serve` binds to.")
     log_level: str = Field("info", description="Log level of the service and uvicorn.")
     max_body_bytes: int = Field(64 * 1024 * 1024, gt=0, description="Largest request body accepted (413 above).")
+    student_max_body_bytes: int = Field(
+        256 * 1024,
+        gt=0,
+        description="Largest body from a student-only key, or an invalid or missing one when keys are configured.",
+    )
+    body_read_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="Time from the request's start to its body's last byte (408 when the client is slower).",
+    )
     max_explain_values: int = Field(
         1_000_000, gt=0, description="Largest breakdown, counted in numbers (softmax Jacobians count m·k²)."
     )
@@ -31,13 +41,34 @@ class Settings(BaseSettings):
     max_layers: int = Field(16, gt=0, description="Most layers in a neural_network.")
     max_units: int = Field(1024, gt=0, description="Most units in one layer of a neural_network.")
     max_parameters: int = Field(1_000_000, gt=0, description="Most weights and biases in a neural_network.")
+    max_network_work: int = Field(
+        2_000_000_000,
+        gt=0,
+        description="Largest neural_network, in multiply-adds of its forward pass: m·Σ weights (backward: twice that).",
+    )
+    max_network_values: int = Field(
+        4_000_000,
+        gt=0,
+        description="Largest neural_network, in the values backpropagation keeps: m·Σ units over the layers.",
+    )
     max_descent_steps: int = Field(10_000, gt=0, description="Most steps of one /descent run.")
     max_descent_work: int = Field(
-        10_000_000_000,
+        750_000_000,
         gt=0,
-        description="Largest /descent, in multiply-adds of the forward pass (m·Σ weights) × steps × runs: ~2–3 s here.",
+        description="Largest /descent: (steps + 1) × Σ over runs of m·Σ (fan_in + 64)·units + 32·parameters (≤ 3 s).",
+    )
+    max_descent_recorded: int = Field(
+        2_000_000,
+        gt=0,
+        description="Most parameter values one /descent records (its snapshots, every record_every steps).",
     )
     max_batch_items: int = Field(10_000, gt=0, description="Most answers (or items) in one /grade/batch request.")
+    max_batch_work: int = Field(
+        3_000_000_000,
+        gt=0,
+        description="Largest /grade/batch, counted before grading in units of about 1 ns here: 500,000 + "
+        "24·m·n·k per distinct problem, 300,000 + 64 per byte of JSON per answer (or item).",
+    )
     inline_body_bytes: int = Field(
         65_536,
         ge=0,
@@ -63,6 +94,11 @@ class Settings(BaseSettings):
     rate_limit_burst: int = Field(60, gt=0, description="Requests a key may make at once above the steady rate.")
     redis_url: str | None = Field(
         None, description="Redis for rate limits and attempt counts shared across workers and replicas."
+    )
+    data_dir: Path = Field(
+        Path("data"),
+        description="Directory of the attempts database (SQLite, shared by the workers of one host; "
+        "relative to the working directory). Unused when redis_url is set.",
     )
     cors_origins: list[str] = Field(default_factory=list, description="Origins allowed by CORS (no wildcard).")
     max_header_bytes: int = Field(

@@ -47,17 +47,33 @@ def parse_descent(raw: RawBody | bytes | bytearray, settings: Settings) -> Desce
     return req if req is not None else parse(DESCENT, body)
 
 
+# The work of one descent step, in multiply-add equivalents: the forward pass's m·Σ fan_in·units, plus
+# ELEMENTWISE_COST per value a layer computes (its activation, derivative, δ and the loss: measured at about
+# 64 multiply-adds' time of a matrix-vector product), plus PARAMETER_COST per parameter (its gradient, the
+# gradient norm and the update). Calibrated so that the slowest shapes cost about 1 ns per unit here.
+ELEMENTWISE_COST = 64
+PARAMETER_COST = 32
+
+
+def step_work(m: int, shapes: list[tuple[int, int]]) -> int:
+    """The work of one evaluation (forward and backward) and update for layers of (fan_in, units)."""
+    per_example = sum((fan_in + ELEMENTWISE_COST) * units for fan_in, units in shapes)
+    parameters = sum((fan_in + 1) * units for fan_in, units in shapes)
+    return m * per_example + PARAMETER_COST * parameters
+
+
 def _model(problem_req: Any, settings: Settings) -> tuple[descent.Model, dict[str, Any], int]:
-    """The descent model of a problem, its pairing's description, and the work of one step (m·n·k)."""
+    """The descent model of a problem, its pairing's description, and the work of one step (step_work)."""
     problem_req = problem_req.model_copy(update={"explain": False, "verify": False})
     if problem_req.model == "neural_network":
         prepared_net: PreparedNetwork = prepare_network(problem_req, settings)
         net = prepared_net.network
-        work = net.m * sum(W.size for W in net.Ws)
+        work = step_work(net.m, [W.shape for W in net.Ws])
         return descent.network(net), pairing_json(net.pairing), work
     prepared = prepare(problem_req, settings)
     p = prepared.problem
-    return descent.single_layer(p), pairing_json(p.pairing), prepared.work
+    n, k = int(p.X.shape[1]), int(p.w.shape[1]) if p.w.ndim == 2 else 1
+    return descent.single_layer(p), pairing_json(p.pairing), step_work(p.m, [(n, k)])
 
 
 def _with_pairing(problem_req: Any, other: Any) -> Any:
@@ -103,23 +119,48 @@ def run_descent(req: DescentRequest, settings: Settings) -> dict[str, Any]:
             [{"loc": ["steps"], "msg": f"at most {settings.max_descent_steps}"}],
         )
     record_every = req.record_every or max(1, req.steps // 10)
-    runs = []
+    models = []
     for i, problem_req in enumerate(problems):
         loc = "problem" if i == 0 else "compare_with"
         try:
-            model, pairing, work = _model(problem_req, settings)
+            models.append(_model(problem_req, settings))
         except ProblemError as exc:
             errors = None if exc.errors is None else [{"loc": [loc, *e["loc"]], "msg": e["msg"]} for e in exc.errors]
             raise ProblemError(exc.status, exc.slug, exc.detail, errors, **exc.extra) from None
-        total = work * max(req.steps, 1) * len(problems)
-        if total > settings.max_descent_work:
-            raise ProblemError(
-                422,
-                "validation-error",
-                f"This descent takes about {total} multiply-adds (m·n·k per step × steps), above the limit of "
-                f"{settings.max_descent_work}: take fewer steps or a smaller problem.",
-                [{"loc": ["steps"], "msg": "too much work"}],
-            )
+    # every run evaluates J and its gradients steps + 1 times (the last one for the final point)
+    per_step = sum(work for _, _, work in models)
+    total = (req.steps + 1) * per_step
+    if total > settings.max_descent_work:
+        most = max(0, settings.max_descent_work // per_step - 1)
+        raise ProblemError(
+            422,
+            "validation-error",
+            f"This descent takes about {total} units of work ((steps + 1) × {per_step} per step over "
+            f"{len(models)} run{'s' if len(models) > 1 else ''}), above the limit of {settings.max_descent_work}: "
+            f"take at most {most} steps, or descend on fewer examples or a smaller model.",
+            [{"loc": ["steps"], "msg": f"too much work: at most {most} steps for this problem"}],
+        )
+    # the parameters recorded every record_every steps (and at the end) are kept and sent whole
+    parameters = sum(sum(int(np.size(p)) for p in model.params) for model, _, _ in models)
+    recorded = (req.steps // record_every + 2) * parameters
+    if recorded > settings.max_descent_recorded:
+        fewest = -(-req.steps * parameters // max(1, settings.max_descent_recorded - 2 * parameters))
+        raise ProblemError(
+            422,
+            "validation-error",
+            f"This descent would record {recorded} parameter values ({parameters} parameters every {record_every} "
+            f"steps), above the limit of {settings.max_descent_recorded}: record less often (record_every) or "
+            "take fewer steps.",
+            [
+                {
+                    "loc": ["record_every"],
+                    "msg": f"records {recorded} values; at most {settings.max_descent_recorded}"
+                    + (f" (record_every ≥ {fewest})" if settings.max_descent_recorded > 2 * parameters else ""),
+                }
+            ],
+        )
+    runs = []
+    for model, pairing, _ in models:
         run = descent.gradient_descent(
             model,
             req.learning_rate,

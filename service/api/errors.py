@@ -30,6 +30,7 @@ TITLES = {
     "invalid-json": "The body is not valid JSON",
     "invalid-multipart": "The multipart body cannot be read",
     "body-too-large": "The body is too large",
+    "body-timeout": "The body came too slowly",
     "unsupported-media-type": "Unsupported media type",
     "validation-error": "The request does not match the schema",
     "domain-error": "A value is outside its domain",

@@ -3,17 +3,32 @@
 from __future__ import annotations
 
 import json
+import math
 import time
+from collections import Counter
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
+from service.api.attempts import AttemptStore
 from service.api.body import MODEL_TAGS, field_names
 from service.api.errors import ProblemError, compute_error_problem, problem_body, validation_errors
-from service.api.grading_schemas import Answer, GradeBatchOne, GradeItem, GradeOptionsIn, GradeRequest
+from service.api.grading_schemas import (
+    SCORING_FIELDS,
+    Answer,
+    GradeBatchOne,
+    GradeItem,
+    GradeOptionsIn,
+    GradeRequest,
+    RelativeTolerance,
+    ScoringIn,
+    SignRequest,
+)
 from service.api.problems import prepare, prepare_network
-from service.api.security import Principal, Signer, token_digest
+from service.api.security import MalformedToken, Principal, Signer, token_digest
 from service.compute.errors import ComputeError
 from service.grading.compare import Tolerance
 from service.grading.formats import render
@@ -36,7 +51,10 @@ def _validate_item(raw: Any) -> GradeItem:
     return _ITEM.validate_json(json.dumps(raw, allow_nan=True))
 
 
-def options_from(req: GradeOptionsIn) -> GradeOptions:
+_SCORING: TypeAdapter[ScoringIn] = TypeAdapter(ScoringIn)
+
+
+def options_from(req: ScoringIn) -> GradeOptions:
     tol = req.tolerance
     if tol is None:
         tolerance = Tolerance()
@@ -45,8 +63,57 @@ def options_from(req: GradeOptionsIn) -> GradeOptions:
     else:
         tolerance = Tolerance(rtol=tol.rtol, atol=tol.atol)
     return GradeOptions(
-        tolerance=tolerance, points=dict(req.points or {}), reveal=req.reveal, carry_forward=req.carry_forward
+        tolerance=tolerance,
+        points=dict(req.points or {}),
+        reveal=req.reveal,
+        carry_forward=req.carry_forward,
+        carry_forward_credit=req.carry_forward_credit,
     )
+
+
+def sealed_scoring(req: SignRequest) -> dict[str, Any]:
+    """The scoring options to seal in a token, every default written out: a token grades the same
+    way for as long as it lives, whatever later releases choose as defaults."""
+    scoring = req.model_dump(mode="json", include=set(SCORING_FIELDS))
+    if scoring["tolerance"] is None:
+        scoring["tolerance"] = RelativeTolerance().model_dump(mode="json")
+    scoring["points"] = scoring["points"] or {}
+    return scoring
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A verified problem token: its problem (validated as a /gradient body), the grader's scoring
+    options, its expiry, and the digest that identifies it when attempts are counted."""
+
+    problem: Any
+    scoring: ScoringIn
+    expires: int
+    digest: str
+
+
+def open_token(token: str, signer: Signer | None) -> Opened:
+    """Verify a token (403 when altered, expired or unreadable) and read what it seals."""
+    if signer is None:
+        raise ProblemError(403, "forbidden", "This service does not accept problem tokens.")
+    sealed = signer.verify(token)
+    from service.api.routes.gradient import REQUEST  # strict, as a /gradient body
+
+    try:
+        problem = REQUEST.validate_json(orjson.dumps(sealed.problem))
+        scoring = _SCORING.validate_json(orjson.dumps(sealed.grading or {}))
+    except ValidationError:
+        raise MalformedToken() from None
+    return Opened(problem, scoring, sealed.expires, token_digest(token))
+
+
+def options_for(req: GradeOptionsIn, opened: Opened | None) -> GradeOptions:
+    """The sealed options of a signed problem, any the request sets in the clear (a grader key's:
+    a student key's request never gets here with one) taking their place; the request's alone else."""
+    if opened is None:
+        return options_from(req)
+    clear = {name: getattr(req, name) for name in SCORING_FIELDS if name in req.model_fields_set}
+    return options_from(opened.scoring.model_copy(update=clear) if clear else opened.scoring)
 
 
 def answer_parts(answer: Answer) -> dict[str, Any]:
@@ -68,21 +135,58 @@ def answer_parts(answer: Answer) -> dict[str, Any]:
     return parts
 
 
-def reference_for(problem: Any, settings: Settings, route: str = "/grade") -> Reference | NetworkReference:
-    """Check the problem as /gradient does (a bad one is a 422) and compute its reference."""
+@dataclass(frozen=True)
+class Checked:
+    """A problem checked as /gradient checks it, ready to have its reference computed; `work` is
+    the size of one evaluation (m·n·k, or m·Σ fan-in·units for a network), which batches budget."""
+
+    kind: str
+    prepared: Any
+    work: int
+
+
+def check_problem(problem: Any, settings: Settings) -> Checked:
+    """Check the problem as /gradient does (a bad one is a 422 at its place under "problem")."""
     problem = problem.model_copy(update={"explain": False, "verify": False})
     try:
         if problem.model == "neural_network":
             net = prepare_network(problem, settings).network
-            PROBLEM_SIZE.labels(route).observe(net.X.size)
-            return build_network_reference(net)
+            work = net.X.shape[0] * sum(int(W.size) for W in net.Ws)
+            return Checked("network", net, work)
         prepared = prepare(problem, settings)
-        PROBLEM_SIZE.labels(route).observe(prepared.problem.m * prepared.problem.n)
-        return build_reference(prepared.problem)
+        return Checked("single", prepared.problem, prepared.work)
     except ComputeError as exc:
         raise _under_problem(compute_error_problem(exc)) from None
     except ProblemError as exc:
         raise _under_problem(exc) from None
+
+
+def check_signed(problem: Any, opened: Opened | None, settings: Settings) -> Checked:
+    """check_problem, where a signed problem that fails its checks (this service signs only problems
+    that pass them, so one signed elsewhere with the secret, or under other limits) is a 403."""
+    try:
+        return check_problem(problem, settings)
+    except ProblemError as exc:
+        if opened is None or exc.status != 422:
+            raise
+        raise MalformedToken() from None
+
+
+def build(checked: Checked, route: str = "/grade") -> Reference | NetworkReference:
+    """The reference of a checked problem (its expected parts and every mistake's variant)."""
+    try:
+        if checked.kind == "network":
+            PROBLEM_SIZE.labels(route).observe(checked.prepared.X.size)
+            return build_network_reference(checked.prepared)
+        PROBLEM_SIZE.labels(route).observe(checked.prepared.m * checked.prepared.n)
+        return build_reference(checked.prepared)
+    except ComputeError as exc:
+        raise _under_problem(compute_error_problem(exc)) from None
+
+
+def reference_for(problem: Any, settings: Settings, route: str = "/grade") -> Reference | NetworkReference:
+    """Check the problem as /gradient does (a bad one is a 422) and compute its reference."""
+    return build(check_problem(problem, settings), route)
 
 
 def _under_problem(exc: ProblemError) -> ProblemError:
@@ -126,60 +230,103 @@ def _part_loc(part: str) -> list[str | int]:
     return [int(x) if x.isdigit() else x for x in part.split(".")]
 
 
-def problem_of(problem: Any, token: str | None, signer: Signer | None) -> Any:
-    """The problem given, or the one a problem_token carries (its signature and expiry checked)."""
+def problem_of(
+    problem: Any, token: str | None, signer: Signer | None, opened: Mapping[str, Opened] | None = None
+) -> tuple[Any, Opened | None]:
+    """The problem given, or the one a problem_token carries (its signature and expiry checked, or
+    taken from `opened`, the tokens a student's request had checked before its answer was parsed)."""
     if token is None:
-        return problem
-    if signer is None:
-        raise ProblemError(403, "forbidden", "This service does not accept problem tokens.")
-    data, _ = signer.verify(token)
-    from service.api.routes.gradient import REQUEST  # strict, as a /gradient body
-
-    return REQUEST.validate_json(orjson.dumps(data))
+        return problem, None
+    found = opened.get(token) if opened else None
+    if found is None:
+        found = open_token(token, signer)
+    return found.problem, found
 
 
-def grade_request(req: GradeRequest, settings: Settings, signer: Signer | None = None) -> dict[str, Any]:
-    ref = reference_for(problem_of(req.problem, req.problem_token, signer), settings)
-    return _grade(ref, req.answer, options_from(req), req.format)
+def grade_request(
+    req: GradeRequest, settings: Settings, signer: Signer | None = None, opened: Mapping[str, Opened] | None = None
+) -> dict[str, Any]:
+    problem, token = problem_of(req.problem, req.problem_token, signer, opened)
+    ref = build(check_signed(problem, token, settings))
+    return _grade(ref, req.answer, options_for(req, token), req.format)
 
 
-async def check_student(
-    principal: Principal, req: Any, signer: Signer | None, limiter: Any, settings: Settings
-) -> None:
-    """A student key grades signed problems only, without reveal, a limited number of times each."""
+def _forbidden_field(names: list[str]) -> ProblemError:
+    return ProblemError(
+        403,
+        "forbidden",
+        f"A student key may not set {', '.join(names)}: the grader chose how this problem is graded, "
+        "and sealed it in the signed problem. A student sends the signed problem, the answer(s) and "
+        "at most a format.",
+        [{"loc": [name], "msg": "a student key may not set this"} for name in names],
+        fields=names,
+    )
+
+
+def student_tokens(body: bytes | bytearray, principal: Principal, signer: Signer | None) -> dict[str, Opened]:
+    """For a student key, before any answer is parsed: refuse the scoring options, and verify every
+    problem token the body holds (a forged or unreadable one is a 403 that costs one JSON decode of
+    a body the student's size limit keeps small). Returns the opened tokens; {} for other keys."""
     if not principal.is_student_only:
-        return
-    if req.reveal:
-        raise ProblemError(403, "forbidden", "A student key may not ask for reveal.")
-    if isinstance(req, GradeRequest | GradeBatchOne):
-        pairs = [(req.problem_token, 1 if isinstance(req, GradeRequest) else len(req.answers))]
-    else:
-        pairs = [(item.get("problem_token") if isinstance(item, dict) else None, 1) for item in req.items]
-    for token, attempts in pairs:
-        if token is not None and not isinstance(token, str):
+        return {}
+    try:
+        raw = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return {}  # the strict parse that follows says what is wrong with it
+    if not isinstance(raw, dict):
+        return {}
+    items = raw.get("items")
+    holders = [i for i in items if isinstance(i, dict)] if isinstance(items, list) and "answers" not in raw else [raw]
+    opened: dict[str, Opened] = {}
+    for holder in holders:
+        token = holder.get("problem_token")
+        if token is None:
+            raise ProblemError(
+                403, "forbidden", "A student key grades signed problems only: send problem_token, not problem."
+            )
+        if not isinstance(token, str):
             raise ProblemError(
                 422,
                 "validation-error",
                 "A problem_token must be a string.",
                 [{"loc": ["problem_token"], "msg": "not a string"}],
             )
-        if token is None:
+        if token not in opened:
+            opened[token] = open_token(token, signer)
+    set_fields = [name for name in SCORING_FIELDS if name in raw]
+    if set_fields:
+        raise _forbidden_field(set_fields)
+    return opened
+
+
+async def check_student(
+    principal: Principal, req: Any, opened: Mapping[str, Opened], attempts_store: AttemptStore, settings: Settings
+) -> None:
+    """A student key grades signed problems only (their tokens opened by student_tokens), a limited
+    number of times each: every answer takes one attempt at its problem, all of a request's attempts
+    at one problem at once or none (the store checks and counts in one atomic step)."""
+    if not principal.is_student_only:
+        return
+    if isinstance(req, GradeRequest | GradeBatchOne):
+        uses = Counter({req.problem_token: 1 if isinstance(req, GradeRequest) else len(req.answers)})
+    else:
+        uses = Counter(item.get("problem_token") for item in req.items)
+    wanted: list[tuple[str, int, int]] = []  # every token checked before any attempt is taken
+    for token, n in uses.items():
+        if not isinstance(token, str) or token not in opened:  # student_tokens saw the same body
             raise ProblemError(
                 403, "forbidden", "A student key grades signed problems only: send problem_token, not problem."
             )
-        if signer is None:
-            raise ProblemError(403, "forbidden", "This service does not accept problem tokens.")
-        _, expires = signer.verify(token)  # a verified token has one spelling: its digest identifies it
-        key = f"attempts:{principal.key_id}:{token_digest(token)}"
-        used = 0
-        for _ in range(attempts):
-            used = await limiter.count(key, max(1.0, expires - time.time()))
-        if used > settings.max_attempts:
+        found = opened[token]
+        wanted.append((f"attempts:{principal.key_id}:{found.digest}", n, found.expires))
+    for key, n, expires in wanted:
+        consumed = await attempts_store.consume(key, n, settings.max_attempts, expires)
+        if not consumed.granted:
             raise ProblemError(
                 403,
                 "forbidden",
                 f"This key has used its {settings.max_attempts} attempts at this problem.",
-                attempts=used,
+                attempts=consumed.used,
                 max_attempts=settings.max_attempts,
             )
 
@@ -201,43 +348,156 @@ def _item_problem(exc: Exception, index: int, prefix: str) -> dict[str, Any]:
     return problem_body(exc.status, exc.slug, exc.detail, located, **exc.extra)
 
 
-def grade_batch(req: Any, settings: Settings, signer: Signer | None = None) -> dict[str, Any]:
-    """Grade every answer (or item) on its own, in order; each problem's reference is computed once."""
-    options = options_from(req)
+# What a batch's grading costs, in units of about a nanosecond of one core here (measured on the
+# machine the defaults were set on; README, "Security and limits"): a distinct problem's reference
+# (the answer key and every mistake's variant) REFERENCE_WORK + REFERENCE_PASSES per number of one
+# evaluation (m·n·k), an answer ANSWER_WORK + BYTE_WORK per byte of its JSON (an item's JSON, its
+# problem included, for items: each is validated on its own).
+REFERENCE_WORK = 500_000
+REFERENCE_PASSES = 24
+ANSWER_WORK = 300_000
+BYTE_WORK = 64
+
+
+def _reference_work(checked: Checked) -> int:
+    return REFERENCE_WORK + REFERENCE_PASSES * checked.work
+
+
+def _answer_work(raw: Any) -> int:
+    return ANSWER_WORK + BYTE_WORK * len(orjson.dumps(raw))
+
+
+def _over_budget(total: int, settings: Settings, loc: str) -> ProblemError:
+    return ProblemError(
+        422,
+        "validation-error",
+        f"This batch would cost {total} units of work; at most {settings.max_batch_work}: send fewer "
+        "answers, fewer distinct problems or smaller ones in one request.",
+        [{"loc": [loc], "msg": f"{total} units of work; at most {settings.max_batch_work}"}],
+        work=total,
+        max_work=settings.max_batch_work,
+    )
+
+
+BatchSteps = Generator[None, None, dict[str, Any]]
+
+
+class _Results:
+    """A batch's results in order, each encoded as it comes when an encoder is given."""
+
+    def __init__(self, encode: Callable[[Any], bytes] | None) -> None:
+        self.items: list[Any] = []
+        self._encode = encode
+
+    def append(self, result: dict[str, Any]) -> None:
+        self.items.append(result if self._encode is None else orjson.Fragment(self._encode(result)))
+
+
+def batch_steps(
+    req: Any,
+    settings: Settings,
+    signer: Signer | None = None,
+    opened: Mapping[str, Opened] | None = None,
+    encode: Callable[[Any], bytes] | None = None,
+) -> BatchSteps:
+    """Grade every answer (or item) on its own, in order; each problem's reference is computed once.
+
+    A generator that yields between pieces of work (one answer, one item, one reference) and returns
+    the result: the route runs it in slices off the event loop. The whole batch's cost is counted
+    before any reference is computed, and a batch over `max_batch_work` is refused (a 422). With
+    `encode`, each result is encoded as it is made (so the last step is no long encoding)."""
     fmt = req.format
+    loc = "answers" if isinstance(req, GradeBatchOne) else "items"
     size = len(req.answers) if isinstance(req, GradeBatchOne) else len(req.items)
     if size > settings.max_batch_items:
         raise ProblemError(
             422,
             "validation-error",
             f"A batch holds at most {settings.max_batch_items} items.",
-            [{"loc": ["answers" if isinstance(req, GradeBatchOne) else "items"], "msg": "too many items"}],
+            [{"loc": [loc], "msg": "too many items"}],
         )
-    results: list[dict[str, Any]] = []
+    results: _Results = _Results(encode)
     if isinstance(req, GradeBatchOne):
-        shared = problem_of(req.problem, req.problem_token, signer)
-        ref = reference_for(shared, settings, "/grade/batch")  # a bad shared problem fails the whole request
+        shared, token = problem_of(req.problem, req.problem_token, signer, opened)
+        checked = check_signed(shared, token, settings)  # a bad shared problem fails the whole request
+        total = _reference_work(checked)
+        for raw in req.answers:
+            total += _answer_work(raw)
+        if total > settings.max_batch_work:
+            raise _over_budget(total, settings, loc)
+        yield
+        ref = build(checked, "/grade/batch")
+        options = options_for(req, token)
         for i, raw in enumerate(req.answers):
+            yield
             try:
                 results.append(_grade(ref, _ANSWER.validate_python(raw, strict=True), options, fmt, ()))
             except (ValidationError, ProblemError) as exc:
                 results.append(_item_problem(exc, i, "answers"))
-        return {"results": results}
-    cache: dict[bytes, Reference | NetworkReference | Exception] = {}
-    for i, raw in enumerate(req.items):
+        return {"results": results.items}
+    # first every item is read and its problem checked, and the whole cost counted; then graded
+    planned: list[tuple[GradeItem, bytes, GradeOptions] | Exception] = []
+    checked_by_key: dict[bytes, Checked | Exception] = {}
+    total = 0
+    for raw in req.items:
+        yield
+        total += _answer_work(raw)
+        if total > settings.max_batch_work:
+            raise _over_budget(total, settings, loc)
         try:
             item = _validate_item(raw)
-            problem = problem_of(item.problem, item.problem_token, signer)
+            problem, token = problem_of(item.problem, item.problem_token, signer, opened)
             key = orjson.dumps(problem.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
-            if key not in cache:
+            if key not in checked_by_key:
                 try:
-                    cache[key] = reference_for(problem, settings, "/grade/batch")
-                except (ProblemError, ComputeError) as exc:
-                    cache[key] = exc
-            cached = cache[key]
+                    checked = check_signed(problem, token, settings)
+                    checked_by_key[key] = checked
+                    total += _reference_work(checked)
+                except ProblemError as exc:
+                    checked_by_key[key] = exc
+            planned.append((item, key, options_for(req, token)))
+        except (ValidationError, ProblemError) as exc:
+            planned.append(exc)
+        if total > settings.max_batch_work:
+            raise _over_budget(total, settings, loc)
+    refs: dict[bytes, Reference | NetworkReference | Exception] = {}
+    for i, plan in enumerate(planned):
+        yield
+        try:
+            if isinstance(plan, Exception):
+                raise plan
+            item, key, options = plan
+            if key not in refs:
+                step = checked_by_key[key]
+                try:
+                    refs[key] = step if isinstance(step, Exception) else build(step, "/grade/batch")
+                except ProblemError as exc:
+                    refs[key] = exc
+            cached = refs[key]
             if isinstance(cached, Exception):
                 raise cached
             results.append(_grade(cached, item.answer, options, fmt))
         except (ValidationError, ProblemError, ComputeError) as exc:
             results.append(_item_problem(exc, i, "items"))
-    return {"results": results}
+    return {"results": results.items}
+
+
+def run_steps(steps: BatchSteps, seconds: float = math.inf) -> tuple[bool, dict[str, Any] | None]:
+    """Run a batch's steps for about `seconds`: (True, result) once done, else (False, None)."""
+    deadline = time.perf_counter() + seconds
+    try:
+        while True:
+            next(steps)
+            if time.perf_counter() >= deadline:
+                return False, None
+    except StopIteration as stop:
+        return True, stop.value
+
+
+def grade_batch(
+    req: Any, settings: Settings, signer: Signer | None = None, opened: Mapping[str, Opened] | None = None
+) -> dict[str, Any]:
+    """The whole batch at once (batch_steps run to the end)."""
+    done, result = run_steps(batch_steps(req, settings, signer, opened))
+    assert done and result is not None
+    return result

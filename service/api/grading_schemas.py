@@ -75,7 +75,10 @@ class SignificantFigures(Strict):
     sig_figs: int = Field(ge=1, le=17)
 
 
-class GradeOptionsIn(Strict):
+class ScoringIn(Strict):
+    """How answers are scored: the grader's choice. A signed problem seals it (POST /problems/sign);
+    a student key may not set any of it, and a grader key may override it in the clear."""
+
     tolerance: RelativeTolerance | SignificantFigures | None = Field(None, description="Default rtol 1e-5, atol 1e-8.")
     points: dict[PartName, Annotated[float, Field(ge=0, le=1e6)]] | None = Field(  # type: ignore[valid-type]
         None, description='Points per part (default 1 each), e.g. {"gradients.w": 2}.'
@@ -83,10 +86,22 @@ class GradeOptionsIn(Strict):
     reveal: bool = Field(False, description="Include the expected values in each check.")
     carry_forward: bool = Field(
         True,
-        description="Grade later parts also against what follows from the learner's own (wrong) per_sample "
-        "values, so one early slip is not punished twice.",
+        description="Error carried forward: a later part that follows correctly from the learner's own wrong "
+        "per_sample values earns carry_forward_credit of its points, when those values are a catalogued mistake.",
     )
-    format: Literal["native", "gradescope", "prairielearn"] = Field("native", description="The result's format.")
+    carry_forward_credit: float = Field(
+        0.5, ge=0, le=1, description="The share of a part's points for a part that follows from a real slip."
+    )
+
+
+# the fields that change a score: sealed in a signed problem, refused from a student key
+SCORING_FIELDS: tuple[str, ...] = tuple(ScoringIn.model_fields)
+
+
+class GradeOptionsIn(ScoringIn):
+    format: Literal["native", "gradescope", "prairielearn"] = Field(
+        "native", description="The result's format (a student key may choose it)."
+    )
 
 
 _PROBLEM: dict[str, Any] = {
@@ -160,14 +175,30 @@ class GradeBatchItems(GradeOptionsIn):
     """Many problem/answer pairs."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"items": [{"problem": _PROBLEM, "answer": _ANSWER}]}]})
-    items: Annotated[list[JsonValue], Field(min_length=1)] = Field(
-        description="Each graded on its own; a malformed one gets its own problem object in the results."
+    items: Annotated[list[dict[str, JsonValue]], Field(min_length=1)] = Field(
+        description="Objects, each graded on its own; a malformed one gets its own problem object in the results."
     )
 
 
-class SignRequest(Strict):
-    """A problem to sign, for graders to hand out to students."""
+class SignRequest(ScoringIn):
+    """A problem to sign, for graders to hand out to students, and how its answers are scored.
 
+    The scoring options (tolerance, points, reveal, carry-forward) are sealed in the token with their
+    defaults filled in: a student grading it cannot change them."""
+
+    model_config = ConfigDict(  # type: ignore[typeddict-item]
+        json_schema_extra={
+            "examples": [
+                {
+                    "problem": _PROBLEM,
+                    "tolerance": {"sig_figs": 4},
+                    "points": {"loss": 1, "gradients.w": 2, "gradients.b": 1},
+                    "carry_forward_credit": 0.5,
+                    "expires_in": 604800,
+                }
+            ]
+        }
+    )
     problem: GradientRequest
     expires_in: int | None = Field(None, gt=0, le=366 * 24 * 3600, description="Seconds (default from settings).")
 

@@ -245,6 +245,30 @@ class PreparedNetwork:
     verify: bool
 
 
+def network_cost_errors(m: int, weights: int, units: int, settings: Settings) -> list[dict[str, Any]]:
+    """The forward and backward passes' time and memory, bounded: m·Σ weights multiply-adds forward (twice
+    that backward) and m·Σ units values (z, a, δ and temporaries, about 75 bytes each, kept for backprop)."""
+    errors: list[dict[str, Any]] = []
+    work, values = m * weights, m * units
+    if work > settings.max_network_work:
+        errors.append(
+            {
+                "loc": ["data", "X"],
+                "msg": f"m·Σ weights = {m}·{weights} = {work} multiply-adds per pass; at most "
+                f"{settings.max_network_work}: send fewer examples or smaller layers",
+            }
+        )
+    if values > settings.max_network_values:
+        errors.append(
+            {
+                "loc": ["data", "X"],
+                "msg": f"m·Σ units = {m}·{units} = {values} values kept for backpropagation; at most "
+                f"{settings.max_network_values}: send fewer examples or fewer units",
+            }
+        )
+    return errors
+
+
 def prepare_network(req: Any, settings: Settings) -> PreparedNetwork:
     """The cross-field rules of a neural_network request, checked before any array is built."""
     errors: list[dict[str, Any]] = []
@@ -263,7 +287,7 @@ def prepare_network(req: Any, settings: Settings) -> PreparedNetwork:
             errors.append({"loc": ["data", "X", i], "msg": f"row has {len(row)} entries; row 0 has {n}"})
             if len(errors) >= 20:
                 break
-    width, params = n, 0
+    width, params, weights, total_units = n, 0, 0, 0
     for i, (spec, lp) in enumerate(zip(specs, layers, strict=True)):
         loc = ["parameters", "layers", i]
         units = len(lp.W[0])
@@ -282,6 +306,8 @@ def prepare_network(req: Any, settings: Settings) -> PreparedNetwork:
                 {"loc": ["layers", i, "activation"], "msg": "softmax may only be the last layer's activation"}
             )
         params += len(lp.W) * units + len(lp.b)
+        weights += width * units
+        total_units += units
         width = units
     if params > settings.max_parameters:
         errors.append(
@@ -289,6 +315,9 @@ def prepare_network(req: Any, settings: Settings) -> PreparedNetwork:
         )
     if errors:
         raise _invalid(errors)
+    cost_errors = network_cost_errors(m, weights, total_units, settings)
+    if cost_errors:
+        raise ProblemError(422, "validation-error", "The network is larger than this service accepts.", cost_errors)
     out_act = ActivationName(specs[-1].activation)
     loss_name = LossName(req.loss)
     vector = ACTIVATIONS[out_act].vector

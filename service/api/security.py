@@ -96,7 +96,6 @@ class MemoryLimiter:
 
     def __init__(self) -> None:
         self._buckets: dict[str, tuple[float, float]] = {}
-        self._counts: dict[str, tuple[int, float]] = {}
         self._lock = threading.Lock()
 
     async def take(self, key: str, rate_per_s: float, burst: int) -> float:
@@ -110,16 +109,6 @@ class MemoryLimiter:
                 return 0.0
             self._buckets[key] = (tokens, now)
             return (1.0 - tokens) / rate_per_s
-
-    async def count(self, key: str, ttl_s: float) -> int:
-        """Increment and return a counter that lives ttl_s seconds."""
-        now = time.time()
-        with self._lock:
-            n, expires = self._counts.get(key, (0, now + ttl_s))
-            if expires < now:
-                n, expires = 0, now + ttl_s
-            self._counts[key] = (n + 1, expires)
-            return n + 1
 
 
 _BUCKET_LUA = """
@@ -139,7 +128,7 @@ return tostring(wait)
 
 
 class RedisLimiter:
-    """The same buckets and counters in Redis: shared by every worker and replica."""
+    """The same buckets in Redis: shared by every worker and replica (attempts: service.api.attempts)."""
 
     def __init__(self, url: str) -> None:
         import redis.asyncio as redis_asyncio
@@ -155,17 +144,6 @@ class RedisLimiter:
         except self._errors:
             raise LimiterUnavailable() from None  # fail closed: limits that cannot be checked are not skipped
         return float(wait)
-
-    async def count(self, key: str, ttl_s: float) -> int:
-        name = f"gradient:count:{key}"
-        try:
-            pipe = self._redis.pipeline()
-            pipe.incr(name)
-            pipe.expire(name, max(1, math.ceil(ttl_s)), nx=True)
-            n, _ = await pipe.execute()
-        except self._errors:
-            raise LimiterUnavailable() from None
-        return int(n)
 
     async def ping(self) -> bool:
         try:
@@ -337,13 +315,17 @@ class Signer:
             return cls(settings.signing_secret.get_secret_value().encode("utf-8"))
         return cls(_PROCESS_SECRET)  # the app warns at start that tokens then live only in this process
 
-    def sign(self, problem: dict[str, Any], expires_at: int) -> str:
-        payload = orjson.dumps({"exp": expires_at, "problem": problem}, option=orjson.OPT_SORT_KEYS)
+    def sign(self, problem: dict[str, Any], expires_at: int, grading: dict[str, Any] | None = None) -> str:
+        body: dict[str, Any] = {"exp": expires_at, "problem": problem}
+        if grading is not None:
+            body["grading"] = grading
+        payload = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
         mac = hmac.new(self._secret, payload, hashlib.sha256).digest()
         return _b64(payload) + "." + _b64(mac)
 
-    def verify(self, token: str) -> tuple[dict[str, Any], int]:
-        """The problem and its expiry; ProblemError 403 when tampered with or expired."""
+    def verify(self, token: str) -> Sealed:
+        """The sealed problem, its grading options and expiry; ProblemError 403 when the token was
+        tampered with, has expired, or carries a payload this service cannot read."""
         forbidden = ProblemError(
             403, "forbidden", "The problem token is not valid (it was altered or not signed by this service)."
         )
@@ -359,10 +341,46 @@ class Signer:
         expected = hmac.new(self._secret, payload, hashlib.sha256).digest()
         if not hmac.compare_digest(mac, expected):
             raise forbidden
-        data = orjson.loads(payload)
-        if int(data["exp"]) < time.time():
+        # signed by this secret, yet possibly not by this service's code (a shared secret, an older
+        # release): its content is checked as strictly as a request's, never trusted to be well formed
+        try:
+            data = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            data = None
+        exp = data.get("exp") if isinstance(data, dict) else None
+        problem = data.get("problem") if isinstance(data, dict) else None
+        grading = data.get("grading") if isinstance(data, dict) else None
+        if (
+            not isinstance(data, dict)
+            or set(data) - {"exp", "problem", "grading"}
+            or not isinstance(exp, int)
+            or isinstance(exp, bool)
+            or not isinstance(problem, dict)
+            or not (grading is None or isinstance(grading, dict))
+        ):
+            raise MalformedToken()
+        if exp < time.time():
             raise ProblemError(403, "forbidden", "The problem token has expired: ask for a new one.")
-        return data["problem"], int(data["exp"])
+        return Sealed(problem, grading, exp)
+
+
+@dataclass(frozen=True)
+class Sealed:
+    """What a verified problem token holds: the problem, the grader's scoring options (None in tokens
+    signed before options were sealed: the defaults apply) and the expiry (Unix seconds)."""
+
+    problem: dict[str, Any]
+    grading: dict[str, Any] | None
+    expires: int
+
+
+class MalformedToken(ProblemError):
+    def __init__(self) -> None:
+        super().__init__(
+            403,
+            "forbidden",
+            "The problem token is not valid: its content is not a problem this service can read (ask for a new one).",
+        )
 
 
 def token_digest(token: str) -> str:

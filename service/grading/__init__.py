@@ -4,4 +4,5 @@ GRADING_RULES_VERSION changes whenever a rule that can change a grade changes (t
 catalogue of mistakes, error carried forward), so a regrade can be reproduced.
 """
 
-GRADING_RULES_VERSION = "1.0"
+# 2.0: error carried forward only from a catalogued mistake, for a share of the points (default 0.5)
+GRADING_RULES_VERSION = "2.0"

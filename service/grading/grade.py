@@ -49,12 +49,18 @@ def version() -> dict[str, str]:
     return {"service": __version__, "grading_rules": GRADING_RULES_VERSION}
 
 
+CARRY_FORWARD_CREDIT = 0.5  # the default share of a part's points for a correct step from a real slip
+
+
 @dataclass(frozen=True)
 class GradeOptions:
+    """How answers are scored: the grader's choice (sealed in a signed problem for students)."""
+
     tolerance: Tolerance = field(default_factory=Tolerance)
     points: dict[str, float] = field(default_factory=dict)
     reveal: bool = False
     carry_forward: bool = True
+    carry_forward_credit: float = CARRY_FORWARD_CREDIT
 
 
 class _Chain:
@@ -136,12 +142,16 @@ def grade(ref: Any, answer: dict[str, Any], options: GradeOptions) -> dict[str, 
     chain = _Chain(ref, own) if off_reference and options.carry_forward else None
 
     ordered: list[dict[str, Any]] = []
-    slips: set[str] = set()  # the learner's own values graded wrong: the sources of carried errors
+    # the learner's own values graded wrong and explained by a catalogued mistake (or following from
+    # such a one): real slips, the only wrong values later parts may be credited for following; a
+    # made-up value is no slip, so zeros for dL/dz and zeros for the gradients earn nothing
+    slips: set[str] = set()
     for part in [*CHAIN_ORDER, *(p for p in ref.expected if p not in CHAIN_ORDER)]:
         if part in parsed:
             check = _check(part, parsed[part], ref, chain, off_reference, slips, options)
             ordered.append(check)
-            if part.startswith("per_sample.") and not check["correct"]:
+            explained = check.get("mistake") is not None or check.get("graded_against") == "own_values"
+            if part.startswith("per_sample.") and not check["correct"] and explained:
                 slips.add(part)
     points = sum(c["points"] for c in ordered)
     max_points = sum(c["max_points"] for c in ordered)
@@ -196,7 +206,7 @@ def _check(
         check.update(correct=True, points=max_points, message="Correct.", mistake=None, graded_against="reference")
         return check
     inherited = [f"per_sample.{n}" for n in UPSTREAM.get(part, ()) if n in off_reference]
-    if inherited and chain is not None:
+    if inherited and chain is not None and all(p in slips for p in inherited):
         carried = chain.expectation(part)
         if (
             carried is not None
@@ -204,14 +214,13 @@ def _check(
             and np.all(np.isfinite(carried))
             and tol.allclose(answer, carried)
         ):
-            sources = [p for p in inherited if p in slips] or inherited
+            share = options.carry_forward_credit
             check.update(
-                correct=True,
-                points=max_points,
+                points=max_points * share,
                 graded_against="own_values",
-                carried_from=sources,
-                message=f"Correct given your own {', '.join(sources)} (error carried forward): it follows "
-                "correctly from your earlier values, whose mistake is counted once, where it was made.",
+                carried_from=inherited,
+                message=f"Follows correctly from your own {', '.join(inherited)} (error carried forward), whose "
+                f"mistake is named where it was made: {share:g} of this part's points.",
                 mistake=None,
             )
             return check

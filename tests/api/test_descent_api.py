@@ -106,8 +106,8 @@ def few_steps_client() -> Iterator[TestClient]:
 
 @pytest.fixture
 def little_work_client() -> Iterator[TestClient]:
-    """At most 240 multiply-adds: 20 steps of LINEAR (m·n·k = 12), or 10 steps of two runs."""
-    yield from app_client(max_descent_work=240)
+    """At most 10,332 units of work: 20 steps of LINEAR (21 evaluations of 492), or 9 steps of two runs."""
+    yield from app_client(max_descent_work=10_332)
 
 
 # --- 1. least squares and ridge through the API ---------------------------------------------------
@@ -466,17 +466,36 @@ def test_steps_limit(few_steps_client: TestClient) -> None:
 
 def test_work_limit_counts_steps_and_runs(little_work_client: TestClient) -> None:
     small_client = little_work_client
-    # LINEAR: m·n·k = 6·2·1 = 12 per step; the limit is 240
+    # LINEAR (m = 6, n = 2, k = 1): 6·(2 + 64)·1 + 32·3 parameters = 492 per evaluation, steps + 1 of them;
+    # the limit is 10,332 = 21·492
     ok(small_client, body(LINEAR, steps=20))
-    ok(small_client, body(LINEAR, steps=10, compare_with={"activation": "identity", "loss": "absolute_error"}))
+    ok(small_client, body(LINEAR, steps=9, compare_with={"activation": "identity", "loss": "absolute_error"}))
     for request in (
         body(LINEAR, steps=21),
-        body(LINEAR, steps=11, compare_with={"activation": "identity", "loss": "absolute_error"}),
-        body(NETWORK, steps=5),  # 6·(2·3 + 3·1) = 54 per step
+        body(LINEAR, steps=10, compare_with={"activation": "identity", "loss": "absolute_error"}),
+        body(NETWORK, steps=5),  # 6·((2 + 64)·3 + (3 + 64)·1) + 32·13 = 2,006 per step
     ):
         out = assert_problem(small_client.post("/descent", json=request), 422, "validation-error")
         assert locs(out) == [["steps"]]
-        assert "240" in out["detail"]
+        assert "10332" in out["detail"]
+    out = assert_problem(small_client.post("/descent", json=body(LINEAR, steps=21)), 422, "validation-error")
+    assert "at most 20 steps" in out["errors"][0]["msg"]
+
+
+def test_the_default_work_limit_refuses_what_took_minutes(client: TestClient) -> None:
+    """10,000 steps of logistic regression on 100,000 × 1 was 10⁹ 'multiply-adds' (m·n·k × steps), a tenth of
+    the old limit, yet took about 25 s: each step's elementwise work, not its m·n·k, is what costs."""
+    m = 100_000
+    X = "[" + ",".join(["[1]", "[0]"] * (m // 2)) + "]"
+    y = "[" + ",".join(["1", "0"] * (m // 2)) + "]"
+    raw = (
+        '{"problem": {"model": "logistic_regression", "parameters": {"w": [0.0], "b": 0.0}, '
+        f'"data": {{"X": {X}, "y": {y}}}}}, "learning_rate": 0.1, "steps": 10000}}'
+    )
+    resp = client.post("/descent", content=raw, headers={"content-type": "application/json"})
+    out = assert_problem(resp, 422, "validation-error")
+    assert locs(out) == [["steps"]]
+    assert str(Settings().max_descent_work) in out["detail"]
 
 
 @pytest.mark.parametrize(
@@ -602,3 +621,20 @@ def test_random_descents_never_fail_and_stay_finite(
             422,
             {"validation-error", "incompatible-pairing", "domain-error", "non-finite-result"},
         )
+
+
+def test_the_recorded_snapshots_are_bounded() -> None:
+    """record_every = 1 over many steps of a model with many parameters kept every snapshot (about
+    runs × steps × parameters floats) with no bound: now a 422 at record_every naming the fewest
+    record_every that fits, and the same descent recorded less often is served."""
+    n = 2_000
+    X = np.random.default_rng(0).normal(size=(3, n)).round(3).tolist()
+    problem = {"model": "linear_regression", "parameters": {"w": [0.0] * n, "b": 0.0}, "data": {"X": X, "y": [1, 2, 3]}}
+    limits = Settings(max_descent_recorded=500_000)
+    with TestClient(create_app(limits)) as c:
+        r = c.post("/descent", json=body(problem, learning_rate=0.01, steps=1_000, record_every=1))
+        problem_body = assert_problem(r, 422, "validation-error")
+        assert locs(problem_body) == [["record_every"]]
+        assert "record_every ≥ 5" in problem_body["errors"][0]["msg"]
+        (run,) = ok(c, body(problem, learning_rate=1e-6, steps=1_000, record_every=5))["runs"]
+        assert run["status"] == "completed" and len(run["snapshots"]) == 1_000 // 5 + 1

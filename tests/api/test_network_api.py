@@ -525,3 +525,61 @@ def test_default_client_accepts_what_the_small_limits_refuse(client: TestClient)
     for req, status, _, _ in LIMIT_CASES.values():
         if status == 422:
             post(client, req)
+
+
+# --- the cost of the forward and backward passes ---------------------------------------------------
+
+
+def test_the_reviews_822_kb_network_is_a_quick_422(client: TestClient) -> None:
+    """m = 100,000 examples through one hidden layer of 1,000 units: 10⁸ values kept for backprop (20 s and
+    5.6 GB before the limit), from a body of 822 kB."""
+    m, units = 100_000, 1000
+    X = "[" + ",".join(["[0.5]", "[1.5]"] * (m // 2)) + "]"
+    y = "[" + ",".join(["1", "0"] * (m // 2)) + "]"
+    W1 = "[[" + ",".join(["0.1"] * units) + "]]"
+    W2 = "[" + ",".join(["[0.1]"] * units) + "]"
+    raw = (
+        '{"model": "neural_network", "layers": [{"activation": "sigmoid"}, {"activation": "sigmoid"}], '
+        f'"loss": "binary_cross_entropy", "parameters": {{"layers": [{{"W": {W1}, "b": [{",".join(["0"] * units)}]}}, '
+        f'{{"W": {W2}, "b": [0]}}]}}, "data": {{"X": {X}, "y": {y}}}}}'
+    )
+    assert 800_000 < len(raw) < 850_000
+    resp = client.post("/gradient", content=raw, headers={"content-type": "application/json"})
+    body = assert_problem(resp, 422, "validation-error")
+    assert locs(body) == [["data", "X"]]
+    (error,) = body["errors"]
+    assert f"{m * (units + 1)} values" in error["msg"] and str(Settings().max_network_values) in error["msg"]
+    assert "fewer examples" in error["msg"]
+
+
+@pytest.mark.parametrize(
+    ("limits", "m", "status", "quantity"),
+    [
+        # _chain(2, [3, 1], m): Σ weights = 2·3 + 3·1 = 9, Σ units = 4
+        ({"max_network_work": 36}, 4, 200, None),
+        ({"max_network_work": 36}, 5, 422, "45 multiply-adds"),
+        ({"max_network_values": 16}, 4, 200, None),
+        ({"max_network_values": 16}, 5, 422, "20 values"),
+    ],
+)
+def test_network_cost_limits(limits: dict[str, int], m: int, status: int, quantity: str | None) -> None:
+    req = _chain(2, [3, 1], m)
+    with TestClient(create_app(Settings(**limits)), raise_server_exceptions=False) as c:
+        resp = c.post("/gradient", json=req)
+        descent = c.post("/descent", json={"problem": req, "learning_rate": 0.1, "steps": 1})
+    if status == 200:
+        assert_matches_oracle(post_ok(resp), req)
+        assert descent.status_code == 200, descent.text
+        return
+    body = assert_problem(resp, 422, "validation-error")
+    assert locs(body) == [["data", "X"]]
+    assert quantity is not None and quantity in body["errors"][0]["msg"]
+    assert str(next(iter(limits.values()))) in body["errors"][0]["msg"]
+    # /descent goes through the same check, located in its problem
+    body = assert_problem(descent, 422, "validation-error")
+    assert locs(body) == [["problem", "data", "X"]]
+
+
+def post_ok(resp: Any) -> dict[str, Any]:
+    assert resp.status_code == 200, resp.text
+    return strict_loads(resp.text)

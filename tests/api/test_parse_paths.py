@@ -139,3 +139,57 @@ def test_the_quick_way_would_differ_on_free_form_answers(monkeypatch: pytest.Mon
     quick = _outcome(_GRADE, body, True, monkeypatch)
     text = _outcome(_GRADE, body, False, monkeypatch)
     assert quick != text and "18446744073709551617" in text[2]
+
+
+# --- /grade/batch: its answers (or items) are validated one by one when graded, not in the parse ---
+
+_BATCH_ANSWER = {"loss": 0.5, "gradients": {"w": [0.1, 0.2], "b": 0.0}}
+BATCH_BODIES: dict[str, Any] = {
+    "answers": {"problem": _PROBLEM, "answers": [_BATCH_ANSWER, {"loss": "x"}, 42, None]},
+    "answers-options": {
+        "problem": _PROBLEM,
+        "answers": [_BATCH_ANSWER],
+        "tolerance": {"sig_figs": 3},
+        "format": "gradescope",
+    },
+    "token": {"problem_token": "abc.def", "answers": [_BATCH_ANSWER]},
+    "items": {"items": [{"problem": _PROBLEM, "answer": _BATCH_ANSWER}, {"anything": [1, 2]}]},
+    "items-not-objects": {"items": [{"problem": _PROBLEM, "answer": _BATCH_ANSWER}, 42, [None], "x"]},
+    "answers-empty": {"problem": _PROBLEM, "answers": []},
+    "items-empty": {"items": []},
+    "answers-not-a-list": {"problem": _PROBLEM, "answers": {"loss": 1}},
+    "both": {"problem": _PROBLEM, "problem_token": "a.b", "answers": [_BATCH_ANSWER]},
+    "neither": {"answers": [_BATCH_ANSWER]},
+    "unknown-field": {"problem": _PROBLEM, "answers": [_BATCH_ANSWER], "bonus": 1},
+    "bad-tolerance": {"items": [{"problem": _PROBLEM, "answer": {}}], "tolerance": {"rtol": -1}},
+    "bad-problem": {"problem": {**_PROBLEM, "model": "nope"}, "answers": [_BATCH_ANSWER]},
+    "not-an-object": [1, 2],
+    "a-number": 3,
+}
+BATCH_TEXTS: dict[str, bytes] = {
+    **{name: orjson.dumps(body) for name, body in BATCH_BODIES.items()},
+    "long-integer": b'{"problem": '
+    + orjson.dumps(_PROBLEM)
+    + b', "answers": [{"loss": 123456789012345678901234567890}]}',
+    "long-integer-in-problem": orjson.dumps({"items": [{"problem": _PROBLEM, "answer": {}}]}).replace(
+        b'"b":-3', b'"b":100000000000000000000000'
+    ),
+    "nan": b'{"problem": ' + orjson.dumps(_PROBLEM) + b', "answers": [{"loss": NaN}]}',
+    "invalid-json": b'{"problem": ',
+    "duplicate-keys": b'{"items": [], "items": [{"answer": {}}]}',
+}
+
+
+@pytest.mark.parametrize("name", sorted(BATCH_TEXTS))
+def test_a_batch_is_parsed_as_the_strict_way_parses_it(name: str) -> None:
+    from service.api.routes.grade import _BATCH, _BATCH_TAGS, parse_batch
+
+    def outcome(fn: Any) -> Any:
+        try:
+            value = fn()
+        except ProblemError as exc:
+            return ("refused", exc.status, exc.slug, exc.detail, exc.errors)
+        return ("accepted", type(value).__name__, repr(value))
+
+    body = BATCH_TEXTS[name]
+    assert outcome(lambda: parse_batch(body)) == outcome(lambda: parse(_BATCH, body, _BATCH_TAGS))

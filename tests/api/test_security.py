@@ -362,9 +362,10 @@ def test_a_student_may_not_send_problems_in_a_batch(tokens: TestClient) -> None:
     # one plain problem among signed ones refuses the whole batch
     items = [{"problem_token": tok, "answer": RIGHT_ANSWER}, {"problem": WORKED, "answer": RIGHT_ANSWER}]
     assert_problem(tokens.post("/grade/batch", json={"items": items}, headers=S), 403, "forbidden")
-    # an item that is not even an object holds no token either
+    # an item that is not even an object is refused by the schema, for every key
     items = [{"problem_token": tok, "answer": RIGHT_ANSWER}, 42]
-    assert_problem(tokens.post("/grade/batch", json={"items": items}, headers=S), 403, "forbidden")
+    problem = assert_problem(tokens.post("/grade/batch", json={"items": items}, headers=S), 422, "validation-error")
+    assert problem["errors"][0]["loc"] == ["items", 1]
 
 
 def test_a_student_may_not_ask_for_reveal(tokens: TestClient) -> None:
@@ -461,7 +462,7 @@ def test_attempts_are_limited_per_student_key_and_token(tokens: TestClient) -> N
         assert _score(_grade(tokens, tok, S)) == 1.0
     body = assert_problem(_grade(tokens, tok, S), 403, "forbidden")
     assert "3 attempts" in body["detail"]
-    assert body["max_attempts"] == 3 and body["attempts"] == 4
+    assert body["max_attempts"] == 3 and body["attempts"] == 3  # the refused grading took none
     assert_problem(_grade(tokens, tok, S), 403, "forbidden")  # and stays refused
     assert _score(_grade(tokens, tok, S2)) == 1.0  # another student key has its own attempts
     # and another token too (signing is deterministic: the same problem and expiry give the same token)

@@ -1,23 +1,37 @@
-"""The largest request the default limits accept: its time and the server's peak memory.
+"""The largest requests the default limits accept: their time and the server's peak memory.
 
-    python -m tests.benchmarks.bench_limits [--rows 250000] [--features 20] [--repeat 3]
+    python -m tests.benchmarks.bench_limits [--case all] [--rows 250000] [--features 20] [--repeat 3]
 
-With the defaults (body ≤ 64 MiB, m ≤ 10⁶, n ≤ 10⁵, m·n ≤ 5·10⁶), the most numbers a body can
-carry is m·n = 5·10⁶: here X of 250,000 × 20 entries written as single digits (about 10 MB).
-The script starts the service on a free loopback port, posts that logistic-regression problem,
-and reports the wall time per request and the server process's peak resident memory (VmHWM),
-next to the body's size. A script, not a test: it does not import pytest.
+Cases (one fresh server each, so that its peak resident memory, VmHWM, is the case's own):
+
+- gradient: with the defaults (body ≤ 64 MiB, m ≤ 10⁶, n ≤ 10⁵, m·n ≤ 5·10⁶), the most numbers a body
+  can carry is m·n = 5·10⁶: X of 250,000 × 20 entries written as single digits (about 10 MB), logistic
+  regression.
+- network: the largest neural_network: m·Σ weights at MAX_NETWORK_WORK under MAX_PARAMETERS (2,000 ×
+  1,000 inputs, one sigmoid layer of 998 units), forward and backward, explain off. (m·Σ units is then
+  half of MAX_NETWORK_VALUES; descent-network-998 evaluates a network at MAX_NETWORK_VALUES.)
+- network-explain: a network whose full breakdown is just under MAX_EXPLAIN_VALUES.
+- descent-*: /descent at MAX_DESCENT_WORK (the most steps it allows): logistic regression on 10⁶ × 1 with
+  compare_with (two runs), a network on 10,000 examples with 100 sigmoid units (the most elementwise
+  work per unit of the formula), and one on 4,000 examples with 998 units (the most memory per step).
+
+The script starts the service on a free loopback port, posts the request, and reports the wall time
+per request and the server process's peak resident memory next to the body's size. A script, not a
+test: it does not import pytest.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
 from pathlib import Path
 
 import httpx
 
+from service.api.descent import step_work
+from service.settings import Settings
 from tests.system.server import running_service
 
 
@@ -44,27 +58,110 @@ def _peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def _digits(rows: int, cols: int) -> str:
+    row = "[" + ",".join("1" if j % 2 else "0" for j in range(cols)) + "]"
+    return "[" + ",".join([row] * rows) + "]"
+
+
+def _labels(rows: int) -> str:
+    return "[" + ",".join("1" if i % 2 else "0" for i in range(rows)) + "]"
+
+
+def _network(m: int, n: int, units: int, **extra: object) -> dict[str, object]:
+    """A sigmoid layer of `units` and a sigmoid output on m × n digits, as a dict with X and y as raw JSON."""
+    return {
+        "model": "neural_network",
+        "layers": [{"activation": "sigmoid"}, {"activation": "sigmoid"}],
+        "loss": "binary_cross_entropy",
+        "parameters": {
+            "layers": [
+                {"W": [[0.01] * units] * n, "b": [0.0] * units},
+                {"W": [[0.01]] * units, "b": [0.0]},
+            ]
+        },
+        "data": {"X": "@X", "y": "@y"},
+        **extra,
+    }
+
+
+def _encode(doc: dict[str, object], m: int, n: int) -> bytes:
+    text = json.dumps(doc)
+    return text.replace('"@X"', _digits(m, n)).replace('"@y"', _labels(m)).encode()
+
+
+def _descent(problem: dict[str, object], shapes: list[tuple[int, int]], m: int, runs: int, **extra: object) -> dict:
+    per_step = runs * step_work(m, shapes)
+    steps = Settings().max_descent_work // per_step - 1
+    return {"problem": problem, "learning_rate": 0.01, "steps": steps, "patience": 1000, **extra}
+
+
+def cases(rows: int, features: int) -> dict[str, tuple[str, str, bytes]]:
+    """name: (path, description, body)."""
+    s = Settings()
+    out: dict[str, tuple[str, str, bytes]] = {
+        "gradient": (
+            "/gradient",
+            f"logistic regression, m = {rows}, n = {features} (m·n = {rows * features})",
+            _body(rows, features),
+        )
+    }
+    m, n, units = 2000, 1000, 998
+    assert m * n * 1 <= s.max_elements and (n + 1) * units + units + 1 <= s.max_parameters
+    assert m * (n * units + units) <= s.max_network_work and m * (units + 1) <= s.max_network_values
+    out["network"] = (
+        "/gradient",
+        f"neural_network m = {m}, n = {n}, sigmoid {units} + sigmoid 1: m·Σ weights = {m * (n * units + units)}, "
+        f"m·Σ units = {m * (units + 1)}",
+        _encode(_network(m, n, units), m, n),
+    )
+    m, n, units = 140, 10, 1000
+    assert m * (7 * (units + 1) + 12) <= s.max_explain_values
+    out["network-explain"] = (
+        "/gradient",
+        f"neural_network m = {m}, n = {n}, {units} units, explain full ({m * (7 * (units + 1) + 12)} numbers)",
+        _encode(_network(m, n, units, explain="full"), m, n),
+    )
+    m = 1_000_000
+    logistic = {"model": "logistic_regression", "parameters": {"w": [0.0], "b": 0.0}, "data": {"X": "@X", "y": "@y"}}
+    doc = _descent(logistic, [(1, 1)], m, 2, compare_with={"activation": "sigmoid", "loss": "squared_error"})
+    out["descent-logistic"] = (
+        "/descent",
+        f"/descent logistic m = {m}, n = 1, two runs (compare_with), {doc['steps']} steps",
+        _encode(doc, m, 1),
+    )
+    for m, units in ((10_000, 100), (4000, 998)):
+        doc = _descent(_network(m, 1, units), [(1, units), (units, 1)], m, 1)
+        out[f"descent-network-{units}"] = (
+            "/descent",
+            f"/descent neural_network m = {m}, n = 1, {units} sigmoid units, {doc['steps']} steps",
+            _encode(doc, m, 1),
+        )
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--case", default="all", help="gradient, network, network-explain, descent-…, or all")
     parser.add_argument("--rows", type=int, default=250_000)
     parser.add_argument("--features", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
-    body = _body(args.rows, args.features)
-    with running_service() as svc:
-        baseline = _peak_rss_mb(svc.proc.pid)
-        times = []
-        with httpx.Client(base_url=svc.base, timeout=600) as client:
-            for _ in range(args.repeat):
-                start = time.perf_counter()
-                r = client.post("/gradient", content=body, headers={"content-type": "application/json"})
-                times.append(time.perf_counter() - start)
-                assert r.status_code == 200, r.text[:300]
-        peak = _peak_rss_mb(svc.proc.pid)
-    size = f"m = {args.rows}, n = {args.features} (m·n = {args.rows * args.features})"
-    print(f"request: {size}, body {len(body) / 2**20:.1f} MiB")
-    print(f"time per request: median {statistics.median(times):.2f} s, min {min(times):.2f} s over {args.repeat}")
-    print(f"server peak RSS: {peak:.0f} MiB (idle after start: {baseline:.0f} MiB)")
+    for name, (path, what, body) in cases(args.rows, args.features).items():
+        if args.case not in ("all", name) and not (args.case.endswith("…") and name.startswith(args.case[:-1])):
+            continue
+        with running_service() as svc:
+            baseline = _peak_rss_mb(svc.proc.pid)
+            times = []
+            with httpx.Client(base_url=svc.base, timeout=600) as client:
+                for _ in range(args.repeat):
+                    start = time.perf_counter()
+                    r = client.post(path, content=body, headers={"content-type": "application/json"})
+                    times.append(time.perf_counter() - start)
+                    assert r.status_code == 200, r.text[:300]
+            peak = _peak_rss_mb(svc.proc.pid)
+        print(f"{name}: {what}, body {len(body) / 2**20:.1f} MiB")
+        print(f"  time per request: median {statistics.median(times):.2f} s, max {max(times):.2f} s over {args.repeat}")
+        print(f"  server peak RSS: {peak:.0f} MiB (idle after start: {baseline:.0f} MiB)", flush=True)
     return 0
 
 

@@ -52,10 +52,25 @@ def test_api_environment_covers_every_setting() -> None:
     # (a key without a value); otherwise the service's own default applies
     # and the trusted proxy: only nginx reaches the replicas, and it sets X-Forwarded-For itself
     assert env["GRADIENT_SERVICE_TRUSTED_PROXIES"] == '["*"]'
-    fixed = {"GRADIENT_SERVICE_HOST", "GRADIENT_SERVICE_PORT", "GRADIENT_SERVICE_TRUSTED_PROXIES"}
+    fixed = {
+        "GRADIENT_SERVICE_HOST",
+        "GRADIENT_SERVICE_PORT",
+        "GRADIENT_SERVICE_TRUSTED_PROXIES",
+        "GRADIENT_SERVICE_DATA_DIR",
+    }
     passed = set(env) - fixed - {"PROMETHEUS_MULTIPROC_DIR"}
     assert passed == settings - fixed | {"WEB_CONCURRENCY"}
     assert all(env[name] is None for name in passed), "no second copy of the service's defaults"
+
+
+def test_the_data_dir_is_a_named_volume_shared_by_the_replicas() -> None:
+    compose = _compose()
+    api = compose["services"]["api"]
+    data_dir = api["environment"]["GRADIENT_SERVICE_DATA_DIR"]
+    assert f"GRADIENT_SERVICE_DATA_DIR={data_dir}" in DOCKER.joinpath("Dockerfile").read_text()
+    (mount,) = [v for v in api["volumes"] if v["target"] == data_dir]
+    assert mount["type"] == "volume" and not mount.get("read_only", False)
+    assert mount["source"] in compose["volumes"], "a named volume: it outlives the containers"
 
 
 def test_healthchecks_and_start_order() -> None:

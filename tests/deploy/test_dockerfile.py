@@ -80,6 +80,14 @@ def test_multi_stage_from_python_slim_non_root_with_exec_form() -> None:
     assert "GRADIENT_SERVICE_HOST=0.0.0.0" in env and "GRADIENT_SERVICE_PORT=8000" in env
     assert "WEB_CONCURRENCY=" in env
     assert "PROMETHEUS_MULTIPROC_DIR=/tmp/" in env, "the metrics directory is writable (under /tmp)"
+    # the attempts database: a volume at GRADIENT_SERVICE_DATA_DIR, made in the image and owned by the USER
+    data_dir = re.search(r"GRADIENT_SERVICE_DATA_DIR=(\S+)", env)
+    assert data_dir is not None, "the runtime stage sets GRADIENT_SERVICE_DATA_DIR"
+    volumes = [json.loads(args) for kind, args in runtime if kind == "VOLUME"]
+    assert volumes == [[data_dir.group(1)]], "the data directory is the image's one VOLUME"
+    runs = " ".join(args for kind, args in runtime if kind == "RUN")
+    assert f"mkdir -p {data_dir.group(1)}" in runs and f"chown {user[-1]} {data_dir.group(1)}" in runs
+    assert kinds.index("VOLUME") > max(i for i, k in enumerate(kinds) if k == "RUN"), "declared after it is made"
 
     # the runtime stage takes only the virtualenv from the build stage; nothing is installed there
     copies = [args for kind, args in runtime if kind == "COPY"]

@@ -96,6 +96,20 @@ def test_writable_emptydirs_for_tmp_and_the_metrics_dir() -> None:
     assert env["GRADIENT_SERVICE_HOST"] == "0.0.0.0" and env["GRADIENT_SERVICE_PORT"] == "8000"
 
 
+def test_the_data_dir_is_a_writable_emptydir_at_the_images_data_dir() -> None:
+    """The attempts database of a pod (one per pod: several replicas need GRADIENT_SERVICE_REDIS_URL)."""
+    pod = _one("Deployment")["spec"]["template"]["spec"]
+    container = _container()
+    env = {e["name"]: e["value"] for e in container["env"]}
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    data_dir = env["GRADIENT_SERVICE_DATA_DIR"]
+    assert f"GRADIENT_SERVICE_DATA_DIR={data_dir}" in DOCKERFILE.read_text()
+    assert not mounts[data_dir].get("readOnly", False)
+    assert "emptyDir" in volumes[mounts[data_dir]["name"]]
+    assert pod["securityContext"]["fsGroup"] == 10001, "the volume is writable by the service's user"
+
+
 def test_service_and_autoscaler_point_at_the_deployment() -> None:
     deployment, service, hpa, pdb = (
         _one(k) for k in ("Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget")

@@ -1,4 +1,4 @@
-"""Rate limits and attempt counts shared through a real Redis server (service.api.security.RedisLimiter).
+"""Rate limits and attempt counts shared through a real Redis server (RedisLimiter, RedisAttemptStore).
 
 Two applications, each behind its own TestClient (its own event loop and Redis connections), stand in
 for two workers or two replicas of the service: what one counts, the other must see.
@@ -6,18 +6,23 @@ for two workers or two replicas of the service: what one counts, the other must 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from typing import Any
 
+import anyio
 import pytest
 import redis
 from fastapi.testclient import TestClient
 
+from service.api.attempts import Consumed, RedisAttemptStore
+from service.api.security import LimiterUnavailable
 from service.app import create_app
 from service.settings import Settings
 from tests.api.helpers import assert_problem
@@ -156,7 +161,7 @@ def test_two_apps_share_the_attempts_of_a_token(redis_url: str, db: redis.Redis)
         assert b.post("/grade", json=body, headers=S).status_code == 200  # a token signed on A is valid on B
         assert a.post("/grade", json=body, headers=S).status_code == 200
         refused = assert_problem(b.post("/grade", json=body, headers=S), 403, "forbidden")
-        assert refused["attempts"] == 4 and refused["max_attempts"] == 3
+        assert refused["attempts"] == 3 and refused["max_attempts"] == 3  # the refused grading took none
         assert_problem(a.post("/grade", json=body, headers=S), 403, "forbidden")
         # batch answers count in the same shared counter
         r = b.post("/problems/sign", json={"problem": WORKED, "expires_in": 601}, headers=G)
@@ -180,7 +185,7 @@ def test_every_key_in_redis_expires(redis_url: str, db: redis.Redis) -> None:
         assert all(ttl > 0 for ttl in ttls.values()), ttls  # -1 would be a key kept for ever
         # a bucket lives about as long as it takes to refill (3 tokens at 1/s); a counter, as long as the token
         buckets = {k: t for k, t in ttls.items() if "bucket" in k}
-        counters = {k: t for k, t in ttls.items() if "count" in k}
+        counters = {k: t for k, t in ttls.items() if "attempts" in k}
         assert len(buckets) == 3 and len(counters) == 1, ttls
         assert all(t <= 4 for t in buckets.values()), buckets
         assert all(590 <= t <= 600 for t in counters.values()), counters
@@ -198,3 +203,77 @@ def test_a_redis_outage_is_not_an_internal_error() -> None:
         if r.status_code == 503:
             assert r.headers["content-type"].startswith("application/problem+json")
             assert c.get("/readyz").status_code == 503
+
+
+# --- the attempt store itself ------------------------------------------------------------------------
+
+LATER = 4_000_000_000  # an expiry far in the future (2096)
+
+
+def _consume(url: str, key: str, n: int, limit: int, expires_at: float = LATER) -> Consumed:
+    async def run() -> Consumed:
+        store = RedisAttemptStore(url)
+        try:
+            return await store.consume(key, n, limit, expires_at)
+        finally:
+            await store.close()
+
+    return anyio.run(run)
+
+
+def test_redis_store_limit_is_exact_and_all_or_nothing(redis_url: str, db: redis.Redis) -> None:
+    assert [_consume(redis_url, "k", 1, 3).granted for _ in range(4)] == [True, True, True, False]
+    assert _consume(redis_url, "k", 1, 3) == Consumed(False, 3, 3)
+    assert _consume(redis_url, "b", 3, 5) == Consumed(True, 3, 5)
+    assert _consume(redis_url, "b", 3, 5) == Consumed(False, 3, 5)  # 3 asked, 2 left: none taken
+    assert _consume(redis_url, "b", 2, 5) == Consumed(True, 5, 5)
+    assert _consume(redis_url, "new", 6, 5) == Consumed(False, 0, 5)
+    assert not db.exists("gradient:attempts:new"), "a refused first consume leaves no key behind"
+
+
+def test_redis_store_key_expires_with_the_token(redis_url: str, db: redis.Redis) -> None:
+    expires = int(time.time()) + 600  # a token's expiry is a whole second
+    assert _consume(redis_url, "k", 1, 3, expires).granted
+    assert 595 <= db.ttl("gradient:attempts:k") <= 600
+    assert db.expiretime("gradient:attempts:k") == expires, "EXPIREAT: the token's own expiry"
+    assert _consume(redis_url, "short", 2, 2, time.time() + 1).granted
+    assert not _consume(redis_url, "short", 1, 2, time.time() + 1).granted
+    time.sleep(2.1)
+    assert _consume(redis_url, "short", 2, 2, time.time() + 60) == Consumed(True, 2, 2)
+
+
+def test_redis_50_concurrent_consumes_grant_exactly_5(redis_url: str, db: redis.Redis) -> None:
+    assert _consume(redis_url, "k", 5, 10).granted  # 5 of 10 used: 5 left
+
+    async def tasks() -> list[Consumed]:  # 50 at once on one store (its connection pool)
+        store = RedisAttemptStore(redis_url)
+        try:
+            return list(await asyncio.gather(*(store.consume("k", 1, 10, LATER) for _ in range(50))))
+        finally:
+            await store.close()
+
+    results = asyncio.run(tasks())
+    assert sum(r.granted for r in results) == 5
+    assert sorted(r.used for r in results if r.granted) == [6, 7, 8, 9, 10]
+    # and from 50 threads, each its own store and connection (as many workers or replicas would)
+    assert _consume(redis_url, "t", 5, 10).granted
+    barrier = threading.Barrier(50)
+    granted: list[bool] = []
+
+    def one() -> None:
+        barrier.wait()
+        granted.append(_consume(redis_url, "t", 1, 10).granted)
+
+    threads = [threading.Thread(target=one) for _ in range(50)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert len(granted) == 50 and sum(granted) == 5
+    assert int(db.get("gradient:attempts:t") or 0) == 10
+
+
+def test_redis_store_fails_closed() -> None:
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    with pytest.raises(LimiterUnavailable):
+        _consume(dead, "k", 1, 3)

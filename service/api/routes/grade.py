@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Annotated, Any
 
 import anyio.to_thread
+import orjson
 from fastapi import APIRouter, Depends, Request
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 
 from service.api.body import MODEL_TAGS, parse, read_json
 from service.api.encoding import JSONBytes, dumps
-from service.api.grading import check_student, grade_batch, grade_request, reference_for
+from service.api.errors import ProblemError
+from service.api.grading import (
+    batch_steps,
+    check_student,
+    grade_request,
+    reference_for,
+    run_steps,
+    sealed_scoring,
+    student_tokens,
+)
 from service.api.grading_schemas import (
     BatchResponse,
     GradeBatchRequest,
@@ -40,15 +51,40 @@ def _body(schema: str) -> dict[str, Any]:
     }
 
 
-def _grade(req: GradeRequest, settings: Settings, signer: Signer) -> bytes:
-    return dumps(grade_request(req, settings, signer))
+def _grade(req: GradeRequest, settings: Settings, signer: Signer, opened: dict[str, Any]) -> bytes:
+    return dumps(grade_request(req, settings, signer, opened))
 
 
 _BATCH_TAGS = MODEL_TAGS | {"answers", "items"}
+# a batch is graded in slices of about this long in a worker thread, the event loop running alone
+# between them, so health checks and small requests are answered while a big batch is graded
+BATCH_SLICE_SECONDS = 0.01
 
 
-def _batch(req: Any, settings: Settings, signer: Signer) -> bytes:
-    return dumps(grade_batch(req, settings, signer))
+_LONG_NUMBER = re.compile(rb"[0-9]{19}")
+
+
+def parse_batch(body: bytes | bytearray) -> Any:
+    """Parse a batch as `parse` does, without validating its answers (or items) in one long call that
+    would hold the interpreter: each is validated on its own when it is graded. The answers stand as
+    placeholders while the rest of the request is validated; a body this way cannot read (invalid
+    JSON, numbers orjson refuses) is parsed the strict way, which says what is wrong with it."""
+    raw = None
+    if not _LONG_NUMBER.search(body):  # orjson reads an integer beyond 64 bits as a float; pydantic, as an int
+        try:
+            raw = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raw = None
+    field = "answers" if isinstance(raw, dict) and "answers" in raw else "items"
+    values = raw.get(field) if isinstance(raw, dict) else None
+    if not isinstance(raw, dict) or not isinstance(values, list):
+        return parse(_BATCH, body, _BATCH_TAGS)
+    stubs = [0] * len(values) if field == "answers" else [{} if isinstance(v, dict) else v for v in values]
+    try:
+        req = _BATCH.validate_python({**raw, field: stubs}, strict=True)
+    except (ValidationError, TypeError, ValueError):
+        return parse(_BATCH, body, _BATCH_TAGS)
+    return req.model_copy(update={field: values})
 
 
 @router.post(
@@ -62,12 +98,23 @@ def _batch(req: Any, settings: Settings, signer: Signer) -> bytes:
 async def sign(request: Request, settings: Annotated[Settings, Depends(app_settings)]) -> JSONBytes:
     """A token for a problem (HMAC over the canonical problem, with an expiry) to grade it without revealing it."""
     req = parse(_SIGN, await read_json(request))
-    reference_for(req.problem, settings)  # a bad problem is refused now, not when students use it
+    ref = reference_for(req.problem, settings)  # a bad problem is refused now, not when students use it
+    unknown = [part for part in req.points or {} if part not in ref.expected]
+    if unknown:
+        raise ProblemError(
+            422,
+            "validation-error",
+            "points names parts this problem does not have.",
+            [
+                {"loc": ["points", part], "msg": f"no part {part} in this model: it has {', '.join(ref.expected)}"}
+                for part in unknown
+            ],
+        )
     expires = int(time.time()) + (req.expires_in or settings.token_lifetime_seconds)
     problem = req.problem.model_dump(mode="json", by_alias=True, exclude_none=True)
     problem.pop("explain", None)
     problem.pop("verify", None)
-    token = request.app.state.signer.sign(problem, expires)
+    token = request.app.state.signer.sign(problem, expires, sealed_scoring(req))
     return JSONBytes(dumps({"problem_token": token, "expires_at": expires}))
 
 
@@ -88,13 +135,14 @@ async def grade(
 ) -> JSONBytes:
     """Grade an answer to a problem: points, a check per part, the mistake made and feedback."""
     body = await read_json(request)
+    state = request.app.state
+    opened = student_tokens(body, principal, state.signer)  # before the answer is parsed
     big = len(body) > settings.inline_body_bytes
     req = await anyio.to_thread.run_sync(parse, _GRADE, body) if big else parse(_GRADE, body)
-    state = request.app.state
-    await check_student(principal, req, state.signer, state.limiter, settings)
+    await check_student(principal, req, opened, state.attempts, settings)
     if big:
-        return JSONBytes(await anyio.to_thread.run_sync(_grade, req, settings, state.signer))
-    return JSONBytes(_grade(req, settings, state.signer))
+        return JSONBytes(await anyio.to_thread.run_sync(_grade, req, settings, state.signer, opened))
+    return JSONBytes(_grade(req, settings, state.signer, opened))
 
 
 @router.post(
@@ -111,10 +159,15 @@ async def grade_many(
 ) -> JSONBytes:
     """Grade a whole class's answers to one problem, or many problem/answer pairs, each on its own."""
     body = await read_json(request)
-    req = await anyio.to_thread.run_sync(parse, _BATCH, body, _BATCH_TAGS)
     state = request.app.state
-    await check_student(principal, req, state.signer, state.limiter, settings)
-    return JSONBytes(await anyio.to_thread.run_sync(_batch, req, settings, state.signer))
+    opened = student_tokens(body, principal, state.signer)  # before any answer is parsed
+    req = await anyio.to_thread.run_sync(parse_batch, body)
+    await check_student(principal, req, opened, state.attempts, settings)
+    steps = batch_steps(req, settings, state.signer, opened, encode=dumps)
+    while True:
+        done, result = await anyio.to_thread.run_sync(run_steps, steps, BATCH_SLICE_SECONDS)
+        if done:
+            return JSONBytes(dumps(result))  # its results are encoded already: this joins them
 
 
 @router.get(

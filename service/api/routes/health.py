@@ -30,6 +30,9 @@ async def readyz(request: Request) -> JSONResponse:
     limiter = getattr(request.app.state, "limiter", None)
     if isinstance(limiter, RedisLimiter) and not await limiter.ping():
         return JSONResponse({"status": "not-ready", "reason": "redis unreachable"}, status_code=503)
+    attempts = getattr(request.app.state, "attempts", None)  # and its attempt store answers
+    if attempts is not None and not await attempts.ping():
+        return JSONResponse({"status": "not-ready", "reason": "attempt store unavailable"}, status_code=503)
     return JSONResponse({"status": "ready"})
 
 
