@@ -927,11 +927,32 @@ class GradientClient:
 
     # POST /problems/sign
 
-    def sign(self, problem: Mapping[str, Any], *, expires_in: int | None = None) -> SignedProblem:
-        """A token for `problem` to hand out to students (POST /problems/sign, grader keys only)."""
-        body: dict[str, Any] = {"problem": to_json_value(problem)}
+    def sign(
+        self,
+        problem: Mapping[str, Any],
+        *,
+        expires_in: int | None = None,
+        tolerance: Mapping[str, Any] | None = None,
+        points: Mapping[str, float] | None = None,
+        reveal: bool = False,
+        carry_forward: bool | None = None,
+        carry_forward_credit: float | None = None,
+    ) -> SignedProblem:
+        """A token for `problem` to hand out to students (POST /problems/sign, grader keys only).
+
+        The scoring options (as `grade` takes them, and `carry_forward`, `carry_forward_credit`: the
+        share of a part's points for a part that follows from a catalogued slip, default 0.5) are
+        sealed in the token: a student grading it cannot change them."""
+        body: dict[str, Any] = {
+            "problem": to_json_value(problem),
+            **_grade_options(tolerance, points, reveal, "native"),
+        }
         if expires_in is not None:
             body["expires_in"] = expires_in
+        if carry_forward is not None:
+            body["carry_forward"] = carry_forward
+        if carry_forward_credit is not None:
+            body["carry_forward_credit"] = carry_forward_credit
         result: SignedProblem = self._post("/problems/sign", body)
         return result
 

@@ -66,8 +66,8 @@ class Settings(BaseSettings):
     max_batch_work: int = Field(
         3_000_000_000,
         gt=0,
-        description="Largest /grade/batch, counted before grading in units of about 1 ns here: 500,000 + "
-        "24·m·n·k per distinct problem, 300,000 + 64 per byte of JSON per answer (or item).",
+        description="Largest /grade/batch, counted before grading in units of about 1 ns here: 192 per byte "
+        "of the body, 300,000 per answer (or item), 500,000 + 24·m·n·k per distinct problem.",
     )
     inline_body_bytes: int = Field(
         65_536,

@@ -45,10 +45,15 @@ _ITEM: TypeAdapter[GradeItem] = TypeAdapter(GradeItem)
 def _validate_item(raw: Any) -> GradeItem:
     """Validate one batch item as strict JSON (names must be JSON strings, numbers JSON numbers).
 
-    The item was parsed with the batch; it is written back as JSON (NaN and big integers kept) so
-    that the problem is validated exactly as /grade validates it.
+    The item was parsed with the batch. It is first validated as it stands, strictly (the quick
+    way, about 5 times faster on a big problem); whatever that refuses (an enum given by its name,
+    say, or a real error) is written back as JSON (NaN and big integers kept) and validated exactly
+    as /grade validates it, so every error and its message is /grade's.
     """
-    return _ITEM.validate_json(json.dumps(raw, allow_nan=True))
+    try:
+        return _ITEM.validate_python(raw, strict=True)
+    except ValidationError:
+        return _ITEM.validate_json(json.dumps(raw, allow_nan=True))
 
 
 _SCORING: TypeAdapter[ScoringIn] = TypeAdapter(ScoringIn)
@@ -348,32 +353,36 @@ def _item_problem(exc: Exception, index: int, prefix: str) -> dict[str, Any]:
     return problem_body(exc.status, exc.slug, exc.detail, located, **exc.extra)
 
 
-# What a batch's grading costs, in units of about a nanosecond of one core here (measured on the
-# machine the defaults were set on; README, "Security and limits"): a distinct problem's reference
-# (the answer key and every mistake's variant) REFERENCE_WORK + REFERENCE_PASSES per number of one
-# evaluation (m·n·k), an answer ANSWER_WORK + BYTE_WORK per byte of its JSON (an item's JSON, its
-# problem included, for items: each is validated on its own).
+# What a batch's grading costs, in units of about a nanosecond of one core here (calibrated on the
+# largest batches of three shapes: tests/benchmarks/bench_limits.py, README "Security and limits"):
+# BYTE_WORK per byte of the request (reading, validating and comparing what it holds), ANSWER_WORK
+# per answer or item, and per distinct problem its reference (the answer key and every mistake's
+# variant): REFERENCE_WORK + REFERENCE_PASSES per number of one evaluation (m·n·k).
+BYTE_WORK = 192
+ANSWER_WORK = 300_000
 REFERENCE_WORK = 500_000
 REFERENCE_PASSES = 24
-ANSWER_WORK = 300_000
-BYTE_WORK = 64
 
 
 def _reference_work(checked: Checked) -> int:
     return REFERENCE_WORK + REFERENCE_PASSES * checked.work
 
 
-def _answer_work(raw: Any) -> int:
-    return ANSWER_WORK + BYTE_WORK * len(orjson.dumps(raw))
+def batch_body_work(body_bytes: int, settings: Settings) -> int:
+    """The work a batch body's bytes alone cost; a 422 already when that is over the budget."""
+    total = BYTE_WORK * body_bytes
+    if total > settings.max_batch_work:
+        raise _over_budget(total, settings, None)
+    return total
 
 
-def _over_budget(total: int, settings: Settings, loc: str) -> ProblemError:
+def _over_budget(total: int, settings: Settings, loc: str | None) -> ProblemError:
     return ProblemError(
         422,
         "validation-error",
         f"This batch would cost {total} units of work; at most {settings.max_batch_work}: send fewer "
         "answers, fewer distinct problems or smaller ones in one request.",
-        [{"loc": [loc], "msg": f"{total} units of work; at most {settings.max_batch_work}"}],
+        [{"loc": [loc] if loc else [], "msg": f"{total} units of work; at most {settings.max_batch_work}"}],
         work=total,
         max_work=settings.max_batch_work,
     )
@@ -399,13 +408,15 @@ def batch_steps(
     signer: Signer | None = None,
     opened: Mapping[str, Opened] | None = None,
     encode: Callable[[Any], bytes] | None = None,
+    body_bytes: int | None = None,
 ) -> BatchSteps:
     """Grade every answer (or item) on its own, in order; each problem's reference is computed once.
 
     A generator that yields between pieces of work (one answer, one item, one reference) and returns
     the result: the route runs it in slices off the event loop. The whole batch's cost is counted
     before any reference is computed, and a batch over `max_batch_work` is refused (a 422). With
-    `encode`, each result is encoded as it is made (so the last step is no long encoding)."""
+    `encode`, each result is encoded as it is made (so the last step is no long encoding).
+    `body_bytes` is the request body's size (the JSON of the answers or items when not given)."""
     fmt = req.format
     loc = "answers" if isinstance(req, GradeBatchOne) else "items"
     size = len(req.answers) if isinstance(req, GradeBatchOne) else len(req.items)
@@ -417,35 +428,44 @@ def batch_steps(
             [{"loc": [loc], "msg": "too many items"}],
         )
     results: _Results = _Results(encode)
+    values = req.answers if isinstance(req, GradeBatchOne) else req.items
+    if body_bytes is None:
+        body_bytes = sum(len(orjson.dumps(v)) for v in values)
+    total = batch_body_work(body_bytes, settings) + ANSWER_WORK * size
+    if total > settings.max_batch_work:
+        raise _over_budget(total, settings, loc)
     if isinstance(req, GradeBatchOne):
         shared, token = problem_of(req.problem, req.problem_token, signer, opened)
         checked = check_signed(shared, token, settings)  # a bad shared problem fails the whole request
-        total = _reference_work(checked)
-        for raw in req.answers:
-            total += _answer_work(raw)
+        total += _reference_work(checked)
         if total > settings.max_batch_work:
             raise _over_budget(total, settings, loc)
         yield
         ref = build(checked, "/grade/batch")
         options = options_for(req, token)
-        for i, raw in enumerate(req.answers):
+        answers = req.answers
+        for i, raw in enumerate(answers):
             yield
+            answers[i] = None  # each answer's values are freed once it is graded
             try:
                 results.append(_grade(ref, _ANSWER.validate_python(raw, strict=True), options, fmt, ()))
             except (ValidationError, ProblemError) as exc:
                 results.append(_item_problem(exc, i, "answers"))
+            del raw
         return {"results": results.items}
-    # first every item is read and its problem checked, and the whole cost counted; then graded
-    planned: list[tuple[GradeItem, bytes, GradeOptions] | Exception] = []
+    # first every item is read and its problem checked, and the whole cost counted; then graded.
+    # What is no longer needed is let go as it goes: an item's JSON once it is read, a problem's
+    # validated lists once it is checked (its arrays are made), a reference after its last answer.
+    planned: list[tuple[Answer, bytes, GradeOptions] | Exception] = []
     checked_by_key: dict[bytes, Checked | Exception] = {}
-    total = 0
-    for raw in req.items:
+    uses: Counter[bytes] = Counter()
+    items = req.items
+    for i, raw in enumerate(items):
         yield
-        total += _answer_work(raw)
-        if total > settings.max_batch_work:
-            raise _over_budget(total, settings, loc)
+        items[i] = None
         try:
             item = _validate_item(raw)
+            del raw
             problem, token = problem_of(item.problem, item.problem_token, signer, opened)
             key = orjson.dumps(problem.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
             if key not in checked_by_key:
@@ -455,7 +475,9 @@ def batch_steps(
                     total += _reference_work(checked)
                 except ProblemError as exc:
                     checked_by_key[key] = exc
-            planned.append((item, key, options_for(req, token)))
+            uses[key] += 1
+            planned.append((item.answer, key, options_for(req, token)))
+            del item, problem
         except (ValidationError, ProblemError) as exc:
             planned.append(exc)
         if total > settings.max_batch_work:
@@ -463,22 +485,27 @@ def batch_steps(
     refs: dict[bytes, Reference | NetworkReference | Exception] = {}
     for i, plan in enumerate(planned):
         yield
+        planned[i] = None  # type: ignore[call-overload]
         try:
             if isinstance(plan, Exception):
                 raise plan
-            item, key, options = plan
+            answer, key, options = plan
             if key not in refs:
-                step = checked_by_key[key]
+                step = checked_by_key.pop(key)
                 try:
                     refs[key] = step if isinstance(step, Exception) else build(step, "/grade/batch")
                 except ProblemError as exc:
                     refs[key] = exc
             cached = refs[key]
+            uses[key] -= 1
+            if not uses[key]:
+                del refs[key]
             if isinstance(cached, Exception):
                 raise cached
-            results.append(_grade(cached, item.answer, options, fmt))
+            results.append(_grade(cached, answer, options, fmt))
         except (ValidationError, ProblemError, ComputeError) as exc:
             results.append(_item_problem(exc, i, "items"))
+        del plan
     return {"results": results.items}
 
 

@@ -412,3 +412,21 @@ def test_sign_then_grade_with_the_token(client: TestClient) -> None:
     assert [r["score"] for r in batch] == [1.0, 0.0]
     pl = gc.grade(problem, {"loss": 0.5}, format="prairielearn")
     assert pl["output"].startswith("gradient-service ")
+
+
+def test_sign_seals_the_scoring_options(client: TestClient) -> None:
+    """Options given to sign grade the token's answers without being sent again."""
+    from service.client import GradientClient
+
+    gc = GradientClient(client=client)
+    problem = {
+        "model": "linear_regression",
+        "parameters": {"w": [2.0], "b": 0.0},
+        "data": {"X": [[1.0], [2.0]], "y": [1.0, 3.0]},
+    }
+    plain = gc.sign(problem)["problem_token"]
+    sealed = gc.sign(problem, tolerance={"sig_figs": 2}, points={"loss": 4}, carry_forward_credit=0.25)["problem_token"]
+    near = {"loss": 0.501}  # J = 0.5: right to 2 significant figures only
+    assert gc.grade(plain, near)["points"] == 0.0
+    result = gc.grade(sealed, near)
+    assert result["points"] == 4.0 and result["max_points"] == 4.0

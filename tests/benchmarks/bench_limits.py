@@ -11,6 +11,8 @@ Cases (one fresh server each, so that its peak resident memory, VmHWM, is the ca
   1,000 inputs, one sigmoid layer of 998 units), forward and backward, explain off. (m·Σ units is then
   half of MAX_NETWORK_VALUES; descent-network-998 evaluates a network at MAX_NETWORK_VALUES.)
 - network-explain: a network whose full breakdown is just under MAX_EXPLAIN_VALUES.
+- batch-*: /grade/batch at MAX_BATCH_WORK: many small answers to one problem, answers with every
+  per-example part to the biggest problem, and many distinct problems as items.
 - descent-*: /descent at MAX_DESCENT_WORK (the most steps it allows): logistic regression on 10⁶ × 1 with
   compare_with (two runs), a network on 10,000 examples with 100 sigmoid units (the most elementwise
   work per unit of the formula), and one on 4,000 examples with 998 units (the most memory per step).
@@ -26,6 +28,7 @@ import argparse
 import json
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -136,6 +139,78 @@ def cases(rows: int, features: int) -> dict[str, tuple[str, str, bytes]]:
             f"/descent neural_network m = {m}, n = 1, {units} sigmoid units, {doc['steps']} steps",
             _encode(doc, m, 1),
         )
+    out.update(_batches(s))
+    return out
+
+
+_ANSWER_SMALL = {
+    "loss": 0.4,
+    "gradients": {"w": [-0.2, -0.3], "b": -0.2},
+    "per_sample": {"z": [-1.0, -1.0, -1.0, 0.75, 1.0, 0.5], "f": [0.27, 0.27, 0.27, 0.68, 0.73, 0.62]},
+}
+_WORKED = {
+    "model": "logistic_regression",
+    "parameters": {"w": [1, 1], "b": -3},
+    "data": {"X": [[0.5, 1.5], [1, 1], [1.5, 0.5], [3, 0.5], [2, 2], [1, 2.5]], "y": [0, 0, 0, 1, 1, 1]},
+}
+
+
+def _fit(make: Callable[[int], bytes], reference: int, s: Settings) -> tuple[int, bytes]:
+    """The most answers (or items) whose body `make(count)` the batch budget admits, and that body."""
+    from service.api.grading import ANSWER_WORK, BYTE_WORK
+
+    def work(count: int, body: bytes) -> int:
+        return BYTE_WORK * len(body) + ANSWER_WORK * count + abs(reference) * (count if reference < 0 else 1)
+
+    one = make(1)
+    count = max(1, int(s.max_batch_work / max(1, work(1, one))))
+    count = min(count, s.max_batch_items)
+    body = make(count)
+    while work(count, body) > s.max_batch_work:
+        count = int(count * 0.97)
+        body = make(count)
+    return count, body
+
+
+def _batches(s: Settings) -> dict[str, tuple[str, str, bytes]]:
+    """The largest /grade/batch requests MAX_BATCH_WORK admits, of three shapes: many small answers
+    to one problem, a few answers with every per-example part to the biggest problem, and many
+    distinct problems as items."""
+    from service.api.grading import REFERENCE_PASSES, REFERENCE_WORK
+
+    out: dict[str, tuple[str, str, bytes]] = {}
+    small = json.dumps(_ANSWER_SMALL)
+    worked = json.dumps(_WORKED)
+    count, body = _fit(
+        lambda c: ('{"problem": ' + worked + ', "answers": [' + ", ".join([small] * c) + "]}").encode(),
+        REFERENCE_WORK + REFERENCE_PASSES * 12,
+        s,
+    )
+    out["batch-answers"] = ("/grade/batch", f"{count} answers (5 parts each) to the course's worked example", body)
+    m, n = 250_000, 20
+    z = "[" + ",".join(["0.5"] * m) + "]"
+    answer = '{"loss": 0.7, "per_sample": {"z": ' + z + ', "f": ' + z + ', "dL_dz": ' + z + "}}"
+    problem = _body(m, n).decode()
+    count, body = _fit(
+        lambda c: ('{"problem": ' + problem + ', "answers": [' + ",".join([answer] * c) + "]}").encode(),
+        REFERENCE_WORK + REFERENCE_PASSES * m * n,
+        s,
+    )
+    out["batch-big"] = (
+        "/grade/batch",
+        f"{count} answers with z, f and dL/dz (m = {m}) to a logistic regression of m·n = {m * n}",
+        body,
+    )
+    m, n = 1000, 8
+    item = '{"problem": ' + _body(m, n).decode() + ', "answer": {"loss": 0.7}}'
+
+    def items(c: int) -> bytes:  # each a distinct problem
+        return (
+            '{"items": [' + ",".join(item.replace('"b": 0.0', f'"b": {i / 1000}', 1) for i in range(c)) + "]}"
+        ).encode()
+
+    count, body = _fit(items, -(REFERENCE_WORK + REFERENCE_PASSES * m * n), s)
+    out["batch-items"] = ("/grade/batch", f"{count} items, each its own logistic regression of m = {m}, n = {n}", body)
     return out
 
 

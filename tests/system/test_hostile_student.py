@@ -115,7 +115,7 @@ def test_a_hostile_student_gains_nothing() -> None:
                 b"[1, 2]",
                 orjson.dumps({"problem": WORKED}),
                 orjson.dumps({"exp": later, "problem": {**WORKED, "model": "unknown"}}),
-                orjson.dumps({"exp": later, "problem": WORKED, "grading": {"tolerance": {"rtol": 1e300}}}),
+                orjson.dumps({"exp": later, "problem": WORKED, "grading": {"bonus_points": 100}}),
             ):
                 r = c.post("/grade", json={"problem_token": _forge(payload), "answer": RIGHT}, headers=S)
                 _problem(r, 403)

@@ -15,6 +15,7 @@ from service.api.body import MODEL_TAGS, parse, read_json
 from service.api.encoding import JSONBytes, dumps
 from service.api.errors import ProblemError
 from service.api.grading import (
+    batch_body_work,
     batch_steps,
     check_student,
     grade_request,
@@ -161,9 +162,10 @@ async def grade_many(
     body = await read_json(request)
     state = request.app.state
     opened = student_tokens(body, principal, state.signer)  # before any answer is parsed
+    batch_body_work(len(body), settings)  # a body too big to grade is refused before it is parsed
     req = await anyio.to_thread.run_sync(parse_batch, body)
     await check_student(principal, req, opened, state.attempts, settings)
-    steps = batch_steps(req, settings, state.signer, opened, encode=dumps)
+    steps = batch_steps(req, settings, state.signer, opened, encode=dumps, body_bytes=len(body))
     while True:
         done, result = await anyio.to_thread.run_sync(run_steps, steps, BATCH_SLICE_SECONDS)
         if done:
