@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 OPENAPI_PATH = Path(__file__).resolve().parent.parent / "openapi" / "openapi.json"
 
@@ -74,16 +75,35 @@ def main(argv: list[str] | None = None) -> int:
     # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal with the handler that was
     # there before it: make that an exit with status 0, since the shutdown was an orderly one.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
-    uvicorn.run(
-        "service.app:app",
-        host=args.host or settings.host,
-        port=args.port or settings.port,
-        workers=workers,
-        log_level=settings.log_level,
-        log_config=log_config(settings.log_level),
-        access_log=False,  # service.access logs each request as JSON, with its request id
-        proxy_headers=False,
-    )
+    try:  # httptools, bounded (service/http.py); h11's own bound where httptools is not installed
+        from service.http import ServiceHttpProtocol
+
+        http: type[ServiceHttpProtocol] | str = ServiceHttpProtocol
+    except ImportError:
+        http = "h11"
+    options: dict[str, Any] = {
+        "http": http,
+        "h11_max_incomplete_event_size": settings.max_header_bytes,
+        "host": args.host or settings.host,
+        "port": args.port or settings.port,
+        "workers": workers,
+        "log_level": settings.log_level,
+        "log_config": log_config(settings.log_level),
+        "access_log": False,  # service.access logs each request as JSON, with its request id
+        # the client's address (for throttling failed authentications) from X-Forwarded-For, only when
+        # the TCP peer is one of the trusted proxies
+        "proxy_headers": bool(settings.trusted_proxies),
+        "forwarded_allow_ips": settings.trusted_proxies or None,
+    }
+    if workers > 1:
+        # uvicorn.run's supervisor, which closes its copy of the listening socket on SIGTERM: new
+        # connections are then served or refused, never queued for no one (service/supervisor.py)
+        from service.supervisor import ClosingMultiprocess
+
+        config = uvicorn.Config("service.app:app", **options)
+        ClosingMultiprocess(config, sockets=[config.bind_socket()]).run()
+    else:
+        uvicorn.run("service.app:app", **options)
     return 0
 
 

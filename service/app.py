@@ -10,7 +10,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from pydantic import TypeAdapter
 
@@ -18,6 +17,7 @@ from service import __version__
 from service.api import errors
 from service.api.attempts import AttemptStoreError, make_attempt_store
 from service.api.body import BodyLimitMiddleware, limit_by_role
+from service.api.cors import ProblemCORSMiddleware
 from service.api.descent_schemas import DescentRequest
 from service.api.fastpath import FastPathMiddleware
 from service.api.grading_schemas import (
@@ -31,7 +31,7 @@ from service.api.grading_schemas import (
 from service.api.head import HeadMiddleware
 from service.api.routes import catalog, descent, grade, gradient, health, learner, metrics, render
 from service.api.schemas import GradientRequest
-from service.api.security import KeyRing, RedisLimiter, Signer, make_limiter
+from service.api.security import AuthThrottle, KeyRing, RedisLimiter, Signer, make_limiter
 from service.compute import fused
 from service.observability import RequestContextMiddleware
 from service.runtime import tune_allocator
@@ -129,6 +129,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # no trailing-slash redirects: Starlette builds them from the Host header, so `POST /grade/` with a
+        # forged Host would redirect to any site; such a path is a plain 404 problem instead
+        redirect_slashes=False,
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.ready = False
@@ -138,6 +141,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.keyring = KeyRing(settings.keys())
     app.state.limiter = make_limiter(settings)
     app.state.attempts = make_attempt_store(settings)  # opened (the data directory made) by the lifespan
+    app.state.auth_throttle = AuthThrottle()  # client addresses with too many failed authentications
     app.state.signer = Signer.from_settings(settings)
     errors.install(app)
     # innermost: POST /gradient past FastAPI's routing (inside the body limit, CORS and request id)
@@ -152,7 +156,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # an explicit allow-list: a wildcard never goes with credentials
         wildcard = "*" in settings.cors_origins
         app.add_middleware(
-            CORSMiddleware,
+            ProblemCORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_credentials=not wildcard,
             allow_methods=["GET", "POST"],

@@ -101,6 +101,21 @@ class Settings(BaseSettings):
         "relative to the working directory). Unused when redis_url is set.",
     )
     cors_origins: list[str] = Field(default_factory=list, description="Origins allowed by CORS (no wildcard).")
+    max_header_bytes: int = Field(
+        64 * 1024,
+        ge=1024,
+        description="Largest request line and headers `python -m service serve` reads (431 or 400 above).",
+    )
+    auth_failures_per_minute: int = Field(
+        10, ge=0, description="Failed authentications per minute per client address (0: not throttled)."
+    )
+    auth_failure_burst: int = Field(
+        10, gt=0, description="Failed authentications a client address may make at once above the steady rate."
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Proxy addresses whose X-Forwarded-For names the client (`serve` only; none: the TCP peer).",
+    )
     drain_seconds: float = Field(
         0.0, ge=0, description="On SIGTERM, answer 503 on /readyz this long while still serving, then stop."
     )

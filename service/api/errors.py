@@ -42,6 +42,9 @@ TITLES = {
     "unauthorized": "Authentication required",
     "forbidden": "Not allowed",
     "rate-limited": "Too many requests",
+    "cors-refused": "CORS preflight refused",
+    "headers-too-large": "The request headers are too large",
+    "invalid-request": "The HTTP request cannot be parsed",
     "unavailable": "Temporarily unavailable",
     "internal-error": "Internal error",
 }

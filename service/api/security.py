@@ -168,12 +168,98 @@ async def app_settings(request: Request) -> Settings:
     return settings
 
 
+# --- failed authentications: a token bucket per client address --------------------------------------
+
+
+class AuthThrottle:
+    """The client addresses that have spent their failed authentications, until when (this process only).
+
+    The failures themselves are counted in the app's limiter (so, with Redis, across workers and
+    replicas); a worker learns that an address is blocked on the first failure from it it refuses.
+    """
+
+    MAX_BLOCKED = 65_536  # addresses remembered at once: the oldest are forgotten beyond
+
+    def __init__(self) -> None:
+        self._until: dict[str, float] = {}
+
+    def blocked_for(self, address: str) -> float:
+        """The seconds this address stays blocked (0: not blocked)."""
+        until = self._until.get(address)
+        if until is None:
+            return 0.0
+        left = until - time.monotonic()
+        if left <= 0:
+            self._until.pop(address, None)
+            return 0.0
+        return left
+
+    def block(self, address: str, seconds: float) -> None:
+        now = time.monotonic()
+        if len(self._until) >= self.MAX_BLOCKED:
+            for stale in [a for a, until in self._until.items() if until <= now]:
+                del self._until[stale]
+            while len(self._until) >= self.MAX_BLOCKED:
+                del self._until[next(iter(self._until))]
+        self._until.pop(address, None)
+        self._until[address] = now + seconds
+
+
+def client_address(request: Request) -> str:
+    """The TCP peer's address: behind a proxy, the proxy's (X-Forwarded-For is not trusted)."""
+    return request.client.host if request.client is not None else "unknown"
+
+
+def _too_many_failures(wait: float) -> ProblemError:
+    retry = max(1, math.ceil(wait))
+    return ProblemError(
+        429,
+        "rate-limited",
+        f"Too many failed authentications from this address: retry in {retry} s.",
+        headers={"Retry-After": str(retry)},
+        retry_after=retry,
+    )
+
+
+async def authenticate_throttled(request: Request) -> Principal:
+    """authenticate(), with the failed attempts of each client address throttled.
+
+    An address that has spent its failures (AUTH_FAILURES_PER_MINUTE, AUTH_FAILURE_BURST) is answered
+    429 on every request that needs a key, a correct key included, until its bucket refills: answering
+    a correct key as usual would tell a guesser which of its guesses was right, at full speed. Requests
+    without an Authorization header are not counted (no key was tried); successes never are.
+    """
+    settings: Settings = request.app.state.settings
+    if settings.auth_failures_per_minute <= 0 or request.app.state.keyring.open:
+        return authenticate(request)
+    throttle: AuthThrottle = request.app.state.auth_throttle
+    address = client_address(request)
+    blocked = throttle.blocked_for(address)
+    if blocked > 0:
+        raise _too_many_failures(blocked)
+    try:
+        return authenticate(request)
+    except ProblemError:
+        if "authorization" not in request.headers:
+            raise
+        limiter: Limiter = request.app.state.limiter
+        wait = await limiter.take(
+            f"authfail:{address}", settings.auth_failures_per_minute / 60.0, settings.auth_failure_burst
+        )
+        if wait <= 0:
+            raise
+        throttle.block(address, wait)
+        log.warning("failed authentications from %s throttled for %.1f s", address, wait)
+        raise _too_many_failures(wait) from None
+
+
 def access(*roles: str) -> Callable[[Request], Awaitable[Principal]]:
-    """A dependency: authenticate, check one of `roles` (grader may do everything), rate-limit."""
+    """A dependency: authenticate (failures throttled per address), check one of `roles` (grader may do
+    everything), rate-limit."""
     allowed = frozenset(roles) | {"grader"}
 
     async def dependency(request: Request) -> Principal:
-        principal = authenticate(request)
+        principal = await authenticate_throttled(request)
         if principal is OPEN:
             return principal
         if not principal.roles & allowed:

@@ -96,8 +96,9 @@ ROLE_KEY = {"grader": "g-key", "student": "s-key", "operator": "o-key"}
 
 @pytest.fixture(scope="module")
 def keyed() -> Iterator[TestClient]:
-    """Keys and roles, no rate limit (the matrix makes many requests with one key)."""
-    with app_client(rate_limit_per_minute=0, max_attempts=1000) as c:
+    """Keys and roles, no rate limit nor failure throttle (the matrix makes many requests with one key, many
+    with bad ones, all from one address; the throttle is tested in tests/api/test_auth_throttle.py)."""
+    with app_client(rate_limit_per_minute=0, max_attempts=1000, auth_failures_per_minute=0) as c:
         yield c
 
 

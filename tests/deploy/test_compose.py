@@ -50,7 +50,14 @@ def test_api_environment_covers_every_setting() -> None:
     assert "/tmp" in _compose()["services"]["api"]["tmpfs"]
     # every other one is passed on from the environment of `docker compose` when set there
     # (a key without a value); otherwise the service's own default applies
-    fixed = {"GRADIENT_SERVICE_HOST", "GRADIENT_SERVICE_PORT", "GRADIENT_SERVICE_DATA_DIR"}
+    # and the trusted proxy: only nginx reaches the replicas, and it sets X-Forwarded-For itself
+    assert env["GRADIENT_SERVICE_TRUSTED_PROXIES"] == '["*"]'
+    fixed = {
+        "GRADIENT_SERVICE_HOST",
+        "GRADIENT_SERVICE_PORT",
+        "GRADIENT_SERVICE_TRUSTED_PROXIES",
+        "GRADIENT_SERVICE_DATA_DIR",
+    }
     passed = set(env) - fixed - {"PROMETHEUS_MULTIPROC_DIR"}
     assert passed == settings - fixed | {"WEB_CONCURRENCY"}
     assert all(env[name] is None for name in passed), "no second copy of the service's defaults"

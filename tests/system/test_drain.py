@@ -126,3 +126,45 @@ def test_without_drain_seconds_sigterm_stops_at_once() -> None:
         assert code == 0, svc.log()[-3000:]
         assert time.monotonic() - sent < DRAIN
         assert "draining" not in svc.log().lower()
+
+
+def test_with_several_workers_no_connection_waits_after_sigterm() -> None:
+    """With two workers, every connection attempt after SIGTERM is served or refused at once, none queued.
+
+    The supervisor used to keep its copy of the listening socket open until the last worker exited:
+    once the workers had stopped accepting (the drain over, an upload still finishing), the kernel
+    still queued new connections that nobody accepted, and they hung for seconds, then failed."""
+    drain = 1.0
+    env = {"WEB_CONCURRENCY": "2", "GRADIENT_SERVICE_DRAIN_SECONDS": str(drain), "GRADIENT_SERVICE_API_KEYS": "{}"}
+    with running_service(env=env) as svc:
+        deadline = time.monotonic() + 30
+        while svc.log().count("Application startup complete") < 2:
+            assert time.monotonic() < deadline, svc.log()[-3000:]
+            time.sleep(0.1)
+        # an upload in flight past the drain keeps its worker, and the supervisor, alive ~4 s more
+        slow = SlowUpload(svc.base, _big_body(), seconds=drain + 4.0)
+        assert slow.started.wait(10), "the slow request did not start"
+        svc.proc.send_signal(signal.SIGTERM)
+        sent = time.monotonic()
+        attempts: list[tuple[float, float, int | str]] = []
+        while svc.proc.poll() is None and time.monotonic() - sent < 20:
+            started = time.monotonic()
+            try:
+                outcome: int | str = httpx.get(svc.base + "/healthz", timeout=5.0).status_code
+            except httpx.ConnectError:
+                outcome = "refused"
+            except httpx.TransportError as exc:
+                outcome = type(exc).__name__
+            attempts.append((started - sent, time.monotonic() - started, outcome))
+            time.sleep(0.05)
+        code = svc.proc.wait(timeout=20)
+    assert code == 0, svc.log()[-3000:]
+    assert slow.wait(10) == 200, slow.result
+    assert slow.finished_at > sent + drain, "the upload was not in flight when the drain ended"
+    slowest = max(attempts, key=lambda a: a[1])
+    assert slowest[1] < 1.0, f"a connection attempt {slowest[0]:.2f} s after SIGTERM took {slowest[1]:.2f} s"
+    outcomes = {a[2] for a in attempts}
+    assert outcomes <= {200, "refused"}, attempts
+    # served while draining, refused once the workers stopped accepting (the upload still finishing)
+    assert any(a[2] == 200 for a in attempts if a[0] < drain - 0.2), attempts
+    assert any(a[2] == "refused" for a in attempts if a[0] > drain + 0.5), attempts
