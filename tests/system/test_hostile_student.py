@@ -137,7 +137,10 @@ def test_a_hostile_student_gains_nothing() -> None:
 
         # 6. more gradings than the attempt limit, at once, over two workers: exactly the limit pass
         with httpx.Client(base_url=svc.base, timeout=30) as c:
-            fresh = c.post("/problems/sign", json={"problem": WORKED}, headers=G).json()["problem_token"]
+            # another expiry: the same problem signed in the same second with the same options is the same token
+            fresh = c.post("/problems/sign", json={"problem": WORKED, "expires_in": 7200}, headers=G).json()
+            fresh = fresh["problem_token"]
+            assert fresh != token
 
         def attempt(_: int) -> int:
             with httpx.Client(base_url=svc.base, timeout=30) as client:  # new connections: both workers take some
