@@ -16,9 +16,9 @@ from service import __version__
 from service.compute.activations import ActivationName
 from service.compute.stable import Array
 from service.grading import GRADING_RULES_VERSION
+from service.grading.answer_key import Reference
 from service.grading.compare import Parsed, Tolerance, parse_answer
 from service.grading.mistakes import ALL_MISTAKES
-from service.grading.reference import Reference
 
 CHAIN_ORDER = (
     "per_sample.z",

@@ -16,8 +16,8 @@ from service.compute.activations import ActivationName
 from service.compute.losses import LossName
 from service.compute.pairings import rhs
 from service.compute.stable import Array
+from service.grading.answer_key import Reference
 from service.grading.compare import Tolerance
-from service.grading.reference import Reference
 
 Variant = dict[str, Array]
 

@@ -19,8 +19,8 @@ from service.compute.network import NetworkEvaluation, NetworkProblem
 from service.compute.network import evaluate as evaluate_network
 from service.compute.pairings import rhs
 from service.compute.stable import Array
+from service.grading.answer_key import stack_variants
 from service.grading.compare import Tolerance
-from service.grading.reference import stack_variants
 
 Variant = dict[str, Array]
 _SAME = Tolerance(rtol=1e-12, atol=1e-300)
