@@ -13,7 +13,11 @@ from typing import Any
 import numpy as np
 
 from service.compute.models import Evaluation, Problem
+from service.compute.network import NetworkEvaluation, NetworkProblem
 from service.compute.stable import Array
+from service.grading.compare import Tolerance
+
+Variant = dict[str, Array]
 
 PART_NAMES = (
     "loss",
@@ -47,6 +51,41 @@ class Reference:
     def grad_reg(self) -> Array:
         g = self.evaluation.grad_w_regularization
         return np.zeros_like(self.problem.w) if g is None else g
+
+
+@dataclass
+class NetworkReference:
+    """A neural network's answer key: loss and gradients.layers.<i>.W / .b, and the variants."""
+
+    problem: NetworkProblem
+    evaluation: NetworkEvaluation
+    expected: dict[str, Array]
+    variants: dict[str, Variant] = field(default_factory=dict)
+    stacked: dict[str, tuple[list[str], list[str], Array]] = field(default_factory=dict)
+
+    @property
+    def m(self) -> int:
+        return self.problem.m
+
+
+# A variant is compared with the exact answer key at this tolerance to decide whether a mistake
+# changes a part at all: a variant equal to the answer key is never diagnosed.
+SAME = Tolerance(rtol=1e-12, atol=1e-300)
+
+
+def kept_parts(variant: dict[str, Any], expected: dict[str, Array]) -> Variant:
+    """The parts of a mistake's variant worth diagnosing: finite, of the expected shape, and not
+    (within SAME) the correct value (e.g. ∂f/∂z = 1 for identity changes nothing)."""
+    kept: Variant = {}
+    for part, value in variant.items():
+        value = np.asarray(value, dtype=np.float64)
+        exp = expected[part]
+        if value.shape != exp.shape or not np.all(np.isfinite(value)):
+            continue
+        if np.all(np.isfinite(exp)) and SAME.allclose(value, exp):
+            continue
+        kept[part] = value
+    return kept
 
 
 def stack_variants(ref: Any, entries: list[tuple[str, str, dict[str, Array]]]) -> None:

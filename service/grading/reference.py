@@ -1,14 +1,26 @@
-"""The reference a learner's answer is graded against, computed once per problem."""
+"""The answer key a learner's answer is graded against, computed once per problem: the expected
+value of every part, and the variant of every catalogued mistake that applies (mistakes.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from service.compute.models import Problem, evaluate
-from service.grading.answer_key import PART_NAMES, PER_SAMPLE, Reference, stack_variants
-from service.grading.mistakes import BY_CODE, variants_for
+from service.compute.network import NetworkProblem
+from service.compute.network import evaluate as evaluate_network
+from service.compute.stable import Array
+from service.grading.answer_key import PART_NAMES, PER_SAMPLE, NetworkReference, Reference, stack_variants
+from service.grading.mistakes import add_network_variants, add_single_layer_variants
 
-__all__ = ["PART_NAMES", "PER_SAMPLE", "Reference", "build_reference", "stack_variants"]
+__all__ = [
+    "PART_NAMES",
+    "PER_SAMPLE",
+    "NetworkReference",
+    "Reference",
+    "build_network_reference",
+    "build_reference",
+    "stack_variants",
+]
 
 
 def build_reference(problem: Problem) -> Reference:
@@ -26,6 +38,17 @@ def build_reference(problem: Problem) -> Reference:
         "per_sample.dL_dz": ev.dL_dz,
     }
     ref = Reference(problem, ev, expected)
-    ref.variants = variants_for(ref)
-    stack_variants(ref, [(code, BY_CODE[code].feedback(ref), variant) for code, variant in ref.variants.items()])
+    add_single_layer_variants(ref)
+    return ref
+
+
+def build_network_reference(net: NetworkProblem) -> NetworkReference:
+    """Evaluate the network by backpropagation and compute the mistake variants."""
+    ev = evaluate_network(net)
+    expected: dict[str, Array] = {"loss": np.asarray(ev.loss)}
+    for i, (gW, gb) in enumerate(zip(ev.grad_Ws, ev.grad_bs, strict=True)):
+        expected[f"gradients.layers.{i}.W"] = gW
+        expected[f"gradients.layers.{i}.b"] = gb
+    ref = NetworkReference(net, ev, expected)
+    add_network_variants(ref)
     return ref

@@ -21,7 +21,7 @@ from service.compute.network import NetworkProblem, build_network
 from service.compute.pairings import make_pairing
 from service.grading.grade import GradeOptions, grade
 from service.grading.mistakes import NETWORK_MISTAKES
-from service.grading.network import build_network_reference
+from service.grading.reference import build_network_reference
 
 Array = np.ndarray
 RTOL, ATOL = 1e-5, 1e-8
