@@ -58,7 +58,7 @@ def _backprop(
     reg_factor: float = 1.0,
     reg_bias: bool = False,
 ) -> Variant:
-    """Backpropagation with one deliberate change; layers are 1-based as MATH.md writes them."""
+    """Backpropagation with one deliberate change; layers are 1-based as docs/design/math.md writes them."""
     m = net.m
     reg = net.regularization
     out: Variant = {}
