@@ -52,8 +52,8 @@ test-all: test test-slow
 
 ## ruff (lint and format check) and mypy (strict)
 lint: $(VENV)/.test
-	$(BIN)/ruff check service tests
-	$(BIN)/ruff format --check service tests
+	$(BIN)/ruff check service tests hooks
+	$(BIN)/ruff format --check service tests hooks
 	$(BIN)/mypy
 
 ## Regenerate openapi/openapi.json

@@ -81,7 +81,14 @@ def _operation(method: str, path: str, op: dict[str, Any]) -> list[str]:
         for media, content in body.get("content", {}).items():
             example = _example(content)
             if example is not None:
-                out += [f"Example (`{media}`):", "", "```json", json.dumps(example, indent=2, ensure_ascii=False), "```", ""]
+                out += [
+                    f"Example (`{media}`):",
+                    "",
+                    "```json",
+                    json.dumps(example, indent=2, ensure_ascii=False),
+                    "```",
+                    "",
+                ]
     out += ["| status | description | media types |", "|---|---|---|"]
     for status, response in op.get("responses", {}).items():
         media = ", ".join(f"`{m}`" for m in response.get("content", {}))
@@ -91,7 +98,7 @@ def _operation(method: str, path: str, op: dict[str, Any]) -> list[str]:
 
 
 def _schema(name: str, schema: dict[str, Any]) -> list[str]:
-    out = [f'### {name} {{ #{_anchor(name)} }}', ""]
+    out = [f"### {name} {{ #{_anchor(name)} }}", ""]
     if schema.get("description"):
         out += [_text(schema["description"]), ""]
     props = schema.get("properties", {})
