@@ -1,4 +1,4 @@
-"""Neural networks: several layers, trained by backpropagation (MATH.md, "Neural networks").
+"""Neural networks: several layers, trained by backpropagation (docs/design/math.md, "Neural networks").
 
 Layer l (1-based, as the course writes it): z[l] = a[l−1] W[l] + b[l], a[l] = g[l](z[l]), a[0] = X.
 Backward: δ[L] = ∂L/∂z[L] (f − y for a canonical output pairing, from the pairing's stable kernel);

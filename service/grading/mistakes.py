@@ -1,4 +1,4 @@
-"""The catalogue of common mistakes (MATH.md): each is a small, exact change of the computation.
+"""The catalogue of common mistakes (docs/design/math.md): each is a small, exact change of the computation.
 
 For the problem at hand, every mistake whose "applies when" holds is recomputed as a variant of
 the parts it changes. A variant part that equals the correct value (e.g. ∂f/∂z = 1 for identity)

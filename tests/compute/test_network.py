@@ -1,4 +1,4 @@
-"""Neural networks (MATH.md, "Neural networks"): J and every ∂J/∂W[l], ∂J/∂b[l] from backpropagation
+"""Neural networks (docs/design/math.md, "Neural networks"): J and every ∂J/∂W[l], ∂J/∂b[l] from backpropagation
 against autograd of a plain composed cost written here; central differences and the kink report; a
 depth-1 network against the single-layer model; the per-layer breakdown and its factors; extreme inputs.
 
@@ -321,7 +321,7 @@ def test_kink_report_lists_the_relu_layer_with_z_exactly_zero(layer: int) -> Non
     assert "z = 0" in kink["at"]
     assert example in kink["examples"] and kink["count"] == len(kink["examples"])
     assert all(np.any(np.abs(z[i]) <= 1e-5 * max(1.0, np.max(np.abs(z)))) for i in kink["examples"])
-    # relu'(0) = 0 is the subgradient used (MATH.md: 0 at z = 0, as PyTorch)
+    # relu'(0) = 0 is the subgradient used (docs/design/math.md: 0 at z = 0, as PyTorch)
     assert ev.deltas[layer - 1][example, 0] == 0.0
 
 
