@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from service.__main__ import OPENAPI_PATH, openapi_text
 from service.api.schemas import REQUEST_MODELS
@@ -41,3 +42,23 @@ def test_preset_targets_carry_the_loss_domain() -> None:
     y = schemas["BinaryData"]["properties"]["y"]["items"]
     assert (y["minimum"], y["maximum"]) == (0.0, 1.0)
     assert schemas["CountData"]["properties"]["y"]["items"]["minimum"] == 0.0
+
+
+def test_every_request_body_has_an_example() -> None:
+    """Each operation's body, in each media type it takes, shows an example (its own, or its schema's)."""
+    doc = json.loads(Path(OPENAPI_PATH).read_text())
+    schemas = doc["components"]["schemas"]
+
+    def has_example(schema: dict[str, Any]) -> bool:
+        if "example" in schema or "examples" in schema:
+            return True
+        return "$ref" in schema and has_example(schemas[schema["$ref"].rsplit("/", 1)[-1]])
+
+    missing = [
+        (method, path, media)
+        for path, operations in doc["paths"].items()
+        for method, op in operations.items()
+        for media, content in op.get("requestBody", {}).get("content", {}).items()
+        if not ("example" in content or "examples" in content or has_example(content.get("schema", {})))
+    ]
+    assert missing == []

@@ -22,6 +22,7 @@ any array is made. The body's size limit bounds it all.
 
 from __future__ import annotations
 
+import copy
 import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -324,9 +325,19 @@ def _walk(obj: Any, path: tuple[str, ...]) -> Any:
     return obj
 
 
-def multipart_content(schema_ref: str, data_path: str) -> dict[str, Any]:
-    """The OpenAPI description of the multipart form of a request body whose JSON schema is `schema_ref`."""
+def multipart_content(schema_ref: str, data_path: str, example: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The OpenAPI description of the multipart form of a request body whose JSON schema is
+    `schema_ref`; `example` is a JSON body of it, shown with its X left out as the form sends it."""
+    shown: dict[str, Any] = {}
+    if example is not None:
+        request = copy.deepcopy(example)
+        holder = request
+        for key in data_path.split("."):
+            holder = holder[key]
+        holder.pop("X", None)
+        shown = {"example": {"request": request, "X": "(the .npy file of X: np.save(file, X))"}}
     return {
+        **shown,
         "schema": {
             "type": "object",
             "required": list(PARTS),

@@ -11,6 +11,7 @@ from pydantic import TypeAdapter
 from service.api.arrays import parse_with_matrix, request_json
 from service.api.binary import MULTIPART, RawBody, multipart_content, parse_multipart
 from service.api.body import parse
+from service.api.descent_schemas import _EXAMPLE as DESCENT_EXAMPLE
 from service.api.descent_schemas import DescentRequest
 from service.api.errors import ProblemError
 from service.api.problems import PreparedNetwork, prepare, prepare_network, within_limits
@@ -25,7 +26,7 @@ DESCENT_BODY: dict[str, Any] = {
         "required": True,
         "content": {
             "application/json": {"schema": {"$ref": "#/components/schemas/DescentRequest"}},
-            MULTIPART: multipart_content("#/components/schemas/DescentRequest", "problem.data"),
+            MULTIPART: multipart_content("#/components/schemas/DescentRequest", "problem.data", DESCENT_EXAMPLE),
         },
     }
 }

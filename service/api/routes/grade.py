@@ -25,6 +25,8 @@ from service.api.grading import (
     student_tokens,
 )
 from service.api.grading_schemas import (
+    _ANSWER,
+    _PROBLEM,
     BatchResponse,
     GradeBatchRequest,
     GradeRequest,
@@ -43,13 +45,20 @@ _SIGN: TypeAdapter[SignRequest] = TypeAdapter(SignRequest)
 _BATCH: TypeAdapter[Any] = TypeAdapter(GradeBatchRequest)
 
 
-def _body(schema: str) -> dict[str, Any]:
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
-        }
-    }
+def _body(schema: str, examples: dict[str, Any] | None = None) -> dict[str, Any]:
+    content: dict[str, Any] = {"schema": {"$ref": f"#/components/schemas/{schema}"}}
+    if examples:
+        content["examples"] = examples
+    return {"requestBody": {"required": True, "content": {"application/json": content}}}
+
+
+_BATCH_EXAMPLES = {
+    "answers": {
+        "summary": "a class's answers to one problem",
+        "value": {"problem": _PROBLEM, "answers": [_ANSWER, {"loss": 0.3668668}]},
+    },
+    "items": {"summary": "problem and answer pairs", "value": {"items": [{"problem": _PROBLEM, "answer": _ANSWER}]}},
+}
 
 
 def _grade(req: GradeRequest, settings: Settings, signer: Signer, opened: dict[str, Any]) -> bytes:
@@ -151,7 +160,7 @@ async def grade(
     summary="Grade many answers",
     response_class=JSONBytes,
     responses={200: {"model": BatchResponse, "description": "One result per answer, in order."}, **PROBLEM_RESPONSES},
-    openapi_extra=_body("GradeBatchRequest"),
+    openapi_extra=_body("GradeBatchRequest", _BATCH_EXAMPLES),
 )
 async def grade_many(
     request: Request,

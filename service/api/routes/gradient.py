@@ -16,6 +16,7 @@ from service.api.problems import Prepared, PreparedNetwork, prepare, prepare_net
 from service.api.responses import PROBLEM_RESPONSES, gradient_response, network_response
 from service.api.schemas import EXAMPLES, GradientRequest, GradientResponse
 from service.api.security import access
+from service.compute.pairings import ModelName
 from service.observability import PROBLEM_SIZE
 from service.settings import Settings
 
@@ -30,7 +31,9 @@ _OPENAPI_BODY = {
                 "schema": {"$ref": "#/components/schemas/GradientRequest"},
                 "examples": {str(model): {"summary": str(model), "value": ex} for model, ex in EXAMPLES.items()},
             },
-            MULTIPART: multipart_content("#/components/schemas/GradientRequest", "data"),
+            MULTIPART: multipart_content(
+                "#/components/schemas/GradientRequest", "data", EXAMPLES[ModelName.LOGISTIC_REGRESSION]
+            ),
         },
     }
 }
