@@ -1,8 +1,9 @@
 """The image for real: build docker/Dockerfile, run it, use it, stop it.
 
-Uses docker when a Docker engine answers, otherwise podman as set up by the shared
-container-engine.sh (a local stand-in for python:3.11-slim; see its header). Prints, and writes to
-container-metrics.json in the test's tmp dir, the image size and the start-to-healthy time.
+Uses docker when a Docker engine answers, otherwise podman as set up by the repository's
+tests/deploy/container-engine.sh (a local stand-in for python:3.11-slim; see its header). Prints,
+and writes to container-metrics.json in the test's tmp dir, the image size and the start-to-healthy
+time.
 """
 
 from __future__ import annotations

@@ -24,14 +24,12 @@ NGINX_DIR = DOCKER / "nginx"
 K8S = DOCKER / "k8s"
 
 
-# The container engine's setup for machines without a Docker engine (its header tells how).
+# The container engine's setup for machines without a Docker engine: the repository's own
+# tests/deploy/container-engine.sh (its header tells what it does), unless
+# $GRADIENT_CONTAINER_ENGINE_SETUP names another script.
 def _engine_setup() -> Path:
-    """The workplace's podman setup: $GRADIENT_CONTAINER_ENGINE_SETUP, else the tools directory
-    beside the checkout, else the workplace's own /work/shared/tools (a clone made elsewhere, as CI's may be)."""
-    if os.environ.get("GRADIENT_CONTAINER_ENGINE_SETUP"):
-        return Path(os.environ["GRADIENT_CONTAINER_ENGINE_SETUP"])
-    candidates = [ROOT.parent / "shared/tools/container-engine.sh", Path("/work/shared/tools/container-engine.sh")]
-    return next((c for c in candidates if c.exists()), candidates[0])
+    override = os.environ.get("GRADIENT_CONTAINER_ENGINE_SETUP")
+    return Path(override) if override else Path(__file__).resolve().parent / "container-engine.sh"
 
 
 ENGINE_SETUP = _engine_setup()
