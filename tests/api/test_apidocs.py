@@ -47,3 +47,15 @@ def test_vendored_files_are_the_pinned_releases_with_their_licences() -> None:
 def test_docs_pages_are_not_in_the_openapi_document() -> None:
     paths = TestClient(create_app(Settings())).get("/openapi.json").json()["paths"]
     assert "/docs" not in paths and "/redoc" not in paths
+
+
+def test_the_vendored_bundles_fetch_nothing_from_another_host() -> None:
+    """No image, script or style source in the bundles names an outside host (ReDoc's sidebar logo
+    came from a CDN: its src is an empty data: URL in the vendored copy, as its LICENSE notes)."""
+    import re
+
+    for name in ("redoc/redoc.standalone.js", "swagger-ui/swagger-ui-bundle.js"):
+        text = (STATIC / name).read_text()
+        assert re.findall(r'\bsrc:\s*"https?://', text) == [], name
+    assert "cdn.redoc.ly" not in (STATIC / "redoc" / "redoc.standalone.js").read_text()
+    assert "one change" in (STATIC / "redoc" / "LICENSE").read_text()
