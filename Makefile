@@ -19,8 +19,9 @@ $(VENV)/.runtime: $(BIN)/python pyproject.toml constraints.txt
 	$(PIP) install -q -c constraints.txt -e .
 	@touch $@
 
-$(VENV)/.test: $(VENV)/.runtime
+$(VENV)/.test: $(VENV)/.runtime clients/python/pyproject.toml
 	$(PIP) install -q -c constraints.txt -e '.[test]'
+	$(PIP) install -q -c constraints.txt -e ./clients/python
 	@touch $@
 
 tests/katex/node_modules/.package-lock.json: tests/katex/package-lock.json
@@ -43,8 +44,8 @@ test-slow: $(VENV)/.test katex
 test-all: test test-slow
 
 lint: $(VENV)/.test
-	$(BIN)/ruff check service tests
-	$(BIN)/ruff format --check service tests
+	$(BIN)/ruff check service tests clients
+	$(BIN)/ruff format --check service tests clients
 	$(BIN)/mypy
 
 openapi: $(VENV)/.runtime

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.app import create_app
-from service.client import BINARY_MIN_NUMBERS, GradientClient, ServiceError, npy_bytes
+from gradient_service_client import BINARY_MIN_NUMBERS, GradientClient, ServiceError, npy_bytes
 from tests.api.helpers import WORKED_X
 
 Y = [0, 0, 0, 1, 1, 1]
