@@ -76,7 +76,7 @@ def test_either_order_and_the_cost(keyed: TestClient) -> None:
     token = _token(keyed)
     result = check(compute_gradient_logistic, token, api_key="s", client=keyed)  # dj_db, dj_dw
     assert result.correct and result.score == 1.0 and result.mistakes == []
-    assert "Next: Nothing: every part is right." in str(result)
+    assert "Next: nothing to fix, every part is right." in str(result)
 
     def dw_first(X: Any, y: Any, w: Any, b: Any) -> tuple[Any, float]:
         dj_db, dj_dw = compute_gradient_logistic(X, y, w, b)

@@ -248,7 +248,7 @@ class CheckResult:
         """What to look at next: the first wrong part, through its mistake when one is named."""
         wrong = [c for c in self.checks if not c["correct"]]
         if not wrong:
-            return "Nothing: every part is right."
+            return "nothing to fix, every part is right."
         first = wrong[0]
         parts = ", ".join(c["name"] for c in wrong)
         page = f"{self.base_url}/explain"
@@ -279,6 +279,10 @@ class CheckResult:
 
     def __repr__(self) -> str:
         return f"<CheckResult {self.headline()}>"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """IPython's text/plain (a terminal, a plain-text notebook front end): the whole grading."""
+        printer.text(str(self))
 
     def _repr_markdown_(self) -> str:
         lines = [f"**{self.headline()}**", "", "| part | verdict | points | why |", "|---|---|---|---|"]
