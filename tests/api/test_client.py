@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from service.app import create_app
 from gradient_service_client import (
     DEFAULT_BASE_URL,
     GradientClient,
@@ -24,6 +23,7 @@ from gradient_service_client import (
     is_problem,
     to_json_value,
 )
+from service.app import create_app
 from tests.api.helpers import WORKED_X
 from tests.system.server import ROOT
 
