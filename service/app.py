@@ -29,7 +29,7 @@ from service.api.grading_schemas import (
     SignRequest,
 )
 from service.api.head import HeadMiddleware
-from service.api.routes import catalog, descent, grade, gradient, health, learner, metrics, render
+from service.api.routes import apidocs, catalog, descent, grade, gradient, health, learner, metrics, render
 from service.api.schemas import GradientRequest
 from service.api.security import AuthThrottle, KeyRing, RedisLimiter, Signer, make_limiter
 from service.compute import fused
@@ -132,6 +132,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # no trailing-slash redirects: Starlette builds them from the Host header, so `POST /grade/` with a
         # forged Host would redirect to any site; such a path is a plain 404 problem instead
         redirect_slashes=False,
+        # /docs and /redoc from vendored files (service/api/routes/apidocs.py), not from a CDN
+        docs_url=None,
+        redoc_url=None,
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.ready = False
@@ -163,7 +166,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
             expose_headers=["X-Request-ID", "Retry-After"],
         )
-    modules = (gradient, grade, descent, render, catalog, health, metrics, learner)
+    modules = (gradient, grade, descent, render, catalog, health, metrics, learner, apidocs)
     for module in modules:
         app.include_router(module.router)
     app.add_middleware(HeadMiddleware)  # HEAD answered as GET without the body (service/api/head.py)

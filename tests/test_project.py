@@ -1,4 +1,4 @@
-"""The README's promises that are checked without a server: Quick start, the pairings table, CI."""
+"""The README's and the docs' promises that are checked without a server: Quick start, the pairings table, CI."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from service.compute.pairings import CANONICAL, compatibility
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
+CATALOGUE = (ROOT / "docs" / "catalogue.md").read_text()
 
 
 def test_quick_start_has_exactly_two_commands() -> None:
@@ -25,10 +26,11 @@ def test_ci_runs_the_readme_test_command() -> None:
     ci = (ROOT / ".ci" / "run").read_text()
     assert re.search(r"^make test$", ci, re.M)
     assert re.search(r"^make test-slow$", ci, re.M)
+    assert re.search(r"^make docs$", ci, re.M)
 
 
 def test_pairings_table_matches_the_registry() -> None:
-    table = README.split("<!-- pairings-table -->", 1)[1].split("<!-- /pairings-table -->", 1)[0]
+    table = CATALOGUE.split("<!-- pairings-table -->", 1)[1].split("<!-- /pairings-table -->", 1)[0]
     rows = [r for r in table.strip().splitlines()[2:]]
     header = [c.strip() for c in table.strip().splitlines()[0].strip("|").split("|")][1:]
     assert header == [lo.value for lo in LossName]

@@ -32,7 +32,7 @@ from typing import Protocol
 import anyio.to_thread
 
 from service.api.errors import ProblemError
-from service.api.security import LimiterUnavailable
+from service.api.security import LimiterUnavailable, RedisClient
 from service.settings import Settings
 
 log = logging.getLogger("service.attempts")
@@ -277,17 +277,13 @@ return {1, used}
 """
 
 
-class RedisAttemptStore:
+class RedisAttemptStore(RedisClient):
     """Attempts in Redis: the check and the increment in one Lua script (atomic on the server), the
     key expiring when the token does. Shared by every worker and replica; fails closed (503)."""
 
     def __init__(self, url: str) -> None:
-        import redis.asyncio as redis_asyncio
-        from redis.exceptions import RedisError
-
-        self._redis = redis_asyncio.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+        super().__init__(url)
         self._script = self._redis.register_script(_CONSUME_LUA)
-        self._errors = (RedisError, OSError)
 
     async def open(self) -> None:
         return None  # Redis may come up after the service: /readyz says whether it answers
@@ -301,15 +297,6 @@ class RedisAttemptStore:
         except self._errors:
             raise LimiterUnavailable() from None  # fail closed: attempts that cannot be counted are not granted
         return Consumed(bool(int(granted)), int(used), limit)
-
-    async def ping(self) -> bool:
-        try:
-            return bool(await self._redis.ping())
-        except self._errors:
-            return False
-
-    async def close(self) -> None:
-        await self._redis.aclose()
 
 
 def make_attempt_store(settings: Settings) -> SqliteAttemptStore | RedisAttemptStore:

@@ -33,8 +33,7 @@ from service.compute.errors import ComputeError
 from service.grading.compare import Tolerance
 from service.grading.formats import render
 from service.grading.grade import GradeOptions, grade
-from service.grading.network import NetworkReference, build_network_reference
-from service.grading.reference import Reference, build_reference
+from service.grading.reference import NetworkReference, Reference, build_network_reference, build_reference
 from service.observability import GRADES, PROBLEM_SIZE
 from service.settings import Settings
 

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, JsonValue, Tag
 
 from service.api.schemas import EXAMPLES, GradientRequest, Strict
 from service.compute.pairings import ModelName
-from service.grading.reference import PART_NAMES
+from service.grading.answer_key import PART_NAMES
 
 # a single-layer model's parts, or a network's gradients.layers.<i>.W / .b
 PartName = Annotated[

@@ -38,6 +38,7 @@ from service.compute.network_breakdown import (
     z_formula,
 )
 from service.compute.pairings import PRESETS, ModelName, rhs
+from service.grading.mistakes import derivation_steps
 from service.render.curve import cost_curves
 from service.render.derivation import derivation_html
 from service.render.graph import gradient_graph
@@ -282,5 +283,6 @@ def explain_page(settings: Settings) -> str:
         # JSON inside a script element: "<" is escaped so no value can close the element
         "examples": json.dumps(examples).replace("<", "\\u003c"),
         "chain": json.dumps(symbolic_chain()).replace("<", "\\u003c"),
+        "mistake_steps": json.dumps(derivation_steps()).replace("<", "\\u003c"),
     }
     return Template(template("explain.html")).substitute(values)

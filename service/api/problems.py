@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,6 @@ from service.compute.check import evaluations_needed
 from service.compute.errors import IncompatiblePairing
 from service.compute.losses import LOSSES, LossName
 from service.compute.models import (
-    ExplainLevel,
     Problem,
     Regularization,
     explain_size,
@@ -34,6 +34,15 @@ from service.compute.pairings import PRESETS, ModelName, Pairing, make_pairing
 from service.settings import Settings
 
 Loc = list[str | int]
+
+
+class ExplainLevel(StrEnum):
+    """How much of the chain-rule breakdown a request asks for (the compute layer knows no such
+    thing: its caller builds the breakdown from the evaluation)."""
+
+    NONE = "none"
+    FACTORS = "factors"
+    FULL = "full"
 
 
 @dataclass

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from service.api.errors import PROBLEM_JSON
-from service.api.problems import Prepared, PreparedNetwork
+from service.api.problems import ExplainLevel, Prepared, PreparedNetwork
 from service.api.schemas import ProblemDetails
+from service.compute.breakdown import build_breakdown
 from service.compute.check import verify, verify_network
-from service.compute.models import Evaluation, ExplainLevel, Gradients, evaluate, gradients
+from service.compute.models import Evaluation, Gradients, evaluate, gradients
 from service.compute.network import evaluate as network_evaluate
+from service.compute.network_breakdown import build_network_breakdown
 from service.compute.pairings import Pairing
 
 
@@ -30,9 +32,7 @@ def gradient_response(prepared: Prepared) -> dict[str, Any]:
     problem = prepared.problem
     # Only J and the gradients wanted: one pass over X, without per-example arrays.
     ev: Gradients = (
-        gradients(problem)
-        if prepared.explain is ExplainLevel.NONE and not prepared.verify
-        else evaluate(problem, prepared.explain)
+        gradients(problem) if prepared.explain is ExplainLevel.NONE and not prepared.verify else evaluate(problem)
     )
     pairing = problem.pairing
     pairing_out = pairing_json(pairing)
@@ -43,8 +43,8 @@ def gradient_response(prepared: Prepared) -> dict[str, Any]:
         "gradients": {"w": ev.grad_w, "b": ev.grad_b if pairing.vector else float(ev.grad_b)},
     }
     if isinstance(ev, Evaluation):
-        if ev.breakdown is not None:
-            body["breakdown"] = ev.breakdown
+        if prepared.explain is not ExplainLevel.NONE:
+            body["breakdown"] = build_breakdown(problem, ev, full=prepared.explain is ExplainLevel.FULL)
         if prepared.verify:
             body["verification"] = verify(problem, ev)
     return body
@@ -53,9 +53,7 @@ def gradient_response(prepared: Prepared) -> dict[str, Any]:
 def network_response(prepared: PreparedNetwork) -> dict[str, Any]:
     """Evaluate a network by backpropagation (and verify it on request); gradients mirror parameters."""
     net = prepared.network
-    ev = network_evaluate(
-        net, explain=prepared.explain is not ExplainLevel.NONE, full=prepared.explain is ExplainLevel.FULL
-    )
+    ev = network_evaluate(net)
     pairing = net.pairing
     pairing_out = pairing_json(pairing)
     body: dict[str, Any] = {
@@ -64,8 +62,8 @@ def network_response(prepared: PreparedNetwork) -> dict[str, Any]:
         "loss": ev.loss,
         "gradients": {"layers": [{"W": gW, "b": gb} for gW, gb in zip(ev.grad_Ws, ev.grad_bs, strict=True)]},
     }
-    if ev.breakdown is not None:
-        body["breakdown"] = ev.breakdown
+    if prepared.explain is not ExplainLevel.NONE:
+        body["breakdown"] = build_network_breakdown(net, ev, full=prepared.explain is ExplainLevel.FULL)
     if prepared.verify:
         body["verification"] = verify_network(net, ev)
     return body

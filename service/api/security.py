@@ -127,23 +127,16 @@ return tostring(wait)
 """
 
 
-class RedisLimiter:
-    """The same buckets in Redis: shared by every worker and replica (attempts: service.api.attempts)."""
+class RedisClient:
+    """A connection to Redis (short timeouts) and the errors that mean it cannot be reached; its
+    users fail closed: what cannot be checked is refused (LimiterUnavailable, a 503)."""
 
     def __init__(self, url: str) -> None:
         import redis.asyncio as redis_asyncio
         from redis.exceptions import RedisError
 
         self._redis = redis_asyncio.from_url(url, socket_connect_timeout=2, socket_timeout=2)
-        self._bucket = self._redis.register_script(_BUCKET_LUA)
         self._errors = (RedisError, OSError)
-
-    async def take(self, key: str, rate_per_s: float, burst: int) -> float:
-        try:
-            wait = await self._bucket(keys=[f"gradient:bucket:{key}"], args=[rate_per_s, burst])
-        except self._errors:
-            raise LimiterUnavailable() from None  # fail closed: limits that cannot be checked are not skipped
-        return float(wait)
 
     async def ping(self) -> bool:
         try:
@@ -153,6 +146,21 @@ class RedisLimiter:
 
     async def close(self) -> None:
         await self._redis.aclose()
+
+
+class RedisLimiter(RedisClient):
+    """The same buckets in Redis: shared by every worker and replica (attempts: service.api.attempts)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self._bucket = self._redis.register_script(_BUCKET_LUA)
+
+    async def take(self, key: str, rate_per_s: float, burst: int) -> float:
+        try:
+            wait = await self._bucket(keys=[f"gradient:bucket:{key}"], args=[rate_per_s, burst])
+        except self._errors:
+            raise LimiterUnavailable() from None  # fail closed: limits that cannot be checked are not skipped
+        return float(wait)
 
 
 Limiter = MemoryLimiter | RedisLimiter
@@ -210,15 +218,20 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client is not None else "unknown"
 
 
-def _too_many_failures(wait: float) -> ProblemError:
+def rate_limited(wait: float, what: str) -> ProblemError:
+    """429 rate-limited, with Retry-After: `what` says whose limit it is ("requests for this key")."""
     retry = max(1, math.ceil(wait))
     return ProblemError(
         429,
         "rate-limited",
-        f"Too many failed authentications from this address: retry in {retry} s.",
+        f"Too many {what}: retry in {retry} s.",
         headers={"Retry-After": str(retry)},
         retry_after=retry,
     )
+
+
+def _too_many_failures(wait: float) -> ProblemError:
+    return rate_limited(wait, "failed authentications from this address")
 
 
 async def authenticate_throttled(request: Request) -> Principal:
@@ -276,14 +289,7 @@ def access(*roles: str) -> Callable[[Request], Awaitable[Principal]]:
                 principal.key_id, settings.rate_limit_per_minute / 60.0, settings.rate_limit_burst
             )
             if wait > 0:
-                retry = max(1, math.ceil(wait))
-                raise ProblemError(
-                    429,
-                    "rate-limited",
-                    f"Too many requests for this key: retry in {retry} s.",
-                    headers={"Retry-After": str(retry)},
-                    retry_after=retry,
-                )
+                raise rate_limited(wait, "requests for this key")
         return principal
 
     return dependency

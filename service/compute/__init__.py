@@ -1,1 +1,1 @@
-"""The compute layer: pure numpy, no web framework (see ARCHITECTURE.md)."""
+"""The compute layer: pure numpy, no web framework (see docs/design/architecture.md)."""

@@ -1,4 +1,4 @@
-"""Central finite differences of the cost, as a sanity check offered to users (MATH.md).
+"""Central finite differences of the cost, as a sanity check offered to users (docs/design/math.md).
 
 ∂J/∂θ ≈ (J(θ+h) − J(θ−h)) / (2h) with h = 1e−6·max(1, |θ|), compared with the analytic value by
 |a − n| / max(|a|, |n|, 1e−8). Kinks (relu at z = 0, absolute_error at f = y) are reported, not

@@ -6,8 +6,7 @@ for k outputs (softmax) w is (n, k), b (k,), and y is (m,) class indices or (m, 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from enum import StrEnum
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -20,12 +19,6 @@ from service.compute.pairings import ModelName, Pairing
 from service.compute.stable import Array
 
 PROBABILITY_ROW_TOLERANCE = 1e-9
-
-
-class ExplainLevel(StrEnum):
-    NONE = "none"
-    FACTORS = "factors"
-    FULL = "full"
 
 
 @dataclass(frozen=True)
@@ -112,7 +105,6 @@ class Evaluation(Gradients):
     f: Array
     per_sample_loss: Array
     dL_dz: Array
-    breakdown: dict[str, object] | None = field(default=None)
 
 
 def target_violations(pairing: Pairing, y: Array, k: int) -> list[tuple[tuple[int, ...], str]]:
@@ -311,11 +303,9 @@ def _assemble(
     )
 
 
-def evaluate(problem: Problem, explain: ExplainLevel = ExplainLevel.NONE) -> Evaluation:
-    """Loss J and gradients ∂J/∂w (shape of w), ∂J/∂b (shape of b), with the breakdown on request.
-
-    The numbers never depend on `explain`: the breakdown only reads the arrays computed here.
-    """
+def evaluate(problem: Problem) -> Evaluation:
+    """Loss J and gradients ∂J/∂w (shape of w), ∂J/∂b (shape of b), and the per-example arrays of
+    the forward and backward pass (which the breakdown, built by the caller, reads)."""
     m = problem.m
     z, f, L, dL_dz = forward(problem)
     data_loss = _mean(L)
@@ -327,12 +317,7 @@ def evaluate(problem: Problem, explain: ExplainLevel = ExplainLevel.NONE) -> Eva
         if not np.all(np.isfinite(grad_b)):
             grad_b = np.sum(dL_dz / m, axis=0)
     g = _assemble(problem, data_loss, grad_w_data, np.asarray(grad_b))
-    result = Evaluation(**vars(g), z=z, f=f, per_sample_loss=L, dL_dz=dL_dz)
-    if explain is not ExplainLevel.NONE:
-        from service.compute.breakdown import build_breakdown
-
-        result.breakdown = build_breakdown(problem, result, full=explain is ExplainLevel.FULL)
-    return result
+    return Evaluation(**vars(g), z=z, f=f, per_sample_loss=L, dL_dz=dL_dz)
 
 
 def gradients(problem: Problem, w: Array | None = None, b: Array | None = None) -> Gradients:

@@ -1,4 +1,4 @@
-"""Neural networks: several layers, trained by backpropagation (MATH.md, "Neural networks").
+"""Neural networks: several layers, trained by backpropagation (docs/design/math.md, "Neural networks").
 
 Layer l (1-based, as the course writes it): z[l] = a[l−1] W[l] + b[l], a[l] = g[l](z[l]), a[0] = X.
 Backward: δ[L] = ∂L/∂z[L] (f − y for a canonical output pairing, from the pairing's stable kernel);
@@ -11,7 +11,7 @@ one unit for a scalar activation (then f and y are (m,)) or k ≥ 2 units with s
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -66,7 +66,6 @@ class NetworkEvaluation:
     data_loss: float
     regularization_loss: float
     grad_W_regularization: list[Array] | None
-    breakdown: dict[str, Any] | None = field(default=None)
 
 
 def build_network(
@@ -162,8 +161,9 @@ def cost(net: NetworkProblem, Ws: list[Array] | None = None, bs: list[Array] | N
     return J
 
 
-def evaluate(net: NetworkProblem, explain: bool = False, full: bool = False) -> NetworkEvaluation:
-    """Loss and gradients of every layer by backpropagation; the breakdown reads the same arrays."""
+def evaluate(net: NetworkProblem) -> NetworkEvaluation:
+    """Loss and gradients of every layer by backpropagation, and the arrays of both passes (which
+    the breakdown, built by the caller, reads)."""
     m = net.m
     zs, acts, L, delta = forward(net)
     data_loss = _mean(L)
@@ -199,12 +199,7 @@ def evaluate(net: NetworkProblem, explain: bool = False, full: bool = False) -> 
     loss = data_loss + reg_loss
     if not np.isfinite(loss):
         raise NonFiniteResult("loss", [], "J overflows float64")
-    ev = NetworkEvaluation(loss, grad_Ws, grad_bs, zs, acts, deltas, L, data_loss, reg_loss, reg_grads)
-    if explain:
-        from service.compute.network_breakdown import build_network_breakdown
-
-        ev.breakdown = build_network_breakdown(net, ev, full=full)
-    return ev
+    return NetworkEvaluation(loss, grad_Ws, grad_bs, zs, acts, deltas, L, data_loss, reg_loss, reg_grads)
 
 
 def explain_size(m: int, widths: list[int], k: int) -> int:

@@ -16,9 +16,9 @@ from service import __version__
 from service.compute.activations import ActivationName
 from service.compute.stable import Array
 from service.grading import GRADING_RULES_VERSION
+from service.grading.answer_key import Reference
 from service.grading.compare import Parsed, Tolerance, parse_answer
 from service.grading.mistakes import ALL_MISTAKES
-from service.grading.reference import Reference
 
 CHAIN_ORDER = (
     "per_sample.z",
@@ -128,7 +128,7 @@ class _Chain:
 def grade(ref: Any, answer: dict[str, Any], options: GradeOptions) -> dict[str, Any]:
     """The native result: score, points, checks with messages and diagnosed mistakes, feedback.
 
-    `ref` is a Reference (single-layer models) or a NetworkReference (service.grading.network)."""
+    `ref` is a Reference (single-layer models) or a NetworkReference (service.grading.answer_key)."""
     tol = options.tolerance
     parsed: dict[str, Parsed] = {
         part: parse_answer(answer[part], ref.expected[part].shape) for part in ref.expected if part in answer

@@ -1,4 +1,4 @@
-"""The catalogue of common mistakes (MATH.md): each is a small, exact change of the computation.
+"""The catalogue of common mistakes (docs/design/math.md): each is a small, exact change of the computation.
 
 For the problem at hand, every mistake whose "applies when" holds is recomputed as a variant of
 the parts it changes. A variant part that equals the correct value (e.g. ∂f/∂z = 1 for identity)
@@ -16,21 +16,27 @@ from service.compute.activations import ActivationName
 from service.compute.losses import LossName
 from service.compute.pairings import rhs
 from service.compute.stable import Array
-from service.grading.compare import Tolerance
-from service.grading.reference import Reference
-
-Variant = dict[str, Array]
+from service.grading import backprop_variants as backprop
+from service.grading.answer_key import NetworkReference, Reference, Variant, kept_parts, stack_variants
+from service.grading.backprop_variants import NetworkStrategy
 
 
 @dataclass(frozen=True)
 class Mistake:
+    """One mistake, defined once: what it is, when it applies, and how it changes each model kind's
+    answer (a single-layer model's parts, a network's through backpropagation), where it can happen."""
+
     code: str
     title: str
     explanation: str  # what the learner did, for GET /mistakes
     applies_when: str
     parts: tuple[str, ...]  # the parts it can change
-    compute: Callable[[Reference], Variant | None]
-    feedback: Callable[[Reference], str]  # for a learner, in the chain rule's terms
+    compute: Callable[[Reference], Variant | None] | None  # single-layer models (None: networks only)
+    feedback: Callable[[Reference], str] | None  # for a learner, in the chain rule's terms
+    network: NetworkStrategy | None = None  # neural networks: (feedback, variant) per place it can happen
+    # the steps of a single-layer derivation (their factors, as /gradient's breakdown names them)
+    # where the mistake is made: the learner's page marks them
+    steps: tuple[str, ...] = ()
 
 
 def _data_grad(ref: Reference, r: Array, scale: float) -> tuple[Array, Array]:
@@ -202,6 +208,8 @@ MISTAKES: tuple[Mistake, ...] = (
             f"This is the sum over the m = {ref.m} examples, not the mean: J averages the per-example "
             "losses, so ∂J/∂w and ∂J/∂b carry the factor 1/m."
         ),
+        network=backprop.missing_mean,
+        steps=("dJ/dw", "dJ/db"),
     ),
     Mistake(
         "sign_flipped",
@@ -214,6 +222,8 @@ MISTAKES: tuple[Mistake, ...] = (
             "The sign is flipped: the error term is f − y (prediction minus target), not y − f. "
             "Gradient descent subtracts the gradient, so this sign matters."
         ),
+        network=backprop.sign_flipped,
+        steps=("dL/dz",),
     ),
     Mistake(
         "missing_input_factor",
@@ -226,6 +236,7 @@ MISTAKES: tuple[Mistake, ...] = (
             "∂J/∂w is missing the factor ∂z/∂w_j = x_j: each example's ∂L/∂z must be multiplied by "
             "its own feature x_j before averaging (only ∂J/∂b has ∂z/∂b = 1)."
         ),
+        steps=("dz/dw",),
     ),
     Mistake(
         "missing_activation_derivative",
@@ -238,6 +249,8 @@ MISTAKES: tuple[Mistake, ...] = (
             f"This is missing the factor ∂f/∂z = {_df_dz_text(ref)}: it uses ∂L/∂f where the chain "
             "rule needs ∂L/∂z = ∂L/∂f · ∂f/∂z."
         ),
+        network=backprop.missing_activation_derivative,
+        steps=("df/dz",),
     ),
     Mistake(
         "extra_activation_derivative",
@@ -251,6 +264,8 @@ MISTAKES: tuple[Mistake, ...] = (
             f"{ref.problem.pairing.activation.name} with {ref.problem.pairing.loss.name} (a canonical pairing), "
             "∂L/∂f · ∂f/∂z already simplifies to f − y: that factor has cancelled."
         ),
+        network=backprop.extra_activation_derivative,
+        steps=("dL/dz",),
     ),
     Mistake(
         "used_z_for_f",
@@ -263,6 +278,8 @@ MISTAKES: tuple[Mistake, ...] = (
             "This uses z = w·x + b where the prediction belongs: the error term is f − y with "
             f"{ref.problem.pairing.activation.formula.text}, not z − y."
         ),
+        network=backprop.used_z_for_f,
+        steps=("f", "dL/dz"),
     ),
     Mistake(
         "double_factor",
@@ -272,6 +289,8 @@ MISTAKES: tuple[Mistake, ...] = (
         ("gradients.w", "gradients.b"),
         _double_factor,
         lambda ref: "This is twice the right value: the loss is ½(f − y)², whose derivative is f − y, not 2(f − y).",
+        network=backprop.double_factor,
+        steps=("dL/df",),
     ),
     Mistake(
         "regularized_bias",
@@ -283,6 +302,8 @@ MISTAKES: tuple[Mistake, ...] = (
         lambda ref: (
             "∂J/∂b has a regularization term, but b is not regularized: R(w) involves only w, so ∂J/∂b = (1/m) Σ ∂L/∂z."
         ),
+        network=backprop.regularized_bias,
+        steps=("dJ/db",),
     ),
     Mistake(
         "missing_regularization",
@@ -292,6 +313,8 @@ MISTAKES: tuple[Mistake, ...] = (
         ("gradients.w",),
         _missing_regularization,
         lambda ref: f"∂J/∂w leaves out the regularization term ∂R/∂w_j = {_reg_gradient_text(ref)}.",
+        network=backprop.missing_regularization,
+        steps=("dR/dw",),
     ),
     Mistake(
         "regularization_scale",
@@ -304,6 +327,8 @@ MISTAKES: tuple[Mistake, ...] = (
             "The regularization gradient uses λ/(2m)·w_j; the derivative of λ/(2m) Σ w_j² is "
             "(λ/m)·w_j (the 2 of the square cancels the ½)."
         ),
+        network=backprop.regularization_scale,
+        steps=("dR/dw",),
     ),
     Mistake(
         "loss_missing_half",
@@ -316,6 +341,8 @@ MISTAKES: tuple[Mistake, ...] = (
             "The cost's data term is twice the right one: the course's squared-error cost is "
             "J = 1/(2m) Σ (f − y)², with the ½."
         ),
+        network=backprop.loss_missing_half,
+        steps=("L",),
     ),
     Mistake(
         "loss_missing_mean",
@@ -325,6 +352,8 @@ MISTAKES: tuple[Mistake, ...] = (
         ("loss",),
         _loss_missing_mean,
         lambda ref: f"The cost is the sum of the per-example losses; J is their mean: divide by m = {ref.m}.",
+        network=backprop.loss_missing_mean,
+        steps=("J",),
     ),
     Mistake(
         "loss_sign_flipped",
@@ -337,6 +366,8 @@ MISTAKES: tuple[Mistake, ...] = (
             "The cost has the wrong sign: cross-entropy is −Σ y log f; without the minus sign it is "
             "negative, since log f < 0."
         ),
+        network=backprop.loss_sign_flipped,
+        steps=("L",),
     ),
     Mistake(
         "loss_missing_regularization",
@@ -346,11 +377,13 @@ MISTAKES: tuple[Mistake, ...] = (
         ("loss",),
         _loss_missing_regularization,
         lambda ref: f"The cost leaves out the regularization term R(w) = {_reg_text(ref)}.",
+        network=backprop.loss_missing_regularization,
+        steps=("J",),
     ),
 )
 
-# Mistakes that belong to backpropagation through several layers (neural_network only); their
-# variants are computed in service/grading/network.py, one per layer where they can happen.
+# Mistakes that belong to backpropagation through several layers (neural_network only), one variant
+# per layer where they can happen.
 NETWORK_MISTAKES: tuple[Mistake, ...] = (
     Mistake(
         "missing_hidden_derivative",
@@ -358,8 +391,9 @@ NETWORK_MISTAKES: tuple[Mistake, ...] = (
         "Backpropagated δ[l] = δ[l+1] W[l+1]ᵀ without the factor g′(z[l]) of hidden layer l.",
         "neural_network with a hidden activation that is not identity",
         ("gradients.layers",),
-        lambda ref: None,
-        lambda ref: "",
+        None,
+        None,
+        network=backprop.missing_hidden_derivative,
     ),
     Mistake(
         "weights_not_transposed",
@@ -367,8 +401,9 @@ NETWORK_MISTAKES: tuple[Mistake, ...] = (
         "Backpropagated with δ[l+1] W[l+1] where W[l+1]ᵀ belongs (possible only when W[l+1] is square).",
         "neural_network with a square weight matrix above a hidden layer",
         ("gradients.layers",),
-        lambda ref: None,
-        lambda ref: "",
+        None,
+        None,
+        network=backprop.weights_not_transposed,
     ),
     Mistake(
         "layer_missing_mean",
@@ -376,37 +411,57 @@ NETWORK_MISTAKES: tuple[Mistake, ...] = (
         "Left the factor 1/m out of ∂J/∂W[l] and ∂J/∂b[l] of one layer only.",
         "neural_network with m > 1 and more than one layer",
         ("gradients.layers",),
-        lambda ref: None,
-        lambda ref: "",
+        None,
+        None,
+        network=backprop.layer_missing_mean,
     ),
 )
 
 ALL_MISTAKES = MISTAKES + NETWORK_MISTAKES
 BY_CODE = {m.code: m for m in MISTAKES}
-# The variants themselves are compared with the exact reference at this tolerance to decide whether
-# a mistake changes a part at all (a variant equal to the answer key is never diagnosed).
-_SAME = Tolerance(rtol=1e-12, atol=1e-300)
 
 
 def variants_for(ref: Reference) -> dict[str, Variant]:
-    """Every applicable mistake's variant parts: finite, and different from the correct value."""
+    """Every applicable mistake's variant parts of a single-layer model (see answer_key.kept_parts)."""
     out: dict[str, Variant] = {}
-    for mistake in MISTAKES:
-        variant = mistake.compute(ref)
-        if not variant:
-            continue
-        kept: Variant = {}
-        for part, value in variant.items():
-            value = np.asarray(value, dtype=np.float64)
-            expected = ref.expected[part]
-            if not np.all(np.isfinite(value)) or value.shape != expected.shape:
-                continue
-            if np.all(np.isfinite(expected)) and _SAME.allclose(value, expected):
-                continue
-            kept[part] = value
+    for mistake in ALL_MISTAKES:
+        variant = mistake.compute(ref) if mistake.compute is not None else None
+        kept = kept_parts(variant, ref.expected) if variant else {}
         if kept:
             out[mistake.code] = kept
     return out
+
+
+def add_single_layer_variants(ref: Reference) -> None:
+    """Fill a single-layer reference's variants and their stacks, with each mistake's feedback."""
+    ref.variants = variants_for(ref)
+    entries = []
+    for code, variant in ref.variants.items():
+        feedback = BY_CODE[code].feedback
+        assert feedback is not None
+        entries.append((code, feedback(ref), variant))
+    stack_variants(ref, entries)
+
+
+def add_network_variants(ref: NetworkReference) -> None:
+    """Fill a network reference's variants (the first of each code, for its layer) and their stacks,
+    one entry per place each mistake can happen."""
+    network = backprop.Network(ref)
+    entries: list[tuple[str, str, Variant]] = []
+    for mistake in ALL_MISTAKES:
+        if mistake.network is None:
+            continue
+        for message, variant in mistake.network(network):
+            kept = kept_parts(variant, ref.expected)
+            if kept:
+                entries.append((mistake.code, message, kept))
+                ref.variants.setdefault(mistake.code, kept)
+    stack_variants(ref, entries)
+
+
+def derivation_steps() -> dict[str, list[str]]:
+    """Each single-layer mistake's code and the derivation steps it is made in (the learner's page)."""
+    return {m.code: list(m.steps) for m in ALL_MISTAKES if m.steps}
 
 
 def catalogue() -> list[dict[str, object]]:
@@ -418,7 +473,7 @@ def catalogue() -> list[dict[str, object]]:
             "explanation": m.explanation,
             "applies_when": m.applies_when,
             "parts": list(m.parts),
-            "models": "neural_network" if m in NETWORK_MISTAKES else "all",
+            "models": "neural_network" if m.compute is None else "all",
         }
         for m in ALL_MISTAKES
     ]

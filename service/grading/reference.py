@@ -1,53 +1,30 @@
-"""The reference a learner's answer is graded against, computed once per problem."""
+"""The answer key a learner's answer is graded against, computed once per problem: the expected
+value of every part, and the variant of every catalogued mistake that applies (mistakes.py)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 import numpy as np
 
-from service.compute.models import Evaluation, Problem, evaluate
+from service.compute.models import Problem, evaluate
+from service.compute.network import NetworkProblem
+from service.compute.network import evaluate as evaluate_network
 from service.compute.stable import Array
+from service.grading.answer_key import PART_NAMES, PER_SAMPLE, NetworkReference, Reference, stack_variants
+from service.grading.mistakes import add_network_variants, add_single_layer_variants
 
-PART_NAMES = (
-    "loss",
-    "gradients.w",
-    "gradients.b",
-    "per_sample.z",
-    "per_sample.f",
-    "per_sample.dL_df",
-    "per_sample.df_dz",
-    "per_sample.dL_dz",
-)
-PER_SAMPLE = ("z", "f", "dL_df", "df_dz", "dL_dz")
-
-
-@dataclass
-class Reference:
-    """Expected value of every part, and each applicable mistake's variant (see mistakes.py)."""
-
-    problem: Problem
-    evaluation: Evaluation
-    expected: dict[str, Array]
-    variants: dict[str, dict[str, Array]] = field(default_factory=dict)
-    # per part: the codes (and the learner's feedback) of every variant that changes it, and the
-    # variants' values stacked, so one comparison tests an answer against all of them at once
-    stacked: dict[str, tuple[list[str], list[str], Array]] = field(default_factory=dict)
-
-    @property
-    def m(self) -> int:
-        return self.problem.m
-
-    def grad_reg(self) -> Array:
-        g = self.evaluation.grad_w_regularization
-        return np.zeros_like(self.problem.w) if g is None else g
+__all__ = [
+    "PART_NAMES",
+    "PER_SAMPLE",
+    "NetworkReference",
+    "Reference",
+    "build_network_reference",
+    "build_reference",
+    "stack_variants",
+]
 
 
 def build_reference(problem: Problem) -> Reference:
     """Evaluate the problem, add the displayed factors, and compute the mistake variants."""
-    from service.grading.mistakes import BY_CODE, variants_for
-
     ev = evaluate(problem)
     dL_df, df_dz = problem.pairing.factors(ev.z, ev.f, problem.y)
     expected = {
@@ -61,18 +38,17 @@ def build_reference(problem: Problem) -> Reference:
         "per_sample.dL_dz": ev.dL_dz,
     }
     ref = Reference(problem, ev, expected)
-    ref.variants = variants_for(ref)
-    stack_variants(ref, [(code, BY_CODE[code].feedback(ref), variant) for code, variant in ref.variants.items()])
+    add_single_layer_variants(ref)
     return ref
 
 
-def stack_variants(ref: Any, entries: list[tuple[str, str, dict[str, Array]]]) -> None:
-    """Fill ref.stacked from (code, feedback, variant) entries; one code may appear several times."""
-    for part in ref.expected:
-        chosen = [(code, msg, v[part]) for code, msg, v in entries if part in v]
-        if chosen:
-            ref.stacked[part] = (
-                [c for c, _, _ in chosen],
-                [msg for _, msg, _ in chosen],
-                np.stack([v for _, _, v in chosen]),
-            )
+def build_network_reference(net: NetworkProblem) -> NetworkReference:
+    """Evaluate the network by backpropagation and compute the mistake variants."""
+    ev = evaluate_network(net)
+    expected: dict[str, Array] = {"loss": np.asarray(ev.loss)}
+    for i, (gW, gb) in enumerate(zip(ev.grad_Ws, ev.grad_bs, strict=True)):
+        expected[f"gradients.layers.{i}.W"] = gW
+        expected[f"gradients.layers.{i}.b"] = gb
+    ref = NetworkReference(net, ev, expected)
+    add_network_variants(ref)
+    return ref

@@ -1,6 +1,6 @@
 """Shared helpers of the HTTP tests: request builders, an independent numpy oracle, problem checks.
 
-The oracle uses the PLAIN formulas of MATH.md (1/(1+e^(−z)), −y log f − (1−y) log(1−f), the
+The oracle uses the PLAIN formulas of docs/design/math.md (1/(1+e^(−z)), −y log f − (1−y) log(1−f), the
 k×k softmax Jacobian multiplied out, ...). It reads nothing from `service` but names, so it can
 disagree with the service's stable kernels; on the moderate inputs used here both must agree to
 rounding.

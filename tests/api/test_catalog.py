@@ -27,7 +27,7 @@ def get(client: TestClient, path: str) -> Any:
 
 
 def test_registries_are_what_math_md_lists() -> None:
-    """The enums the catalogue is generated from hold MATH.md's names (the tests below compare with them)."""
+    """The enums the catalogue is generated from hold docs/design/math.md's names (the tests below compare)."""
     assert set(ACTIVATIONS) == {"identity", "sigmoid", "tanh", "relu", "exp", "softplus", "softmax"}
     assert set(LOSSES) == {
         "squared_error",

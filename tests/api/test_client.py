@@ -28,7 +28,7 @@ from tests.api.helpers import WORKED_X
 from tests.system.server import ROOT
 
 Y = [0, 0, 0, 1, 1, 1]
-# MATH.md, worked example (course 1): w = [2, 3], b = 1
+# docs/design/math.md, worked example (course 1): w = [2, 3], b = 1
 WORKED_GRAD_W = [0.498333393278696, 0.49883942983996693]
 WORKED_GRAD_B = 0.49861806546328574
 WORKED = build_problem("logistic_regression", {"w": [2, 3], "b": 1}, {"X": WORKED_X, "y": Y})

@@ -6,7 +6,8 @@ import numpy as np
 import orjson
 
 from service.api.encoding import dumps
-from service.compute.models import ExplainLevel, build_problem, evaluate
+from service.compute.breakdown import build_breakdown
+from service.compute.models import build_problem, evaluate
 from service.compute.pairings import ModelName, make_pairing
 
 
@@ -24,12 +25,12 @@ def test_breakdown_encodes_to_the_same_bytes_as_plain_orjson() -> None:
         w = rng.normal(size=(4, k)) if k else rng.normal(size=4)
         b = np.zeros(k) if k else 0.0
         problem = build_problem(model, make_pairing(act, loss), rng.normal(size=(300, 4)), y, w, b)
-        ev = evaluate(problem, ExplainLevel.FULL)
-        body = {"loss": ev.loss, "gradients": {"w": ev.grad_w, "b": ev.grad_b}, "breakdown": ev.breakdown}
+        ev = evaluate(problem)
+        breakdown = build_breakdown(problem, ev, full=True)
+        body = {"loss": ev.loss, "gradients": {"w": ev.grad_w, "b": ev.grad_b}, "breakdown": breakdown}
         assert dumps(body) == _plain(body)
         # the steps repeat the per-example arrays: the same objects, which is what the encoder shares
-        assert ev.breakdown is not None
-        steps = ev.breakdown["steps"]
+        steps = breakdown["steps"]
         assert isinstance(steps, list) and steps[0]["value"] is ev.z
 
 

@@ -1,4 +1,4 @@
-"""Every error class of POST /gradient (and 404/405) as RFC 9457 problem+json (API.md, "Errors").
+"""Every error class of POST /gradient (and 404/405) as RFC 9457 problem+json (docs/errors.md).
 
 Each bad request carries a distinctive value ("SECRET-123" or 123456.789) where it can, and the
 answer must not echo it, nor carry a traceback, nor exceed 16 KB, nor be a 500.
@@ -451,7 +451,7 @@ def test_literals_reach_the_parser_unquoted() -> None:
 def test_incompatible_pairing_names_the_reason(client: TestClient) -> None:
     body = {**single_layer("sigmoid", "squared_error"), "activation": "identity", "loss": "binary_cross_entropy"}
     problem = assert_problem(client.post("/gradient", json=body), 422, "incompatible-pairing")
-    assert "log" in problem["detail"]  # MATH.md: identity + binary_cross_entropy takes log of a negative number
+    assert "log" in problem["detail"]  # docs/design/math.md: identity + bce takes log of a negative number
     assert len(problem["detail"]) > 40
 
 

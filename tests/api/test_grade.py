@@ -1,4 +1,4 @@
-"""POST /grade, POST /grade/batch and GET /mistakes end to end (API.md), through FastAPI's TestClient."""
+"""POST /grade, POST /grade/batch and GET /mistakes end to end (docs/design/http.md), through FastAPI's TestClient."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ WORKED: dict[str, Any] = {
     "parameters": {"w": [1, 1], "b": -3},
     "data": {"X": [[0.5, 1.5], [1, 1], [1.5, 0.5], [3, 0.5], [2, 2], [1, 2.5]], "y": [0, 0, 0, 1, 1, 1]},
 }
-# API.md's example answer: J and ∂J/∂w right, ∂J/∂b summed instead of averaged
+# docs/grading.md's example answer: J and ∂J/∂w right, ∂J/∂b summed instead of averaged
 EXAMPLE_ANSWER: dict[str, Any] = {
     "loss": 0.36686678640551745,
     "gradients": {"w": [-0.20687020897043107, -0.14394676417074018], "b": -0.2171984948563006},
@@ -26,7 +26,7 @@ EXAMPLE_ANSWER: dict[str, Any] = {
 
 
 def _oracle(problem: dict[str, Any]) -> dict[str, Any]:
-    """Plain-numpy logistic regression (MATH.md): J, ∂J/∂w, ∂J/∂b and the per-example z, f."""
+    """Plain-numpy logistic regression (docs/design/math.md): J, ∂J/∂w, ∂J/∂b and the per-example z, f."""
     X = np.array(problem["data"]["X"], dtype=float)
     y = np.array(problem["data"]["y"], dtype=float)
     w = np.array(problem["parameters"]["w"], dtype=float)

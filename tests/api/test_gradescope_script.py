@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 
 GRADESCOPE = ROOT / "docs" / "gradescope"
 SCRIPT = GRADESCOPE / "grade_submission.py"
-# MATH.md's worked example, the problem of docs/gradescope/problem.json
+# docs/design/math.md's worked example, the problem of docs/gradescope/problem.json
 RIGHT = {
     "loss": 3.001384020645288,
     "gradients": {"w": [0.498333393278696, 0.49883942983996693], "b": 0.49861806546328574},

@@ -1,4 +1,4 @@
-"""POST /gradient: the response's structure (API.md) and its numbers against an independent oracle."""
+"""POST /gradient: the response's structure (docs/design/http.md) and its numbers against an independent oracle."""
 
 from __future__ import annotations
 

@@ -190,3 +190,19 @@ def test_descent_plot(client: TestClient) -> None:
         "sigmoid + squared_error",
     ]
     assert_problem(client.post("/descent/plot", json={**DESCENT_EXAMPLE, "learning_rate": -1}), 422, "validation-error")
+
+
+def test_the_pages_mistake_steps_are_the_catalogues(client: TestClient) -> None:
+    """The page marks a mistake's steps from the catalogue it carries, not from a copy of its own."""
+    import json
+
+    from service.grading.mistakes import MISTAKES, derivation_steps
+
+    html = client.get("/explain").text
+    found = re.search(r'<script type="application/json" id="mistake-steps">(.*?)</script>', html, re.S)
+    assert found is not None
+    carried = json.loads(found.group(1))
+    assert carried == derivation_steps()
+    assert set(carried) == {m.code for m in MISTAKES}  # every single-layer mistake has its steps
+    script = (STATIC / "page.js").read_text()
+    assert [code for code in carried if f'"{code}"' in script or f"{code}:" in script] == []

@@ -37,7 +37,7 @@ WORKED: dict[str, Any] = {
     "parameters": {"w": [1, 1], "b": -3},
     "data": {"X": [[0.5, 1.5], [1, 1], [1.5, 0.5], [3, 0.5], [2, 2], [1, 2.5]], "y": [0, 0, 0, 1, 1, 1]},
 }
-# J and ∂J/∂w of WORKED (MATH.md's worked example); ∂J/∂b summed instead of averaged: 2 of 3 parts right
+# J and ∂J/∂w of WORKED (docs/design/math.md's worked example); ∂J/∂b summed instead of averaged: 2 of 3 parts right
 RIGHT_ANSWER: dict[str, Any] = {
     "loss": 0.36686678640551745,
     "gradients": {"w": [-0.20687020897043107, -0.14394676417074018], "b": -0.2171984948563006 / 6},

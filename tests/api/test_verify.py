@@ -1,4 +1,4 @@
-"""verify: true: a central finite-difference check of every gradient component (MATH.md)."""
+"""verify: true: a central finite-difference check of every gradient component (docs/design/math.md)."""
 
 from __future__ import annotations
 
@@ -125,7 +125,7 @@ def test_relu_kink_is_listed(client: TestClient) -> None:
 
 
 def test_relu_derivative_at_zero_is_zero(client: TestClient) -> None:
-    """MATH.md: relu'(0) = 0 (as PyTorch), so an example with z = 0 adds nothing to the gradient."""
+    """docs/design/math.md: relu'(0) = 0 (as PyTorch), so an example with z = 0 adds nothing to the gradient."""
     req = {
         "model": "single_layer",
         "activation": "relu",

@@ -7,7 +7,7 @@ posts the batch N times with httpx (one warm-up first, not counted), then grades
 in-process (service.api.grading.grade_batch, without HTTP) for the server-free figure, and stops
 the server. Only 127.0.0.1 is used.
 
-The class answers the MATH.md worked example (logistic regression, w = [2, 3], b = 1, with l2
+The class answers the docs/design/math.md worked example (logistic regression, w = [2, 3], b = 1, with l2
 regularization λ = 0.7 so that the regularization mistakes apply): about 40% correct (printed to
 8 to 12 significant figures), the rest each one catalogued mistake (its exact variant, from the
 grader's own catalogue) or random numbers, a few of them malformed (NaN, a wrong shape, a string)

@@ -23,7 +23,7 @@ Every figure is the median over `--rounds` rounds; in each round the contenders 
 the other, in a rotated order, so that a slow spell of the machine hits all of them. Only
 127.0.0.1 is loaded, every run is bounded in time, and every server is stopped at the end.
 A full run (no --only, no --quick) writes docs/perf/latest.md, latest.json and cost-growth.svg,
-and puts the tables in README.md's Performance section (between its perf-table markers);
+and puts the tables in docs/performance.md (between its perf-table markers);
 a partial or quick run writes to .bench/ (not committed). A script, not a test: pytest does not
 collect it (no test_*.py file here).
 """
@@ -939,29 +939,29 @@ def _meta(plan: Plan) -> dict[str, Any]:
     }
 
 
-README_START, README_END = "<!-- perf-table -->", "<!-- /perf-table -->"
+PAGE_START, PAGE_END = "<!-- perf-table -->", "<!-- /perf-table -->"
 
 
-def update_readme(table: str) -> None:
-    """Put the latest full run's tables in README.md's Performance section, a heading level down."""
-    readme = ROOT / "README.md"
-    text = readme.read_text()
-    if README_START not in text or README_END not in text:
+def update_page(table: str) -> None:
+    """Put the latest full run's tables in docs/performance.md (between its perf-table markers)."""
+    page = ROOT / "docs" / "performance.md"
+    text = page.read_text()
+    if PAGE_START not in text or PAGE_END not in text:
         return
-    body = re.sub(r"^(#+) ", r"#\1 ", table, flags=re.M).replace("(cost-growth.svg)", "(docs/perf/cost-growth.svg)")
-    head, rest = text.split(README_START, 1)
-    tail = rest.split(README_END, 1)[1]
-    readme.write_text(f"{head}{README_START}\n{body}{README_END}{tail}")
+    body = table.replace("(cost-growth.svg)", "(perf/cost-growth.svg)")
+    head, rest = text.split(PAGE_START, 1)
+    tail = rest.split(PAGE_END, 1)[1]
+    page.write_text(f"{head}{PAGE_START}\n{body}{PAGE_END}{tail}")
 
 
 def render(path: Path) -> int:
-    """The report of a saved run, written again next to its JSON (and into the README for a full run)."""
+    """The report of a saved run, written again next to its JSON (and into docs/performance.md for a full run)."""
     saved = json.loads(path.read_text())
     table = report(saved["results"], saved["meta"])
     (path.parent / "latest.md").write_text(table)
     full = saved["meta"].get("mode") == "full"
     if path.resolve() == (ROOT / "docs" / "perf" / "latest.json").resolve() and full:
-        update_readme(table)
+        update_page(table)
     print(table)
     return 0
 
@@ -995,7 +995,7 @@ def main(argv: list[str] | None = None) -> int:
         "--render",
         type=Path,
         metavar="LATEST_JSON",
-        help="measure nothing: write the report again from a run's latest.json (next to it; the README too "
+        help="measure nothing: write the report again from a run's latest.json (next to it; docs/performance.md too "
         "for docs/perf/latest.json of a full run), e.g. after a change to the report's wording",
     )
     args = parser.parse_args(argv)
@@ -1026,7 +1026,7 @@ def main(argv: list[str] | None = None) -> int:
     table = report(results, meta)
     (plan.out_dir / "latest.md").write_text(table)
     if plan.out_dir == ROOT / "docs" / "perf" and plan.sections == SECTIONS and not plan.quick:
-        update_readme(table)
+        update_page(table)
     (plan.out_dir / "latest.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1) + "\n")
     print(table)
     log(f"wrote {plan.out_dir / 'latest.md'} and latest.json in {meta['duration_s']:.0f} s")

@@ -309,19 +309,20 @@ def floor(body_path: Path) -> dict[str, Any]:
 
 
 def explain(m: int, n: int, reps: int) -> dict[str, Any]:
-    from service.compute.models import ExplainLevel, evaluate, gradients
+    from service.compute.breakdown import build_breakdown
+    from service.compute.models import evaluate, gradients
     from service.runtime import tune_allocator
 
     tune_allocator()
     problem = service_problem(*logistic_problem(m, n, seed=5))
     plain, factors = [], []
     gradients(problem)  # what POST /gradient runs without explain
-    evaluate(problem, ExplainLevel.FACTORS)
+    build_breakdown(problem, evaluate(problem), full=False)
     for _ in range(reps):  # interleaved
         t0 = time.perf_counter()
         gradients(problem)
         t1 = time.perf_counter()
-        evaluate(problem, ExplainLevel.FACTORS)
+        build_breakdown(problem, evaluate(problem), full=False)
         t2 = time.perf_counter()
         plain.append(t1 - t0)
         factors.append(t2 - t1)

@@ -1,6 +1,6 @@
 """Independent oracles for the compute tests.
 
-The formulas here are the PLAIN textbook ones (MATH.md's tables), written with autograd.numpy so
+The formulas here are the PLAIN textbook ones (docs/design/math.md's tables), written with autograd.numpy so
 that autograd differentiates them: 1/(1+e^(-z)), log(1+e^z), -y log f - (1-y) log(1-f), ...
 None of them calls the code under test; only registry names, loss parameters and declared domains
 are read from it (to sample inputs), never a number it computes.
@@ -50,7 +50,7 @@ LOSS_TERMS: dict[str, Callable[..., Any]] = {
     "categorical_cross_entropy": lambda f, y: -y * anp.log(f),
     "poisson": lambda f, y: f - y * anp.log(f),
     "absolute_error": lambda f, y: anp.abs(f - y),
-    "huber": lambda f, y, delta=1.0: anp.where(  # MATH.md: default δ = 1.0
+    "huber": lambda f, y, delta=1.0: anp.where(  # docs/design/math.md: default δ = 1.0
         anp.abs(f - y) <= delta, 0.5 * (f - y) ** 2, delta * (anp.abs(f - y) - 0.5 * delta)
     ),
 }
@@ -94,7 +94,7 @@ def _rows_min(d: np.ndarray) -> np.ndarray:
     return d if d.ndim == 1 else np.min(d.reshape(d.shape[0], -1), axis=1)
 
 
-# --- MATH.md's tables, as data -------------------------------------------------------------
+# --- docs/design/math.md's tables, as data -------------------------------------------------------------
 
 _R = (-math.inf, math.inf, False, False)
 
@@ -119,10 +119,10 @@ MATH_DOMAINS: dict[str, tuple[tuple[float, float, bool, bool] | str, tuple[float
     "huber": (_R, _R),
 }
 
-# Losses that take k outputs from softmax (MATH.md: categorical_cross_entropy and squared_error).
+# Losses that take k outputs from softmax (docs/design/math.md: categorical_cross_entropy and squared_error).
 MATH_SEVERAL_OUTPUTS = {"categorical_cross_entropy", "squared_error"}
 
-# Canonical pairings and their models (MATH.md's table).
+# Canonical pairings and their models (docs/design/math.md's table).
 MATH_CANONICAL: dict[tuple[str, str], str] = {
     ("identity", "squared_error"): "linear_regression",
     ("sigmoid", "binary_cross_entropy"): "logistic_regression",
@@ -140,7 +140,7 @@ def _subset(inner: tuple[float, float, bool, bool], outer: tuple[float, float, b
 
 
 def math_compatible(activation: str, loss: str) -> bool:
-    """MATH.md's rule: the activation's range must lie in the loss's f-domain; k outputs only
+    """docs/design/math.md's rule: the activation's range must lie in the loss's f-domain; k outputs only
     from softmax, only into categorical_cross_entropy or squared_error."""
     rng = MATH_RANGES[str(activation)]
     need = MATH_DOMAINS[str(loss)][1]
@@ -238,7 +238,7 @@ def _plain_softmax_rows(z: np.ndarray) -> np.ndarray:
 
 
 def fd_agrees(a: np.ndarray, n: np.ndarray, noise: np.ndarray | float, rel: float = 1e-6) -> np.ndarray:
-    """MATH.md's check |a − n| / max(|a|, |n|, 1e−8) ≤ rel, widened by the finite difference's own
+    """docs/design/math.md's check |a − n| / max(|a|, |n|, 1e−8) ≤ rel, widened by the finite difference's own
     rounding noise (≈ eps·|F|/h, which dominates where the derivative is small next to F)."""
     a, n = np.asarray(a, dtype=float), np.asarray(n, dtype=float)
     scale = np.maximum(np.maximum(np.abs(a), np.abs(n)), 1e-8)

@@ -41,7 +41,7 @@ def test_every_activation_has_an_oracle() -> None:
 
 @pytest.mark.parametrize("name", NAMES, ids=str)
 def test_declared_range_matches_math(name: ActivationName) -> None:
-    assert str(name) in oracles.MATH_RANGES, f"add {name} to oracles.MATH_RANGES (MATH.md's activation table)"
+    assert str(name) in oracles.MATH_RANGES, f"add {name} to oracles.MATH_RANGES (docs/design/math.md's table)"
     expected = oracles.MATH_RANGES[str(name)]
     declared = ACTIVATIONS[name].output_range
     if expected == "simplex":
@@ -134,7 +134,7 @@ def test_vector_jacobian_matches_finite_differences(name: ActivationName) -> Non
 
 
 def test_relu_kink_convention() -> None:
-    """relu'(0) = 0 (MATH.md, as PyTorch); just beside the kink the derivative is 0 or 1."""
+    """relu'(0) = 0 (docs/design/math.md, as PyTorch); just beside the kink the derivative is 0 or 1."""
     relu = ACTIVATIONS[ActivationName.RELU]
     z = np.array([0.0, -0.0, 1e-300, -1e-300, 5e-324])
     np.testing.assert_array_equal(relu.derivative(z, relu.value(z)), [0.0, 0.0, 1.0, 0.0, 1.0])
@@ -142,7 +142,7 @@ def test_relu_kink_convention() -> None:
 
 
 def test_sigmoid_derivative_is_f_one_minus_f_in_the_middle() -> None:
-    """MATH.md's step-by-step result df/dz = f(1 − f), where 1 − f does not cancel."""
+    """docs/design/math.md's step-by-step result df/dz = f(1 − f), where 1 − f does not cancel."""
     sig = ACTIVATIONS[ActivationName.SIGMOID]
     z = np.linspace(-3, 3, 61)
     f = 1.0 / (1.0 + np.exp(-z))

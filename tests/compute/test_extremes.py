@@ -87,7 +87,7 @@ def mp_softplus(z: mpf) -> mpf:
     return mpmath.log1p(mpmath.exp(z)) if z < 0 else z + mpmath.log1p(mpmath.exp(-z))
 
 
-# value and derivative of each scalar activation, from MATH.md's table
+# value and derivative of each scalar activation, from docs/design/math.md's table
 MP_ACTIVATIONS: dict[str, tuple[Callable[[mpf], mpf], Callable[[mpf], mpf]]] = {
     "identity": (lambda z: z, lambda z: mpf(1)),
     "sigmoid": (mp_sigmoid, lambda z: mp_sigmoid(z) * mp_one_minus_sigmoid(z)),

@@ -1,4 +1,4 @@
-"""The compute layer is pure numpy and the standard library (ARCHITECTURE.md): importing it and all
+"""The compute layer is pure numpy and the standard library (docs/design/architecture.md): importing it and all
 its submodules, in a fresh interpreter, must not pull in the web stack."""
 
 from __future__ import annotations

@@ -74,7 +74,7 @@ def test_every_loss_has_an_oracle() -> None:
 
 @pytest.mark.parametrize("name", list(LOSSES), ids=str)
 def test_declared_domains_match_math(name: LossName) -> None:
-    assert str(name) in oracles.MATH_DOMAINS, f"add {name} to oracles.MATH_DOMAINS (MATH.md's loss table)"
+    assert str(name) in oracles.MATH_DOMAINS, f"add {name} to oracles.MATH_DOMAINS (docs/design/math.md's loss table)"
     targets, f_domain = oracles.MATH_DOMAINS[str(name)]
     assert _as_tuple(LOSSES[name].targets) == targets
     assert _as_tuple(LOSSES[name].f_domain) == f_domain
@@ -132,7 +132,7 @@ def test_distance_losses_vanish_at_f_equal_y(name: LossName) -> None:
 
 
 def test_absolute_error_kink_convention() -> None:
-    """∂L/∂f = sign(f − y), 0 at f = y (MATH.md)."""
+    """∂L/∂f = sign(f − y), 0 at f = y (docs/design/math.md)."""
     loss = make_loss(LossName.ABSOLUTE_ERROR)
     f = np.array([1.0, 1.0, 1.0 + 2**-52, 1.0 - 2**-53])
     y = np.array([1.0, 0.0, 1.0, 1.0])

@@ -1,5 +1,5 @@
 """Full single-layer problems: J and its gradients against autograd of the plain cost written here,
-against central differences of cost(), and against MATH.md's and API.md's worked examples.
+against central differences of cost(), and against the worked examples of docs/design/math.md and docs/grading.md.
 
 Parametrised over every compatible pairing (huber at several δ), with and without l1/l2
 regularization; softmax with class indices and with target rows; canonical pairings both under their
@@ -223,7 +223,7 @@ def test_math_worked_example_cost() -> None:
 
 
 def test_api_grade_example_values() -> None:
-    """API.md's /grade example at w = [1, 1], b = −3: the learner's loss and dJ/dw are right, and
+    """docs/grading.md's /grade example at w = [1, 1], b = −3: the learner's loss and dJ/dw are right, and
     their dJ/db is the sum over the 6 examples instead of the mean (the example's missing_mean)."""
     ev = evaluate(_logistic([1.0, 1.0], -3.0))
     np.testing.assert_allclose(ev.loss, 0.36686678640551745, rtol=1e-14, atol=0)
@@ -232,7 +232,7 @@ def test_api_grade_example_values() -> None:
 
 
 def test_api_gradient_example_with_l2() -> None:
-    """API.md's /gradient example: l2 with λ = 0.7 at w = [2, 3], b = 1; b is not regularized."""
+    """docs/design/math.md's /gradient example: l2 with λ = 0.7 at w = [2, 3], b = 1; b is not regularized."""
     ev = evaluate(_logistic([2.0, 3.0], 1.0, Regularization("l2", 0.7)))
     np.testing.assert_allclose(ev.loss, 3.7597173539786217, rtol=1e-14, atol=0)
     np.testing.assert_allclose(ev.grad_w, [0.7316667266120294, 0.8488394298399669], rtol=1e-14, atol=0)

@@ -1,4 +1,4 @@
-"""Neural networks (MATH.md, "Neural networks"): J and every ∂J/∂W[l], ∂J/∂b[l] from backpropagation
+"""Neural networks (docs/design/math.md, "Neural networks"): J and every ∂J/∂W[l], ∂J/∂b[l] from backpropagation
 against autograd of a plain composed cost written here; central differences and the kink report; a
 depth-1 network against the single-layer model; the per-layer breakdown and its factors; extreme inputs.
 
@@ -22,6 +22,7 @@ from service.compute.losses import LOSSES, LossName
 from service.compute.models import Regularization, build_problem
 from service.compute.models import evaluate as single_evaluate
 from service.compute.network import NetworkProblem, build_network, cost, evaluate
+from service.compute.network_breakdown import build_network_breakdown
 from service.compute.pairings import CANONICAL, ModelName, compatibility, make_pairing
 from tests.compute import oracles
 
@@ -218,7 +219,7 @@ def test_matches_autograd_of_plain_composed_cost(
 def test_evaluate_does_not_modify_the_problem() -> None:
     c = NetCase(ActivationName.SIGMOID, LossName.BINARY_CROSS_ENTROPY, {}, [ActivationName.TANH] * 2, "l2", 5)
     saved = [a.copy() for a in (c.net.X, c.net.y, *c.net.Ws, *c.net.bs)]
-    evaluate(c.net, explain=True, full=True)
+    build_network_breakdown(c.net, evaluate(c.net), full=True)
     verify_network(c.net, evaluate(c.net))
     for a, s in zip((c.net.X, c.net.y, *c.net.Ws, *c.net.bs), saved, strict=True):
         np.testing.assert_array_equal(a, s)
@@ -320,7 +321,7 @@ def test_kink_report_lists_the_relu_layer_with_z_exactly_zero(layer: int) -> Non
     assert "z = 0" in kink["at"]
     assert example in kink["examples"] and kink["count"] == len(kink["examples"])
     assert all(np.any(np.abs(z[i]) <= 1e-5 * max(1.0, np.max(np.abs(z)))) for i in kink["examples"])
-    # relu'(0) = 0 is the subgradient used (MATH.md: 0 at z = 0, as PyTorch)
+    # relu'(0) = 0 is the subgradient used (docs/design/math.md: 0 at z = 0, as PyTorch)
     assert ev.deltas[layer - 1][example, 0] == 0.0
 
 
@@ -425,8 +426,9 @@ def _plain_dL_dz(c: NetCase, z_out: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("key", list(BREAKDOWN_CASES))
 def test_breakdown_layers_and_factors_multiply_back(key: str) -> None:
     c = _breakdown_case(key)
-    ev = evaluate(c.net, explain=True, full=True)
-    bd = ev.breakdown
+    ev = evaluate(c.net)
+    breakdown = build_network_breakdown(c.net, ev, full=True)
+    bd = breakdown
     assert bd is not None
     assert set(bd) == {"layers", "per_sample", "steps", "simplification", "notes"}
     depth, m = len(c.Ws), c.m
@@ -498,9 +500,10 @@ def _expected_factors(depth: int) -> list[str]:
 def test_breakdown_steps_are_ordered_forward_then_backward(key: str) -> None:
     c = _breakdown_case(key)
     depth = len(c.Ws)
-    ev = evaluate(c.net, explain=True)
-    assert ev.breakdown is not None
-    steps = ev.breakdown["steps"]
+    ev = evaluate(c.net)
+    breakdown = build_network_breakdown(c.net, ev, full=False)
+    assert breakdown is not None
+    steps = breakdown["steps"]
     assert [s["factor"] for s in steps] == _expected_factors(depth)
     kinds = {s["factor"]: s["kind"] for s in steps}
     for factor, kind in kinds.items():
@@ -516,7 +519,7 @@ def test_breakdown_steps_are_ordered_forward_then_backward(key: str) -> None:
         assert isinstance(s["latex"], str) and s["latex"] and isinstance(s["text"], str) and s["text"]
         assert "derivation" not in s  # only with full
     by = {s["factor"]: s for s in steps}
-    layers = ev.breakdown["layers"]
+    layers = breakdown["layers"]
     for layer in range(1, depth + 1):
         np.testing.assert_array_equal(by[f"z[{layer}]"]["value"], layers[layer - 1]["z"])
         np.testing.assert_array_equal(by[f"a[{layer}]"]["value"], layers[layer - 1]["a"])
@@ -532,9 +535,10 @@ def test_breakdown_steps_are_ordered_forward_then_backward(key: str) -> None:
 def test_full_adds_derivations(key: str) -> None:
     c = _breakdown_case(key)
     depth = len(c.Ws)
-    ev = evaluate(c.net, explain=True, full=True)
-    assert ev.breakdown is not None
-    steps = ev.breakdown["steps"]
+    ev = evaluate(c.net)
+    breakdown = build_network_breakdown(c.net, ev, full=True)
+    assert breakdown is not None
+    steps = breakdown["steps"]
     assert [s["factor"] for s in steps] == _expected_factors(depth)
     derived = [s["factor"] for s in steps if "derivation" in s]
     assert derived == ["dL/df", "df/dz"] + [f"delta[{layer}]" for layer in range(depth - 1, 0, -1)]
@@ -550,9 +554,9 @@ def test_full_adds_derivations(key: str) -> None:
 def test_explain_never_changes_the_numbers(key: str) -> None:
     c = _breakdown_case(key)
     plain = evaluate(c.net)
-    assert plain.breakdown is None
-    for kw in ({"explain": True}, {"explain": True, "full": True}):
-        ev = evaluate(c.net, **kw)
+    for full in (False, True):
+        ev = evaluate(c.net)
+        build_network_breakdown(c.net, ev, full=full)  # the breakdown only reads the evaluation
         assert ev.loss == plain.loss
         for a, b in zip((*ev.grad_Ws, *ev.grad_bs), (*plain.grad_Ws, *plain.grad_bs), strict=True):
             np.testing.assert_array_equal(a, b)
@@ -567,10 +571,11 @@ def test_notes_name_saturated_sigmoid_and_tanh_units() -> None:
     bs = [np.array([0.0, 0.1]), np.array([0.0, 10.0]), np.array([0.1])]
     acts = [ACTIVATIONS[ActivationName.SIGMOID], ACTIVATIONS[ActivationName.TANH]]
     net = build_network(acts, make_pairing("identity", "squared_error"), [W1, W2, W3], bs, X, [0.5, -0.5, 1.0])
-    ev = evaluate(net, explain=True)
-    assert ev.breakdown is not None
-    notes = {n["quantity"]: n for n in ev.breakdown["notes"]}
-    assert "g'(z[1])" in notes and "g'(z[2])" in notes, ev.breakdown["notes"]
+    ev = evaluate(net)
+    breakdown = build_network_breakdown(net, ev, full=False)
+    assert breakdown is not None
+    notes = {n["quantity"]: n for n in breakdown["notes"]}
+    assert "g'(z[1])" in notes and "g'(z[2])" in notes, breakdown["notes"]
     n1, n2 = notes["g'(z[1])"], notes["g'(z[2])"]
     assert n1["units"] == [0] and n1["examples"] == [0, 1, 2] and n1["count"] == 3
     assert "sigmoid" in n1["reason"] and "saturated" in n1["reason"]
@@ -590,10 +595,11 @@ def test_notes_name_dead_relu_units() -> None:
     net = build_network(
         [relu], make_pairing("identity", "squared_error"), [W1, W2], [b1, np.array([0.0])], X, [1.0, 0.0, 2.0]
     )
-    ev = evaluate(net, explain=True)
-    assert ev.breakdown is not None
-    dead = [n for n in ev.breakdown["notes"] if n["quantity"] == "g'(z[1])"]
-    assert len(dead) == 1 and dead[0]["units"] == [1], ev.breakdown["notes"]
+    ev = evaluate(net)
+    breakdown = build_network_breakdown(net, ev, full=False)
+    assert breakdown is not None
+    dead = [n for n in breakdown["notes"] if n["quantity"] == "g'(z[1])"]
+    assert len(dead) == 1 and dead[0]["units"] == [1], breakdown["notes"]
     assert "dead" in dead[0]["reason"]
     # no gradient reaches the weights feeding unit 1
     np.testing.assert_array_equal(ev.grad_Ws[0][:, 1], 0.0)
@@ -603,9 +609,10 @@ def test_notes_name_dead_relu_units() -> None:
 @pytest.mark.parametrize("key", ["tanh-relu/sigmoid+bce/l2", "sigmoid/softmax+cce"])
 def test_no_saturation_or_dead_notes_on_moderate_networks(key: str) -> None:
     c = _breakdown_case(key)
-    ev = evaluate(c.net, explain=True)
-    assert ev.breakdown is not None
-    for n in ev.breakdown["notes"]:
+    ev = evaluate(c.net)
+    breakdown = build_network_breakdown(c.net, ev, full=False)
+    assert breakdown is not None
+    for n in breakdown["notes"]:
         layer = int(n["quantity"][len("g'(z[") : -2]) if n["quantity"].startswith("g'") else None
         assert layer is None or c.acts[layer - 1] == "relu", n
         if layer is not None:  # a dead relu unit must really be dead
@@ -623,7 +630,8 @@ def test_explain_with_large_finite_deltas_raises_no_warning() -> None:
         [0.0, 2e8],
     )
     plain = evaluate(net)
-    ev = evaluate(net, explain=True)
+    ev = evaluate(net)
+    build_network_breakdown(net, ev, full=False)
     assert ev.loss == plain.loss
 
 
@@ -652,10 +660,10 @@ def test_sigmoid_bce_output_at_z_800_is_finite_and_exact() -> None:
     np.testing.assert_allclose(ev.grad_Ws[0], [[440.0]], rtol=1e-15)
     np.testing.assert_allclose(ev.grad_bs[0], [120.0], rtol=1e-15)
     assert cost(net) == ev.loss
-    explained = evaluate(net, explain=True, full=True)
+    explained = evaluate(net)
+    breakdown = build_network_breakdown(net, explained, full=True)
     assert explained.loss == ev.loss
-    assert explained.breakdown is not None
-    np.testing.assert_array_equal(explained.breakdown["per_sample"]["loss"], ev.per_sample_loss)
+    np.testing.assert_array_equal(breakdown["per_sample"]["loss"], ev.per_sample_loss)
 
 
 @pytest.mark.parametrize(
@@ -675,7 +683,11 @@ def test_exp_hidden_layer_overflow_is_a_non_finite_result(
     net = build_network(
         [exp], make_pairing("identity", "squared_error"), [[[W1]], [[W2]]], [[0.0], [0.0]], Xa, np.zeros(len(X))
     )
-    for call in (lambda: evaluate(net), lambda: evaluate(net, explain=True, full=True), lambda: cost(net)):
+    for call in (
+        lambda: evaluate(net),
+        lambda: build_network_breakdown(net, evaluate(net), full=True),
+        lambda: cost(net),
+    ):
         with pytest.raises(NonFiniteResult) as info:
             call()
         assert info.value.quantity == quantity

@@ -1,8 +1,8 @@
-"""Pairings: compatibility against MATH.md, and each compatible pairing's (f, L, ∂L/∂z) against
+"""Pairings: compatibility against docs/design/math.md, and each compatible pairing's (f, L, ∂L/∂z) against
 autograd of the plain composed formula L(g(z), y).
 
 Parametrised over all_pairings() (huber at several δ): a new activation or loss is tested as soon
-as its plain formula and its MATH.md row are in tests/compute/oracles.py.
+as its plain formula and its docs/design/math.md row are in tests/compute/oracles.py.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def test_all_pairings_lists_every_combination_once() -> None:
 
 @pytest.mark.parametrize(("activation", "loss"), [(a, lo) for a, lo, _, _ in all_pairings()], ids=str)
 def test_compatibility_follows_math(activation: ActivationName, loss: LossName) -> None:
-    assert str(activation) in oracles.MATH_RANGES and str(loss) in oracles.MATH_DOMAINS, "add MATH.md rows"
+    assert str(activation) in oracles.MATH_RANGES and str(loss) in oracles.MATH_DOMAINS, "add docs/design/math.md rows"
     assert compatibility(activation, loss)[0] == oracles.math_compatible(activation, loss)
 
 

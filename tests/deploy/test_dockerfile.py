@@ -177,4 +177,5 @@ def test_dockerignore_keeps_the_context_small() -> None:
             for src in args.split()[:-1]:
                 assert any(r == src or r.startswith(src.rstrip("/") + "/") for r in rels), f"COPY {src}: not sent"
     size = sum(f.stat().st_size for f in files)
-    assert size < 2 * 1024 * 1024, f"the build context is {size} bytes"
+    # service/ and its vendored assets: KaTeX, and Swagger UI and ReDoc for /docs and /redoc (about 3 MB)
+    assert size < 6 * 1024 * 1024, f"the build context is {size} bytes"

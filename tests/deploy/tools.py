@@ -26,8 +26,8 @@ K8S = DOCKER / "k8s"
 
 # The container engine's setup for machines without a Docker engine (its header tells how).
 def _engine_setup() -> Path:
-    """The workplace's podman setup: $GRADIENT_CONTAINER_ENGINE_SETUP, else ../shared/tools beside the
-    checkout, else the workplace's own /work/shared/tools (a clone made elsewhere, as CI's may be)."""
+    """The workplace's podman setup: $GRADIENT_CONTAINER_ENGINE_SETUP, else the tools directory
+    beside the checkout, else the workplace's own /work/shared/tools (a clone made elsewhere, as CI's may be)."""
     if os.environ.get("GRADIENT_CONTAINER_ENGINE_SETUP"):
         return Path(os.environ["GRADIENT_CONTAINER_ENGINE_SETUP"])
     candidates = [ROOT.parent / "shared/tools/container-engine.sh", Path("/work/shared/tools/container-engine.sh")]
@@ -36,7 +36,7 @@ def _engine_setup() -> Path:
 
 ENGINE_SETUP = _engine_setup()
 
-# MATH.md's worked example: logistic regression, w = [2, 3], b = 1.
+# docs/design/math.md's worked example: logistic regression, w = [2, 3], b = 1.
 WORKED_EXAMPLE = {
     "model": "logistic_regression",
     "parameters": {"w": [2, 3], "b": 1},

@@ -5,7 +5,7 @@ Every operation of the document gets a fixed number of generated requests, valid
 reproducible. Every built-in check runs except `positive_data_acceptance`: the request schema
 cannot express the cross-field rules (rectangular X, len(w) = columns of X, len(y) = rows, targets
 in the loss's domain, compatible pairings, layer shapes, ...), so a schema-valid request may
-rightly be refused with 422 (docs/FUZZING.md lists those rules).
+rightly be refused with 422 (docs/testing.md lists those rules).
 
 The bugs it found in the document (string-typed 200s, a network's gradients, undocumented 401, 403
 and 429) are fixed; each keeps its own test below, against the document as served.

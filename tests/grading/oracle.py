@@ -1,8 +1,8 @@
 """An independent oracle for the grading tests: random problems and their answers in plain numpy.
 
-Everything a test compares with is computed here from MATH.md's PLAIN formulas (1/(1+e^(−z)),
+Everything a test compares with is computed here from docs/design/math.md's PLAIN formulas (1/(1+e^(−z)),
 −y log f − (1−y) log(1−f), the k×k softmax Jacobian multiplied out, ...), and every catalogued
-mistake is re-implemented from MATH.md's table ("what their answer equals", "applies when"). The
+mistake is re-implemented from docs/design/math.md's table ("what their answer equals", "applies when"). The
 code under test is used only to build the Problem object (build_problem, make_pairing) that the
 grader takes as input; no number it computes is read here.
 """
@@ -31,7 +31,7 @@ PAIRINGS: dict[str, tuple[str, str, str]] = {
     "relu+huber": ("single_layer", "relu", "huber"),
     "identity+absolute_error": ("single_layer", "identity", "absolute_error"),
 }
-# MATH.md, "Canonical pairings"
+# docs/design/math.md, "Canonical pairings"
 CANONICAL = {
     ("identity", "squared_error"),
     ("sigmoid", "binary_cross_entropy"),
@@ -40,7 +40,7 @@ CANONICAL = {
 }
 CROSS_ENTROPY = {"binary_cross_entropy", "categorical_cross_entropy"}
 REGULARIZATIONS: tuple[str | None, ...] = (None, "l1", "l2")
-# MATH.md's catalogue, in its order
+# docs/design/math.md's catalogue, in its order
 MATH_MD_CODES = (
     "missing_mean",
     "sign_flipped",
@@ -126,7 +126,7 @@ def all_cases(seeds: range) -> list[tuple[str, str | None, int]]:
     return [(label, reg, seed) for label in PAIRINGS for reg in REGULARIZATIONS for seed in seeds]
 
 
-# --- plain formulas (MATH.md) -------------------------------------------------------------------
+# --- plain formulas (docs/design/math.md) -------------------------------------------------------------------
 
 
 def _activation(name: str, z: Array) -> tuple[Array, Array]:
@@ -255,7 +255,7 @@ def forward_from(case: Case, z: Array) -> Solution:
     )
 
 
-# --- the catalogue of mistakes (MATH.md's table) -------------------------------------------------
+# --- the catalogue of mistakes (docs/design/math.md's table) -------------------------------------------------
 
 
 def _from_r(case: Case, s: Solution, r: Array) -> dict[str, Array]:
@@ -268,7 +268,7 @@ def _from_r(case: Case, s: Solution, r: Array) -> dict[str, Array]:
 
 
 def applies(code: str, case: Case) -> bool:
-    """MATH.md's "applies when" column."""
+    """docs/design/math.md's "applies when" column."""
     regularized = case.reg_kind is not None and case.lam > 0
     return {
         "missing_mean": case.m > 1,
@@ -289,7 +289,7 @@ def applies(code: str, case: Case) -> bool:
 
 
 def all_variants(case: Case, s: Solution) -> dict[str, dict[str, Array]]:
-    """What each mistake's answer equals (MATH.md's table), computed whether or not it applies."""
+    """What each mistake's answer equals (docs/design/math.md's table), computed whether or not it applies."""
     X, m, r = case.X, case.m, s.r
     extra = np.einsum("ik,ikl->il", s.f - s.y, s.df_dz) if case.vector else (s.f - s.y) * s.df_dz
     bias_term = case.lam / m * (case.b if case.reg_kind == "l2" else np.sign(case.b))
@@ -321,7 +321,7 @@ def mistake_variants(case: Case, s: Solution) -> dict[str, dict[str, Array]]:
 
 
 def close(a: Array, e: Array, rtol: float = 1e-5, atol: float = 1e-8) -> bool:
-    """numpy's allclose rule, as API.md states it."""
+    """numpy's allclose rule, as docs/design/math.md states it."""
     a, e = np.asarray(a, dtype=np.float64), np.asarray(e, dtype=np.float64)
     return a.shape == e.shape and bool(np.all(np.abs(a - e) <= atol + rtol * np.abs(e)))
 

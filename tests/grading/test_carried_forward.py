@@ -2,8 +2,8 @@
 for a share of their points, when those earlier values are a catalogued mistake (a real slip); a
 made-up or uncatalogued wrong value earns nothing downstream (else zeros everywhere would score).
 
-The learner's chain after a slip is recomputed here with MATH.md's plain formulas (oracle.py), the
-way a learner writes them (∂f/∂z in terms of f where MATH.md's table does: f(1−f), 1−f², e^z = f,
+The learner's chain after a slip is recomputed here with docs/design/math.md's plain formulas (oracle.py), the
+way a learner writes them (∂f/∂z in terms of f where docs/design/math.md's table does: f(1−f), 1−f², e^z = f,
 f_k(δ_kl − f_l)).
 """
 
@@ -37,7 +37,7 @@ def _checks(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def _df_dz_in_f(case: Case, z: np.ndarray, f: np.ndarray) -> np.ndarray:
-    """∂f/∂z as MATH.md's table writes it: in terms of f where it can be."""
+    """∂f/∂z as docs/design/math.md's table writes it: in terms of f where it can be."""
     a = case.activation
     if a == "sigmoid":
         return f * (1 - f)

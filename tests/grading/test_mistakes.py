@@ -1,8 +1,8 @@
-"""The catalogue of mistakes (MATH.md), applied by hand to random problems, must be named by the grader.
+"""The catalogue of mistakes (docs/design/math.md), applied by hand to random problems, must be named by the grader.
 
 Problems are random (seeded): every preset and five non-canonical single_layer pairings, each with
 no regularization, l1 and l2 (λ > 0), m in 2..8, n in 1..4. The correct answer and every mistake's
-variant come from tests/grading/oracle.py (plain numpy, MATH.md's formulas and table), never from
+variant come from tests/grading/oracle.py (plain numpy, docs/design/math.md's formulas and table), never from
 the grader's reference.
 """
 
@@ -99,7 +99,7 @@ def run_case(label: str, reg: str | None, seed: int) -> set[str]:
             else:
                 _assert_named(check, code, "per_sample.dL_dz", r_wrong, variants, r_right)
 
-    # a mistake that does not apply to this problem is never named (MATH.md's "applies when")
+    # a mistake that does not apply to this problem is never named (docs/design/math.md's "applies when")
     for code, variant in oracle.all_variants(case, sol).items():
         if code in variants:
             continue
@@ -236,7 +236,7 @@ def test_four_significant_figures_of_the_worked_example() -> None:
     )
     ref = build_reference(p)
     opts = GradeOptions(tolerance=Tolerance(sig_figs=4))
-    # J = 0.3668667864055175 (MATH.md)
+    # J = 0.3668667864055175 (docs/design/math.md)
     assert grade(ref, {"loss": 0.3669}, opts)["score"] == 1.0
     assert grade(ref, {"loss": 0.36687}, opts)["score"] == 1.0
     assert grade(ref, {"loss": 0.3668}, opts)["score"] == 0.0

@@ -3,7 +3,7 @@
 Networks are random (seeded): depth 1–3, hidden activations sigmoid/tanh/relu/softplus/identity, the four
 canonical output pairings, no regularization, l1 and l2, m in 2..6, and square hidden/output weight matrices
 in some cases (so that using W[l] for W[l]ᵀ has the right shape). The correct answer and every mistake's
-answer come from the plain-numpy forward pass and backpropagation below (MATH.md, "Neural networks"), never
+answer come from the plain-numpy forward pass and backpropagation below (docs/design/math.md, "Neural networks"), never
 from the grader's reference; the service is used only to build the NetworkProblem it grades.
 """
 
@@ -21,7 +21,7 @@ from service.compute.network import NetworkProblem, build_network
 from service.compute.pairings import make_pairing
 from service.grading.grade import GradeOptions, grade
 from service.grading.mistakes import NETWORK_MISTAKES
-from service.grading.network import build_network_reference
+from service.grading.reference import build_network_reference
 
 Array = np.ndarray
 RTOL, ATOL = 1e-5, 1e-8
@@ -290,7 +290,7 @@ def all_variants(net: Net, s: Solution) -> list[tuple[str, str, dict[str, Array]
 
 
 def applies(code: str, where: str, net: Net) -> bool:
-    """MATH.md's "applies when" for the output mistakes, and the network mistakes' own conditions."""
+    """docs/design/math.md's "applies when" for the output mistakes, and the network mistakes' own conditions."""
     out_not_identity = net.out != "identity"  # every output pairing here is canonical
     if code == "missing_hidden_derivative":
         return net.hidden[int(where[1:]) - 1] != "identity"

@@ -1,4 +1,4 @@
-"""System tests against a real uvicorn process: the README's commands, the worked example, shutdown."""
+"""System tests against a real uvicorn process: the documented commands, the worked example, shutdown."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ from tests.system.server import ROOT, running_service
 pytestmark = pytest.mark.slow
 
 README = ROOT / "README.md"
+# every page of the docs site with a replayed example, and the README
+DOCUMENTS = [README, *sorted((ROOT / "docs").rglob("*.md"))]
 EXAMPLE = re.compile(
     r"<!-- example(?P<varies>: varies)? -->\n```bash\n(?P<cmd>.*?)\n```\n```json\n(?P<out>.*?)```", re.S
 )
@@ -70,32 +72,41 @@ def _run(cmd: str, base: str) -> str:
 
 
 def test_readme_examples_are_the_service_output() -> None:
-    """Replay every curl command of the README; UPDATE_README=1 rewrites the outputs instead."""
+    """Replay every curl command of the README and of every page under docs/ (each `<!-- example -->`
+    block); UPDATE_README=1 rewrites the outputs instead."""
     if shutil.which("curl") is None:
         if os.environ.get("CI") == "true":
-            pytest.fail("curl is needed to replay the README's commands")
-        pytest.skip("curl is not installed: the README's commands cannot be replayed")
-    text = README.read_text()
-    examples = list(EXAMPLE.finditer(text))
-    assert len(examples) >= 10, "the README's examples were not found"
+            pytest.fail("curl is needed to replay the documented commands")
+        pytest.skip("curl is not installed: the documented commands cannot be replayed")
+    texts = {path: path.read_text() for path in DOCUMENTS}
+    found = {path: list(EXAMPLE.finditer(text)) for path, text in texts.items()}
+    assert len(found[README]) >= 1, "the README's example was not found"
+    assert sum(len(examples) for examples in found.values()) >= 20, "the documented examples were not found"
+    for path, text in texts.items():
+        markers = len(re.findall(r"^<!-- example", text, re.M))
+        assert markers == len(found[path]), f"{path.relative_to(ROOT)}: an example marker without its blocks"
     update = os.environ.get("UPDATE_README") == "1"
     with running_service() as svc:
         base = svc.base
-        new_text, pos = [], 0
-        for ex in examples:
-            got = _run(ex["cmd"], base)
-            if update:
-                new_text.append(text[pos : ex.start("out")] + got)
-                pos = ex.end("out")
+        for path, examples in found.items():
+            if not examples:
                 continue
-            shown, actual = _documents(ex["out"]), _documents(got)
-            assert shown, f"the README shows no output for: {ex['cmd'][:80]}"
-            if ex["varies"]:
-                assert [sorted(d) for d in shown] == [sorted(d) for d in actual]  # type: ignore[call-overload]
-            else:
-                assert _close(shown, actual), f"README output differs for: {ex['cmd'][:100]}\n{got}"
-    if update:
-        README.write_text("".join(new_text) + text[pos:])
+            where = path.relative_to(ROOT)
+            text, new_text, pos = texts[path], [], 0
+            for ex in examples:
+                got = _run(ex["cmd"], base)
+                if update:
+                    new_text.append(text[pos : ex.start("out")] + got)
+                    pos = ex.end("out")
+                    continue
+                shown, actual = _documents(ex["out"]), _documents(got)
+                assert shown, f"{where} shows no output for: {ex['cmd'][:80]}"
+                if ex["varies"]:
+                    assert [sorted(d) for d in shown] == [sorted(d) for d in actual]  # type: ignore[call-overload]
+                else:
+                    assert _close(shown, actual), f"{where}: output differs for: {ex['cmd'][:100]}\n{got}"
+            if update:
+                path.write_text("".join(new_text) + text[pos:])
 
 
 def test_worked_example_over_http_and_clean_shutdown() -> None:

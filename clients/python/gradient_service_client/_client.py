@@ -14,7 +14,7 @@ course's notebooks and graders can use it without the service's own dependencies
         )
         result["gradients"]["w"]  # [0.49833339327869597, 0.4988394298399668]
 
-Shapes, as in the service's contract (API.md): with m examples of n features, ``data["X"]`` is
+Shapes, as in the service's contract (docs/design/http.md): with m examples of n features, ``data["X"]`` is
 m rows of n numbers and ``data["y"]`` m targets; ``parameters["w"]`` has n entries and
 ``parameters["b"]`` is a number. With k outputs (softmax), ``w`` is n rows of k, ``b`` has k entries
 and ``y`` holds m class indices or m rows of k probabilities. The gradients have exactly the

@@ -182,5 +182,5 @@ async def grade_many(
     dependencies=[Depends(access("student", "operator"))],
 )
 async def mistakes() -> JSONBytes:
-    """The catalogue of common mistakes the grader names (MATH.md), with their explanations."""
+    """The catalogue of common mistakes the grader names (docs/design/math.md), with their explanations."""
     return JSONBytes(dumps(catalogue()))

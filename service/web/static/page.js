@@ -342,23 +342,8 @@
     setStatus("Descent done.");
   }
 
-  // which derivation steps a catalogued mistake goes wrong in (codes: GET /mistakes)
-  const MISTAKE_STEPS = {
-    missing_mean: ["dJ/dw", "dJ/db"],
-    sign_flipped: ["dL/dz"],
-    missing_input_factor: ["dz/dw"],
-    missing_activation_derivative: ["df/dz"],
-    extra_activation_derivative: ["dL/dz"],
-    used_z_for_f: ["f", "dL/dz"],
-    double_factor: ["dL/df"],
-    regularized_bias: ["dJ/db"],
-    missing_regularization: ["dR/dw"],
-    regularization_scale: ["dR/dw"],
-    loss_missing_half: ["L"],
-    loss_missing_mean: ["J"],
-    loss_sign_flipped: ["L"],
-    loss_missing_regularization: ["J"],
-  };
+  // which derivation steps each catalogued mistake is made in: the catalogue's own (the page carries it)
+  const MISTAKE_STEPS = JSON.parse($("mistake-steps").textContent);
   const PART_STEPS = {
     loss: "J", "gradients.w": "dJ/dw", "gradients.b": "dJ/db", "per_sample.z": "z", "per_sample.f": "f",
     "per_sample.dL_df": "dL/df", "per_sample.df_dz": "df/dz", "per_sample.dL_dz": "dL/dz",
