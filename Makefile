@@ -22,8 +22,9 @@ $(VENV)/.runtime: $(BIN)/python pyproject.toml constraints.txt
 	$(PIP) install -q -c constraints.txt -e .
 	@touch $@
 
-$(VENV)/.test: $(VENV)/.runtime
+$(VENV)/.test: $(VENV)/.runtime clients/python/pyproject.toml
 	$(PIP) install -q -c constraints.txt -e '.[test]'
+	$(PIP) install -q -c constraints.txt -e ./clients/python
 	@touch $@
 
 $(VENV)/.docs: $(VENV)/.runtime
@@ -52,8 +53,8 @@ test-all: test test-slow
 
 ## ruff (lint and format check) and mypy (strict)
 lint: $(VENV)/.test
-	$(BIN)/ruff check service tests hooks
-	$(BIN)/ruff format --check service tests hooks
+	$(BIN)/ruff check service tests hooks clients
+	$(BIN)/ruff format --check service tests hooks clients
 	$(BIN)/mypy
 
 ## Regenerate openapi/openapi.json

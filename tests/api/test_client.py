@@ -1,9 +1,10 @@
-"""service.client.GradientClient against the application (FastAPI's TestClient as its transport),
+"""gradient_service_client.GradientClient against the application (FastAPI's TestClient as its transport),
 and against httpx.MockTransport for what the client itself sends (URLs, headers, bodies)."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -14,8 +15,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from service.app import create_app
-from service.client import (
+from gradient_service_client import (
     DEFAULT_BASE_URL,
     GradientClient,
     ServiceError,
@@ -23,6 +23,7 @@ from service.client import (
     is_problem,
     to_json_value,
 )
+from service.app import create_app
 from tests.api.helpers import WORKED_X
 from tests.system.server import ROOT
 
@@ -386,17 +387,21 @@ def test_ready_is_false_while_the_application_is_not_started() -> None:
 
 def test_importing_the_client_stays_light() -> None:
     code = (
-        "import sys, service.client; "
-        "heavy = {'fastapi', 'pydantic', 'numpy', 'starlette'} & {m.split('.')[0] for m in sys.modules}; "
-        "print(sorted(heavy))"
+        "import sys, gradient_service_client; "
+        "heavy = {'fastapi', 'pydantic', 'numpy', 'starlette', 'service', 'uvicorn', 'redis', 'prometheus_client'}"
+        " & {m.split('.')[0] for m in sys.modules}; "
+        "print(sorted(heavy), gradient_service_client.__file__)"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "clients" / "python")}
+    out = subprocess.run([sys.executable, "-c", code], cwd="/", env=env, capture_output=True, text=True, check=True)
+    heavy, path = out.stdout.split()
+    assert heavy == "[]"
+    assert path.startswith(str(ROOT / "clients" / "python"))  # this checkout's client, not an installed one
 
 
 def test_sign_then_grade_with_the_token(client: TestClient) -> None:
     """A grader signs a problem; the token stands in for it when grading (what a student key sends)."""
-    from service.client import GradientClient
+    from gradient_service_client import GradientClient
 
     gc = GradientClient(client=client)
     problem = {
@@ -416,7 +421,7 @@ def test_sign_then_grade_with_the_token(client: TestClient) -> None:
 
 def test_sign_seals_the_scoring_options(client: TestClient) -> None:
     """Options given to sign grade the token's answers without being sent again."""
-    from service.client import GradientClient
+    from gradient_service_client import GradientClient
 
     gc = GradientClient(client=client)
     problem = {

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from gradient_service_client import BINARY_MIN_NUMBERS, GradientClient, ServiceError, npy_bytes
 from service.app import create_app
-from service.client import BINARY_MIN_NUMBERS, GradientClient, ServiceError, npy_bytes
 from tests.api.helpers import WORKED_X
 
 Y = [0, 0, 0, 1, 1, 1]

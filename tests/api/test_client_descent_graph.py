@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from gradient_service_client import GradientClient, ServiceError, build_problem
 from service.app import create_app
-from service.client import GradientClient, ServiceError, build_problem
 from tests.api.helpers import WORKED_X
 
 Y = [0, 0, 0, 1, 1, 1]

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.client import npy_bytes
+from gradient_service_client import npy_bytes
 from tests.deploy.tools import (
     DOCKERFILE,
     ENGINE_SETUP,

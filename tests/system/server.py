@@ -37,9 +37,11 @@ class Service:
 
 
 @contextmanager
-def running_service(env: dict[str, str] | None = None, timeout: float = 30.0) -> Iterator[Service]:
-    """Yield the service once /readyz answers 200; stop it with SIGTERM afterwards."""
-    port = free_port()
+def running_service(
+    env: dict[str, str] | None = None, timeout: float = 30.0, port: int | None = None
+) -> Iterator[Service]:
+    """Yield the service once /readyz answers 200 (on `port`, default a free one); stop it with SIGTERM afterwards."""
+    port = port if port is not None else free_port()
     log_dir = Path(tempfile.mkdtemp(prefix="gradient-service-"))
     log_path = log_dir / "service.log"
     with open(log_path, "wb") as log:

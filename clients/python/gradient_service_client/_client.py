@@ -4,7 +4,7 @@
 It needs only httpx and the standard library (it never imports fastapi, pydantic or numpy), so a
 course's notebooks and graders can use it without the service's own dependencies::
 
-    from service.client import GradientClient, ServiceError
+    from gradient_service_client import GradientClient, ServiceError
 
     with GradientClient("http://127.0.0.1:8000") as client:
         result = client.gradient(
@@ -37,11 +37,11 @@ import json
 import sys
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import Any, Literal, NotRequired, Self, TypedDict, overload
+from typing import Any, Literal, NamedTuple, NotRequired, Self, TypedDict, overload
 
 import httpx
 
-from service import __version__
+from gradient_service_client._version import __version__
 
 __all__ = [
     "BINARY_MIN_NUMBERS",
@@ -69,6 +69,7 @@ __all__ = [
     "PrairieLearnTest",
     "Regularization",
     "ServiceError",
+    "SignedProblem",
     "Tolerance",
     "Verification",
     "VerificationComponent",
@@ -334,6 +335,7 @@ class MistakeInfo(TypedDict):
     explanation: str
     applies_when: str
     parts: list[str]
+    models: NotRequired[str]
 
 
 class VersionInfo(TypedDict):
@@ -580,6 +582,184 @@ def _normalize_base_url(base_url: str) -> str:
     return str(url).rstrip("/")
 
 
+# --- requests (shared by GradientClient and AsyncGradientClient) ---------------------------------
+
+
+class _Request(NamedTuple):
+    """One HTTP exchange to make: `body` as JSON, or with `X` (a .npy file) as multipart/form-data
+    (body as the part ``request``); with `svg`, the answer is an SVG document's text."""
+
+    method: str
+    path: str
+    body: Any = None
+    X: bytes | None = None
+    svg: bool = False
+    params: Mapping[str, Any] | None = None
+
+
+def _http_arguments(headers: Mapping[str, str], request: _Request) -> dict[str, Any]:
+    """The keyword arguments of ``httpx.Client.request`` (and the async one's) for `request`."""
+    all_headers = dict(headers)
+    content: bytes | None = None
+    files: dict[str, Any] | None = None
+    if request.body is not None:
+        # allow_nan: a learner's NaN is graded by the service, a problem's NaN refused with its location.
+        content = json.dumps(request.body, allow_nan=True, ensure_ascii=False, separators=(",", ":")).encode()
+        if request.X is None:
+            all_headers["Content-Type"] = "application/json"
+        else:  # httpx writes the multipart body and its Content-Type (with the boundary)
+            files = {"request": (None, content, "application/json"), "X": ("X.npy", request.X, "application/x-npy")}
+            content = None
+    return {"content": content, "files": files, "headers": all_headers, "params": request.params}
+
+
+def _answer(response: httpx.Response, svg: bool) -> Any:
+    """The answer's JSON (or with `svg` its text); ServiceError for a non-2xx or unexpected answer."""
+    if not response.is_success:
+        raise ServiceError.from_response(response)
+    if svg:
+        if not response.headers.get("content-type", "").startswith("image/svg+xml"):
+            raise ServiceError(response.status_code, title="The response is not SVG", detail=response.text[:300])
+        return response.text
+    try:
+        return response.json()
+    except ValueError:
+        raise ServiceError(
+            response.status_code,
+            title="The response is not JSON",
+            detail=response.text[:300],
+        ) from None
+
+
+def _gradient_request(
+    model: str,
+    parameters: Mapping[str, Any],
+    data: Mapping[str, Any],
+    activation: str | None,
+    loss: str | None,
+    loss_params: Mapping[str, float] | None,
+    regularization: Mapping[str, Any] | None,
+    explain: Explain,
+    verify: bool,
+    binary: bool | None,
+) -> _Request:
+    X = data.get("X")
+    binary = _send_apart(X, binary)
+    body = build_problem(
+        model,
+        parameters,
+        {k: v for k, v in data.items() if k != "X"} if binary else data,
+        activation=activation,
+        loss=loss,
+        loss_params=loss_params,
+        regularization=regularization,
+        explain=explain,
+        verify=verify,
+    )
+    return _Request("POST", "/gradient", body, npy_bytes(X) if binary else None)
+
+
+def _graph_request(problem: Mapping[str, Any], examples: int | None, binary: bool | None) -> _Request:
+    body, X = _with_X_apart(problem, ("data",), binary)
+    params = {"examples": examples} if examples is not None else None
+    return _Request("POST", "/graph", body, X, svg=True, params=params)
+
+
+def _descent_request(
+    path: str,
+    problem: Mapping[str, Any],
+    learning_rate: float,
+    steps: int,
+    record_every: int | None,
+    patience: int | None,
+    gradient_tolerance: float | None,
+    compare_with: Mapping[str, Any] | None,
+    binary: bool | None,
+) -> _Request:
+    """POST /descent or /descent/plot, with problem.data.X as .npy when sent apart."""
+    body: dict[str, Any] = {"problem": problem, "learning_rate": learning_rate, "steps": steps}
+    options = {
+        "record_every": record_every,
+        "patience": patience,
+        "gradient_tolerance": gradient_tolerance,
+        "compare_with": compare_with,
+    }
+    body.update({k: v for k, v in options.items() if v is not None})
+    request, X = _with_X_apart(body, ("problem", "data"), binary)
+    return _Request("POST", path, request, X, svg=path.endswith("/plot"))
+
+
+def _grade_request(
+    problem: Mapping[str, Any] | str,
+    answer: Mapping[str, Any],
+    tolerance: Mapping[str, Any] | None,
+    points: Mapping[str, float] | None,
+    reveal: bool,
+    format: GradeFormat,
+) -> _Request:
+    body = {
+        **_problem_field(problem),
+        "answer": to_json_value(answer),
+        **_grade_options(tolerance, points, reveal, format),
+    }
+    return _Request("POST", "/grade", body)
+
+
+def _grade_batch_request(
+    problem: Mapping[str, Any] | str | None,
+    answers: Sequence[Mapping[str, Any]] | None,
+    items: Sequence[Mapping[str, Any]] | None,
+    tolerance: Mapping[str, Any] | None,
+    points: Mapping[str, float] | None,
+    reveal: bool,
+    format: GradeFormat,
+) -> _Request:
+    if items is not None:
+        if problem is not None or answers is not None:
+            raise ValueError("give either problem and answers, or items, not both")
+        body: dict[str, Any] = {"items": to_json_value(items)}
+    elif problem is not None and answers is not None:
+        body = {**_problem_field(problem), "answers": to_json_value(answers)}
+    else:
+        raise ValueError("give problem and answers (one problem, many answers), or items")
+    body.update(_grade_options(tolerance, points, reveal, format))
+    return _Request("POST", "/grade/batch", body)
+
+
+def _sign_request(
+    problem: Mapping[str, Any],
+    expires_in: int | None,
+    tolerance: Mapping[str, Any] | None,
+    points: Mapping[str, float] | None,
+    reveal: bool,
+    carry_forward: bool | None,
+    carry_forward_credit: float | None,
+) -> _Request:
+    body: dict[str, Any] = {
+        "problem": to_json_value(problem),
+        **_grade_options(tolerance, points, reveal, "native"),
+    }
+    if expires_in is not None:
+        body["expires_in"] = expires_in
+    if carry_forward is not None:
+        body["carry_forward"] = carry_forward
+    if carry_forward_credit is not None:
+        body["carry_forward_credit"] = carry_forward_credit
+    return _Request("POST", "/problems/sign", body)
+
+
+def _default_headers(api_key: str | None) -> dict[str, str]:
+    headers = {
+        "Accept": "application/json, application/problem+json",
+        "User-Agent": f"gradient-service-client/{__version__}",
+    }
+    if api_key is not None:
+        if not api_key:
+            raise ValueError("api_key is empty: pass None to send no Authorization header")
+        headers["Authorization"] = f"Bearer {api_key}"
+    return headers
+
+
 # --- the client ---------------------------------------------------------------------------------
 
 
@@ -605,14 +785,7 @@ class GradientClient:
         client: httpx.Client | None = None,
     ) -> None:
         self.base_url = _normalize_base_url(base_url)
-        self._headers = {
-            "Accept": "application/json, application/problem+json",
-            "User-Agent": f"gradient-service-client/{__version__}",
-        }
-        if api_key is not None:
-            if not api_key:
-                raise ValueError("api_key is empty: pass None to send no Authorization header")
-            self._headers["Authorization"] = f"Bearer {api_key}"
+        self._headers = _default_headers(api_key)
         self._owns_client = client is None
         self._client = client if client is not None else httpx.Client(timeout=timeout)
 
@@ -639,52 +812,14 @@ class GradientClient:
     def _url(self, path: str) -> str:
         return self.base_url + path
 
-    def _send(
-        self,
-        method: str,
-        path: str,
-        body: Any = None,
-        X: bytes | None = None,
-        *,
-        svg: bool = False,
-        params: Mapping[str, Any] | None = None,
-    ) -> Any:
-        """`body` as JSON; with `X` (a .npy file), as multipart/form-data: body as the part request.
-        The answer's JSON, or with `svg` its text (an SVG document)."""
-        headers = dict(self._headers)
-        content: bytes | None = None
-        files: dict[str, Any] | None = None
-        if body is not None:
-            # allow_nan: a learner's NaN is graded by the service, a problem's NaN refused with its location.
-            content = json.dumps(body, allow_nan=True, ensure_ascii=False, separators=(",", ":")).encode()
-            if X is None:
-                headers["Content-Type"] = "application/json"
-            else:  # httpx writes the multipart body and its Content-Type (with the boundary)
-                files = {"request": (None, content, "application/json"), "X": ("X.npy", X, "application/x-npy")}
-                content = None
+    def _run(self, request: _Request) -> Any:
         response = self._client.request(
-            method, self._url(path), content=content, files=files, headers=headers, params=params
+            request.method, self._url(request.path), **_http_arguments(self._headers, request)
         )
-        if not response.is_success:
-            raise ServiceError.from_response(response)
-        if svg:
-            if not response.headers.get("content-type", "").startswith("image/svg+xml"):
-                raise ServiceError(response.status_code, title="The response is not SVG", detail=response.text[:300])
-            return response.text
-        try:
-            return response.json()
-        except ValueError:
-            raise ServiceError(
-                response.status_code,
-                title="The response is not JSON",
-                detail=response.text[:300],
-            ) from None
-
-    def _post(self, path: str, body: Mapping[str, Any]) -> Any:
-        return self._send("POST", path, body)
+        return _answer(response, request.svg)
 
     def _get(self, path: str) -> Any:
-        return self._send("GET", path)
+        return self._run(_Request("GET", path))
 
     # POST /gradient
 
@@ -722,20 +857,10 @@ class GradientClient:
         Raises ServiceError (e.g. 422 ``validation-error``, ``domain-error``, ``incompatible-pairing``,
         ``non-finite-result``, ``explain-too-large``).
         """
-        X = data.get("X")
-        binary = _send_apart(X, binary)
-        body = build_problem(
-            model,
-            parameters,
-            {k: v for k, v in data.items() if k != "X"} if binary else data,
-            activation=activation,
-            loss=loss,
-            loss_params=loss_params,
-            regularization=regularization,
-            explain=explain,
-            verify=verify,
+        request = _gradient_request(
+            model, parameters, data, activation, loss, loss_params, regularization, explain, verify, binary
         )
-        result: GradientResult = self._send("POST", "/gradient", body, npy_bytes(X) if binary else None)
+        result: GradientResult = self._run(request)
         return result
 
     # POST /graph, /descent, /descent/plot
@@ -744,9 +869,7 @@ class GradientClient:
         """The computational graph of `problem` (a /gradient body, e.g. from `build_problem`) as an SVG
         document (POST /graph): forward values and gradients on the boxes, local derivatives on the
         edges, for the first `examples` examples (the service's default: 4; at most 20)."""
-        request, X = _with_X_apart(problem, ("data",), binary)
-        params = {"examples": examples} if examples is not None else None
-        svg: str = self._send("POST", "/graph", request, X, svg=True, params=params)
+        svg: str = self._run(_graph_request(problem, examples, binary))
         return svg
 
     def descent(
@@ -770,10 +893,10 @@ class GradientClient:
         diverged, non-finite) and explanation, the history of J and ‖∇J‖, snapshots and the final
         parameters.
         """
-        request, X = self._descent_request(
-            problem, learning_rate, steps, record_every, patience, gradient_tolerance, compare_with, binary
+        request = _descent_request(
+            "/descent", problem, learning_rate, steps, record_every, patience, gradient_tolerance, compare_with, binary
         )
-        result: DescentResult = self._send("POST", "/descent", request, X)
+        result: DescentResult = self._run(request)
         return result
 
     def descent_plot(
@@ -789,33 +912,19 @@ class GradientClient:
         binary: bool | None = None,
     ) -> str:
         """The cost curves of the same descent as `descent` takes, as an SVG document (POST /descent/plot)."""
-        request, X = self._descent_request(
-            problem, learning_rate, steps, record_every, patience, gradient_tolerance, compare_with, binary
+        request = _descent_request(
+            "/descent/plot",
+            problem,
+            learning_rate,
+            steps,
+            record_every,
+            patience,
+            gradient_tolerance,
+            compare_with,
+            binary,
         )
-        svg: str = self._send("POST", "/descent/plot", request, X, svg=True)
+        svg: str = self._run(request)
         return svg
-
-    @staticmethod
-    def _descent_request(
-        problem: Mapping[str, Any],
-        learning_rate: float,
-        steps: int,
-        record_every: int | None,
-        patience: int | None,
-        gradient_tolerance: float | None,
-        compare_with: Mapping[str, Any] | None,
-        binary: bool | None,
-    ) -> tuple[Any, bytes | None]:
-        """The body of /descent and /descent/plot, and problem.data.X as .npy when sent apart."""
-        body: dict[str, Any] = {"problem": problem, "learning_rate": learning_rate, "steps": steps}
-        options = {
-            "record_every": record_every,
-            "patience": patience,
-            "gradient_tolerance": gradient_tolerance,
-            "compare_with": compare_with,
-        }
-        body.update({k: v for k, v in options.items() if v is not None})
-        return _with_X_apart(body, ("problem", "data"), binary)
 
     # POST /grade
 
@@ -880,12 +989,8 @@ class GradientClient:
         A bad problem raises ServiceError (422); a bad answer *value* (NaN, a wrong shape) is graded
         wrong with a message, but an unknown answer key (a misspelt part) is a 422.
         """
-        body = {
-            **_problem_field(problem),
-            "answer": to_json_value(answer),
-            **_grade_options(tolerance, points, reveal, format),
-        }
-        result: GradeResult | GradescopeResult | PrairieLearnResult = self._post("/grade", body)
+        request = _grade_request(problem, answer, tolerance, points, reveal, format)
+        result: GradeResult | GradescopeResult | PrairieLearnResult = self._run(request)
         return result
 
     # POST /grade/batch
@@ -912,16 +1017,7 @@ class GradientClient:
         turn it into an exception with `ServiceError.from_problem`. A bad shared `problem` fails the
         whole request with a ServiceError.
         """
-        if items is not None:
-            if problem is not None or answers is not None:
-                raise ValueError("give either problem and answers, or items, not both")
-            body: dict[str, Any] = {"items": to_json_value(items)}
-        elif problem is not None and answers is not None:
-            body = {**_problem_field(problem), "answers": to_json_value(answers)}
-        else:
-            raise ValueError("give problem and answers (one problem, many answers), or items")
-        body.update(_grade_options(tolerance, points, reveal, format))
-        response = self._post("/grade/batch", body)
+        response = self._run(_grade_batch_request(problem, answers, items, tolerance, points, reveal, format))
         results: list[dict[str, Any]] = response["results"]
         return results
 
@@ -943,17 +1039,8 @@ class GradientClient:
         The scoring options (as `grade` takes them, and `carry_forward`, `carry_forward_credit`: the
         share of a part's points for a part that follows from a catalogued slip, default 0.5) are
         sealed in the token: a student grading it cannot change them."""
-        body: dict[str, Any] = {
-            "problem": to_json_value(problem),
-            **_grade_options(tolerance, points, reveal, "native"),
-        }
-        if expires_in is not None:
-            body["expires_in"] = expires_in
-        if carry_forward is not None:
-            body["carry_forward"] = carry_forward
-        if carry_forward_credit is not None:
-            body["carry_forward_credit"] = carry_forward_credit
-        result: SignedProblem = self._post("/problems/sign", body)
+        request = _sign_request(problem, expires_in, tolerance, points, reveal, carry_forward, carry_forward_credit)
+        result: SignedProblem = self._run(request)
         return result
 
     # catalogue and operations
