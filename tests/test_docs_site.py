@@ -20,8 +20,8 @@ LINK = re.compile(r"\]\(([^)\s]+)\)")
 OUTSIDE = re.compile(r"\.\./shared|MATH\.md|API\.md|ARCHITECTURE\.md|FORMULAS\.md|FUZZING\.md|/work/")
 
 
-def _hook() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("http_reference", ROOT / "hooks" / "http_reference.py")
+def _hook(name: str = "http_reference") -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, ROOT / "hooks" / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -68,7 +68,7 @@ def test_every_page_is_in_the_nav() -> None:
     nav = set(_nav_pages(config["nav"]))
     pages = {str(p.relative_to(DOCS)) for p in DOCS.rglob("*.md")}
     assert pages - nav == set(), "pages missing from mkdocs.yml's nav"
-    generated = {_hook().PAGE}
+    generated = {_hook().PAGE, *_hook("notebooks").pages()}
     assert nav - pages == generated, "nav entries without a page"
     assert "client.md" in nav
 
@@ -89,3 +89,13 @@ def test_errors_page_lists_every_slug_the_service_answers() -> None:
     page = (DOCS / "errors.md").read_text()
     slugs = set(re.findall(r"^\| \d{3} \| ([a-z-]+) \|", page, re.M))
     assert {"validation-error", "domain-error", "incompatible-pairing", "forbidden"} <= slugs
+
+
+def test_the_example_notebook_is_a_page_with_its_outputs() -> None:
+    """The site shows each notebook of examples/notebooks/ with its stored outputs: here the first
+    attempt's grading names the forgotten 1/m, and the fix is graded correct."""
+    pages = _hook("notebooks").pages()
+    assert set(pages) == {f"examples/{p.stem}.md" for p in (ROOT / "examples" / "notebooks").glob("*.ipynb")}
+    page = pages["examples/logistic_gradient.md"]
+    assert page.count("```python") >= 5 and '<div class="notebook-output">' in page
+    assert "missing_mean" in page and "def compute_gradient_logistic" in page

@@ -69,6 +69,10 @@ def test_the_forgotten_mean_is_named(keyed: TestClient) -> None:
     assert "Next: Look at gradients.w, gradients.b: summed instead of averaged (missing_mean)" in text
     page = result._repr_html_()
     assert "<code>missing_mean</code>" in page and "∂J/∂w" in page and "/explain" in page
+    # the rule each wrong part follows, typeset by the notebook; in plain text too
+    assert page.count("<div class='formula'>$$") == 2 and r"\frac{1}{m} \sum_{i=1}^{m}" in page
+    assert "the rule: dJ/db = (1/m) sum_i dL/df * df/dz" in text
+    assert "`gradients.w` follows $$" in result._repr_markdown_()
     assert "| `gradients.b` | ✗ wrong | 0/1 | Summed instead of averaged (missing_mean)" in result._repr_markdown_()
 
 
@@ -191,3 +195,13 @@ def test_tokens_and_outputs_check_cannot_read() -> None:
         answer_from_output({"grad": 1.0}, WORKED)
     with pytest.raises(ValueError, match="returned str"):
         answer_from_output("0.5", WORKED)
+
+
+def test_every_part_formula_parses_with_katex() -> None:
+    """The rules shown beside wrong parts are LaTeX that KaTeX (as Jupyter's MathJax) can typeset."""
+    from gradient_service_client.check import _LAYER_FORMULAS, PART_FORMULAS, part_formula
+    from tests.latex import katex_errors
+
+    latex = [f[0] for f in (*PART_FORMULAS.values(), *_LAYER_FORMULAS.values())]
+    assert katex_errors(latex) == []
+    assert part_formula("gradients.layers.2.W") == _LAYER_FORMULAS["W"] and part_formula("nothing") is None

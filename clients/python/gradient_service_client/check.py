@@ -274,6 +274,9 @@ class CheckResult:
         for c in self.checks:
             verdict, points, what = self._part_lines(c)
             lines.append(f"  {'✓' if c['correct'] else '✗'} {c['name']}: {verdict} ({points}). {what}")
+            formula = None if c["correct"] else part_formula(c["name"])
+            if formula is not None:
+                lines.append(f"      the rule: {formula[1]}")
         lines.append(f"Next: {self.next_step()}")
         return "\n".join(lines)
 
@@ -290,6 +293,8 @@ class CheckResult:
             verdict, points, what = self._part_lines(c)
             cell = what.replace("|", "\\|").replace("\n", " ")
             lines.append(f"| `{c['name']}` | {'✓' if c['correct'] else '✗'} {verdict} | {points} | {cell} |")
+        rules = [(c["name"], part_formula(c["name"])) for c in self.checks if not c["correct"]]
+        lines += [""] + [f"`{name}` follows $${f[0]}$$" for name, f in rules if f is not None]
         lines += ["", f"**Next:** {self.next_step()}"]
         return "\n".join(lines)
 
@@ -305,6 +310,9 @@ class CheckResult:
                 why = f"{named}<br>{e(mistake['message'])}"
             else:
                 why = e(c["message"])
+            formula = None if c["correct"] else part_formula(c["name"])
+            if formula is not None:
+                why += f"<div class='formula'>$${e(formula[0])}$$</div>"
             mark = "✓" if c["correct"] else "✗"
             rows.append(
                 f"<tr><td><code>{e(c['name'])}</code></td><td style='color:{'#1a7f37' if c['correct'] else '#b35900'}'>"
@@ -316,6 +324,53 @@ class CheckResult:
             f"<tbody>{''.join(rows)}</tbody></table>"
             f"<p><strong>Next:</strong> {e(self.next_step())}</p></div>"
         )
+
+
+# The rule each part follows, in the course's notation (LaTeX, and plain text): shown beside a wrong
+# part, typeset by the notebook (Jupyter renders $$ … $$ in HTML and Markdown output).
+PART_FORMULAS: dict[str, tuple[str, str]] = {
+    "loss": (
+        r"J = \frac{1}{m} \sum_{i=1}^{m} L\big(f^{(i)}, y^{(i)}\big) + R(w)",
+        "J = (1/m) sum_i L(f_i, y_i) + R(w)",
+    ),
+    "gradients.w": (
+        r"\frac{\partial J}{\partial w_j} = \frac{1}{m} \sum_{i=1}^{m}"
+        r" \frac{\partial L}{\partial f}\,\frac{\partial f}{\partial z}\, x_j^{(i)} + \frac{\partial R}{\partial w_j}",
+        "dJ/dw_j = (1/m) sum_i dL/df * df/dz * x_ij + dR/dw_j",
+    ),
+    "gradients.b": (
+        r"\frac{\partial J}{\partial b} = \frac{1}{m} \sum_{i=1}^{m}"
+        r" \frac{\partial L}{\partial f}\,\frac{\partial f}{\partial z}",
+        "dJ/db = (1/m) sum_i dL/df * df/dz",
+    ),
+    "per_sample.z": (r"z^{(i)} = w \cdot x^{(i)} + b", "z_i = w . x_i + b"),
+    "per_sample.f": (r"f^{(i)} = g\big(z^{(i)}\big)", "f_i = g(z_i), the activation of z_i"),
+    "per_sample.dL_df": (r"\frac{\partial L}{\partial f}", "dL/df, the loss's derivative in f"),
+    "per_sample.df_dz": (r"\frac{\partial f}{\partial z} = g'(z)", "df/dz = g'(z), the activation's derivative"),
+    "per_sample.dL_dz": (
+        r"\frac{\partial L}{\partial z} = \frac{\partial L}{\partial f}\,\frac{\partial f}{\partial z}",
+        "dL/dz = dL/df * df/dz",
+    ),
+}
+_LAYER_FORMULAS: dict[str, tuple[str, str]] = {
+    "W": (
+        r"\frac{\partial J}{\partial W^{[l]}} = \frac{1}{m}\, a^{[l-1]\top} \delta^{[l]}"
+        r" + \frac{\partial R}{\partial W^{[l]}},"
+        r"\quad \delta^{[l]} = \big(\delta^{[l+1]} W^{[l+1]\top}\big) \odot g'\big(z^{[l]}\big)",
+        "dJ/dW[l] = (1/m) a[l-1]^T delta[l] + dR/dW[l], delta[l] = (delta[l+1] W[l+1]^T) * g'(z[l])",
+    ),
+    "b": (
+        r"\frac{\partial J}{\partial b^{[l]}} = \frac{1}{m} \sum_{i=1}^{m} \delta^{[l]}_i",
+        "dJ/db[l] = (1/m) sum_i delta[l]_i",
+    ),
+}
+
+
+def part_formula(name: str) -> tuple[str, str] | None:
+    """The rule a part follows: (LaTeX, plain text), or None for a part without one."""
+    if name.startswith("gradients.layers."):
+        return _LAYER_FORMULAS.get(name.rsplit(".", 1)[-1])
+    return PART_FORMULAS.get(name)
 
 
 def _takes(function: Callable[..., Any], count: int) -> bool:
