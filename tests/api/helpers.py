@@ -16,6 +16,8 @@ from typing import Any
 import httpx
 import numpy as np
 
+from tests import oracles as plain
+
 WORKED_X: list[list[float]] = [[0.5, 1.5], [1, 1], [1.5, 0.5], [3, 0.5], [2, 2], [1, 2.5]]
 PROBLEM_JSON = "application/problem+json"
 URN = "urn:gradient-service:problem:"
@@ -82,51 +84,6 @@ def pairing_of(req: dict[str, Any]) -> tuple[str, str]:
 # --- the independent oracle (plain formulas) --------------------------------------------------
 
 
-def _act(name: str, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """f and df/dz (for softmax: the Jacobian J[i, k, l] = ∂f_k/∂z_l)."""
-    if name == "identity":
-        return z.copy(), np.ones_like(z)
-    if name == "sigmoid":
-        f = 1.0 / (1.0 + np.exp(-z))
-        return f, f * (1.0 - f)
-    if name == "tanh":
-        f = np.tanh(z)
-        return f, 1.0 - f**2
-    if name == "relu":
-        return np.maximum(z, 0.0), (z > 0).astype(float)
-    if name == "exp":
-        return np.exp(z), np.exp(z)
-    if name == "softplus":
-        return np.log(1.0 + np.exp(z)), 1.0 / (1.0 + np.exp(-z))
-    if name == "softmax":
-        e = np.exp(z)
-        f = e / e.sum(axis=1, keepdims=True)
-        k = f.shape[1]
-        jac = f[:, :, None] * (np.eye(k)[None, :, :] - f[:, None, :])
-        return f, jac
-    raise ValueError(name)
-
-
-def _loss(name: str, f: np.ndarray, y: np.ndarray, delta: float) -> tuple[np.ndarray, np.ndarray]:
-    """per-example L and dL/df."""
-    if name == "squared_error":
-        L = 0.5 * (f - y) ** 2
-        return (L.sum(axis=1) if L.ndim == 2 else L), f - y
-    if name == "binary_cross_entropy":
-        return -y * np.log(f) - (1 - y) * np.log(1 - f), (f - y) / (f * (1 - f))
-    if name == "categorical_cross_entropy":
-        logs = np.where(y > 0, y * np.log(f), 0.0)
-        return -logs.sum(axis=1), -y / f
-    if name == "poisson":
-        return f - y * np.log(f), 1 - y / f
-    if name == "absolute_error":
-        return np.abs(f - y), np.sign(f - y)
-    if name == "huber":
-        a = np.abs(f - y)
-        return np.where(a <= delta, 0.5 * a**2, delta * (a - 0.5 * delta)), np.clip(f - y, -delta, delta)
-    raise ValueError(name)
-
-
 def oracle(req: dict[str, Any]) -> dict[str, Any]:
     """J, gradients and the per-example factors of a valid request, from the plain formulas."""
     act, loss = pairing_of(req)
@@ -139,8 +96,8 @@ def oracle(req: dict[str, Any]) -> dict[str, Any]:
         y = np.eye(w.shape[1])[y.astype(int)]
     delta = float((req.get("loss_params") or {}).get("delta", 1.0))
     z = X @ w + b
-    f, df_dz = _act(act, z)
-    L, dL_df = _loss(loss, f, y, delta)
+    f, df_dz = plain.activation(act, z)
+    L, dL_df = plain.loss(loss, f, y, delta)
     dL_dz = np.einsum("ik,ikl->il", dL_df, df_dz) if act == "softmax" else dL_df * df_dz
     grad_w = X.T @ dL_dz / m
     J = float(np.mean(L))

@@ -16,6 +16,7 @@ import numpy as np
 
 from service.compute.models import Problem, Regularization, build_problem
 from service.compute.pairings import ModelName, make_pairing
+from tests import oracles as plain
 
 Array = np.ndarray
 
@@ -130,47 +131,11 @@ def all_cases(seeds: range) -> list[tuple[str, str | None, int]]:
 
 
 def _activation(name: str, z: Array) -> tuple[Array, Array]:
-    """f and df/dz (for softmax the k×k Jacobian per example)."""
-    if name == "identity":
-        return z.copy(), np.ones_like(z)
-    if name == "sigmoid":
-        f = 1.0 / (1.0 + np.exp(-z))
-        return f, f * (1.0 - f)
-    if name == "tanh":
-        f = np.tanh(z)
-        return f, 1.0 - f**2
-    if name == "relu":
-        return np.maximum(0.0, z), (z > 0).astype(np.float64)
-    if name == "exp":
-        return np.exp(z), np.exp(z)
-    if name == "softplus":
-        return np.log1p(np.exp(z)), 1.0 / (1.0 + np.exp(-z))
-    if name == "softmax":
-        e = np.exp(z)
-        f = e / e.sum(axis=1, keepdims=True)
-        eye = np.eye(z.shape[1])
-        jac = f[:, :, None] * (eye[None, :, :] - f[:, None, :])  # ∂f_k/∂z_l = f_k(δ_kl − f_l)
-        return f, jac
-    raise ValueError(name)
+    return plain.activation(name, z)
 
 
 def _loss(name: str, f: Array, y: Array, params: dict[str, float]) -> tuple[Array, Array]:
-    """Per-example L and ∂L/∂f."""
-    if name == "squared_error":
-        return 0.5 * (f - y) ** 2, f - y
-    if name == "binary_cross_entropy":
-        return -y * np.log(f) - (1 - y) * np.log(1 - f), (f - y) / (f * (1 - f))
-    if name == "categorical_cross_entropy":
-        return -np.sum(y * np.log(f), axis=1), -y / f
-    if name == "poisson":
-        return f - y * np.log(f), 1 - y / f
-    if name == "absolute_error":
-        return np.abs(f - y), np.sign(f - y)
-    if name == "huber":
-        d = params["delta"]
-        a = np.abs(f - y)
-        return np.where(a <= d, 0.5 * a**2, d * (a - 0.5 * d)), np.clip(f - y, -d, d)
-    raise ValueError(name)
+    return plain.loss(name, f, y, params.get("delta", 1.0))
 
 
 @dataclass
