@@ -75,8 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal with the handler that was
     # there before it: make that an exit with status 0, since the shutdown was an orderly one.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
-    try:  # httptools, bounded (service/http.py); h11's own bound where httptools is not installed
-        from service.http import ServiceHttpProtocol
+    try:  # httptools, bounded (service/server/protocol.py); h11's own bound where httptools is not installed
+        from service.server.protocol import ServiceHttpProtocol
 
         http: type[ServiceHttpProtocol] | str = ServiceHttpProtocol
     except ImportError:
@@ -97,8 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     if workers > 1:
         # uvicorn.run's supervisor, which closes its copy of the listening socket on SIGTERM: new
-        # connections are then served or refused, never queued for no one (service/supervisor.py)
-        from service.supervisor import ClosingMultiprocess
+        # connections are then served or refused, never queued for no one (service/server/supervisor.py)
+        from service.server.supervisor import ClosingMultiprocess
 
         config = uvicorn.Config("service.app:app", **options)
         ClosingMultiprocess(config, sockets=[config.bind_socket()]).run()
