@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     if not settings.redis_url:
         # the attempts database, checked once before any worker starts: an unwritable data directory
         # stops the service here with one clear message (each worker's lifespan would refuse it too)
-        from service.api.attempts import AttemptStoreError, SqliteAttemptStore
+        from service.http.security.attempts import AttemptStoreError, SqliteAttemptStore
 
         store = SqliteAttemptStore(settings.data_dir)
         try:

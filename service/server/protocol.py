@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from service.api.errors import PROBLEM_JSON, problem_body
+from service.http.errors import PROBLEM_JSON, problem_body
 from service.settings import get_settings
 
 
