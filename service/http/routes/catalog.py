@@ -5,14 +5,14 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 
 from service.compute import catalog
+from service.http.deps import STUDENT_OR_OPERATOR
 from service.http.schemas.problem import AUTH_RESPONSES
-from service.http.security.access import access
 from service.http.wire.encoding import JSONBytes, dumps
 
-router = APIRouter(responses=AUTH_RESPONSES, dependencies=[Depends(access("student", "operator"))], tags=["catalogue"])
+router = APIRouter(responses=AUTH_RESPONSES, dependencies=[STUDENT_OR_OPERATOR], tags=["catalogue"])
 
 _LIST = {200: {"content": {"application/json": {"schema": {"type": "array", "items": {"type": "object"}}}}}}
 

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 import anyio.to_thread
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 
-from service.http.deps import app_settings
+from service.http.deps import GRADER, SettingsDep
 from service.http.handlers.descent import parse_descent, run_descent
 from service.http.schemas.descent import DESCENT_BODY
 from service.http.schemas.problem import PROBLEM_RESPONSES
-from service.http.security.access import access
 from service.http.wire.binary import RawBody, read_body
 from service.http.wire.encoding import JSONBytes, dumps
 from service.settings import Settings
 
-router = APIRouter(dependencies=[Depends(access("grader"))], tags=["descent"])
+router = APIRouter(dependencies=[GRADER], tags=["descent"])
 
 
 def _run(raw: RawBody, settings: Settings) -> bytes:
@@ -41,7 +40,7 @@ _RESPONSE: dict[int | str, dict[str, Any]] = {
     responses=_RESPONSE,
     openapi_extra=DESCENT_BODY,
 )
-async def run(request: Request, settings: Annotated[Settings, Depends(app_settings)]) -> JSONBytes:
+async def run(request: Request, settings: SettingsDep) -> JSONBytes:
     """k steps of batch gradient descent from given parameters, for any model; optionally two pairings side by side."""
     raw = await read_body(request)
     return JSONBytes(await anyio.to_thread.run_sync(_run, raw, settings))

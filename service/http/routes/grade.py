@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 import anyio.to_thread
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 
 from service.grading.mistakes import catalogue
-from service.http.deps import app_settings
+from service.http.deps import GRADER, STUDENT_OR_OPERATOR, SettingsDep, StudentOrGrader
 from service.http.handlers.grading import (
     batch_body_work,
     batch_steps,
@@ -30,8 +30,6 @@ from service.http.schemas.grading import (
     SignResponse,
 )
 from service.http.schemas.problem import AUTH_RESPONSES, PROBLEM_RESPONSES
-from service.http.security.access import access
-from service.http.security.keys import Principal
 from service.http.security.signing import Signer
 from service.http.wire.encoding import JSONBytes, dumps
 from service.http.wire.json import parse, read_json
@@ -74,9 +72,9 @@ BATCH_SLICE_SECONDS = 0.01
     response_class=JSONBytes,
     responses={200: {"model": SignResponse, "description": "The token and its expiry."}, **PROBLEM_RESPONSES},
     openapi_extra=_body("SignRequest"),
-    dependencies=[Depends(access("grader"))],
+    dependencies=[GRADER],
 )
-async def sign(request: Request, settings: Annotated[Settings, Depends(app_settings)]) -> JSONBytes:
+async def sign(request: Request, settings: SettingsDep) -> JSONBytes:
     """A token for a problem (HMAC over the canonical problem, with an expiry) to grade it without revealing it."""
     req = parse(SIGN_REQUEST, await read_json(request))
     return JSONBytes(dumps(sign_problem(req, settings, request.app.state.signer)))
@@ -94,8 +92,8 @@ async def sign(request: Request, settings: Annotated[Settings, Depends(app_setti
 )
 async def grade(
     request: Request,
-    settings: Annotated[Settings, Depends(app_settings)],
-    principal: Annotated[Principal, Depends(access("student"))],
+    settings: SettingsDep,
+    principal: StudentOrGrader,
 ) -> JSONBytes:
     """Grade an answer to a problem: points, a check per part, the mistake made and feedback."""
     body = await read_json(request)
@@ -118,8 +116,8 @@ async def grade(
 )
 async def grade_many(
     request: Request,
-    settings: Annotated[Settings, Depends(app_settings)],
-    principal: Annotated[Principal, Depends(access("student"))],
+    settings: SettingsDep,
+    principal: StudentOrGrader,
 ) -> JSONBytes:
     """Grade a whole class's answers to one problem, or many problem/answer pairs, each on its own."""
     body = await read_json(request)
@@ -142,7 +140,7 @@ async def grade_many(
         200: {"content": {"application/json": {"schema": {"type": "array", "items": {"type": "object"}}}}},
         **AUTH_RESPONSES,
     },
-    dependencies=[Depends(access("student", "operator"))],
+    dependencies=[STUDENT_OR_OPERATOR],
 )
 async def mistakes() -> JSONBytes:
     """The catalogue of common mistakes the grader names (docs/design/math.md), with their explanations."""

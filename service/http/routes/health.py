@@ -5,13 +5,13 @@ from __future__ import annotations
 import platform
 
 import numpy as np
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from service import __version__
 from service.grading import GRADING_RULES_VERSION
+from service.http.deps import STUDENT_OR_OPERATOR
 from service.http.schemas.problem import AUTH_RESPONSES
-from service.http.security.access import access
 from service.http.security.limits import RedisLimiter
 
 router = APIRouter(tags=["operations"])
@@ -37,7 +37,7 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ready"})
 
 
-@router.get("/version", dependencies=[Depends(access("student", "operator"))], responses=AUTH_RESPONSES)
+@router.get("/version", dependencies=[STUDENT_OR_OPERATOR], responses=AUTH_RESPONSES)
 async def version() -> dict[str, str]:
     """The service's and the grading rules' versions, and those of the libraries that compute."""
     return {

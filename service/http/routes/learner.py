@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from starlette.responses import Response
 
-from service.http.deps import app_settings
+from service.http.deps import SettingsDep
 from service.http.errors import ProblemError
 from service.http.handlers.learner import PAGE_HEADERS, explain_page
-from service.settings import Settings
 from service.web import assets
 
 # Open, with or without API keys: a browser's navigation cannot send a bearer key. The page holds only
@@ -23,7 +20,7 @@ _SHORT = "public, max-age=300, must-revalidate"
 
 
 @router.get("/explain", response_class=HTMLResponse, responses={200: {"content": {"text/html": {}}}})
-async def explain(request: Request, settings: Annotated[Settings, Depends(app_settings)]) -> HTMLResponse:
+async def explain(request: Request, settings: SettingsDep) -> HTMLResponse:
     """The learner's page: pick a model, edit data and parameters, see the derivation, graph, descent and grading."""
     page: str | None = getattr(request.app.state, "explain_page", None)
     if page is None:

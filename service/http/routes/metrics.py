@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from starlette.responses import Response
 
+from service.http.deps import OPERATOR
 from service.http.schemas.problem import AUTH_RESPONSES
-from service.http.security.access import access
 from service.observability import metrics_payload
 
-router = APIRouter(responses=AUTH_RESPONSES, dependencies=[Depends(access("operator"))], tags=["operations"])
+router = APIRouter(responses=AUTH_RESPONSES, dependencies=[OPERATOR], tags=["operations"])
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})

@@ -5,23 +5,22 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import anyio.to_thread
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from service.http.deps import app_settings
+from service.http.deps import GRADER, SettingsDep
 from service.http.handlers.descent import parse_descent, run_descent
 from service.http.handlers.gradient import parse_request
 from service.http.handlers.learner import as_json, evaluate_json
 from service.http.schemas.descent import DESCENT_BODY
 from service.http.schemas.gradient import GRADIENT_BODY
 from service.http.schemas.problem import PROBLEM_RESPONSES
-from service.http.security.access import access
 from service.http.wire.binary import RawBody, read_body
 from service.render.curve import cost_curves
 from service.render.graph import MAX_EXAMPLES_DRAWN, gradient_graph
 from service.settings import Settings
 
-router = APIRouter(dependencies=[Depends(access("grader"))], tags=["drawings"])
+router = APIRouter(dependencies=[GRADER], tags=["drawings"])
 SVG = "image/svg+xml"
 # A drawing is a document of its own: nothing in it may run or load anything.
 SVG_HEADERS = {"Content-Security-Policy": "default-src 'none'", "X-Content-Type-Options": "nosniff"}
@@ -56,7 +55,7 @@ def _plot(raw: RawBody, settings: Settings) -> str:
 )
 async def graph(
     request: Request,
-    settings: Annotated[Settings, Depends(app_settings)],
+    settings: SettingsDep,
     examples: Annotated[
         int, Query(ge=1, le=MAX_EXAMPLES_LIMIT, description="How many examples to draw (the rest are summarised).")
     ] = MAX_EXAMPLES_DRAWN,
@@ -74,7 +73,7 @@ async def graph(
     responses=_svg_response("J per step, one panel per run (two side by side with compare_with)."),
     openapi_extra=DESCENT_BODY,
 )
-async def descent_plot(request: Request, settings: Annotated[Settings, Depends(app_settings)]) -> Response:
+async def descent_plot(request: Request, settings: SettingsDep) -> Response:
     """The body of POST /descent, run and drawn: the cost J at every step of each run."""
     raw = await read_body(request)
     svg = await anyio.to_thread.run_sync(_plot, raw, settings)
