@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     if not settings.redis_url:
         # the attempts database, checked once before any worker starts: an unwritable data directory
         # stops the service here with one clear message (each worker's lifespan would refuse it too)
-        from service.api.attempts import AttemptStoreError, SqliteAttemptStore
+        from service.http.security.attempts import AttemptStoreError, SqliteAttemptStore
 
         store = SqliteAttemptStore(settings.data_dir)
         try:
@@ -75,8 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal with the handler that was
     # there before it: make that an exit with status 0, since the shutdown was an orderly one.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
-    try:  # httptools, bounded (service/http.py); h11's own bound where httptools is not installed
-        from service.http import ServiceHttpProtocol
+    try:  # httptools, bounded (service/server/protocol.py); h11's own bound where httptools is not installed
+        from service.server.protocol import ServiceHttpProtocol
 
         http: type[ServiceHttpProtocol] | str = ServiceHttpProtocol
     except ImportError:
@@ -97,8 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     if workers > 1:
         # uvicorn.run's supervisor, which closes its copy of the listening socket on SIGTERM: new
-        # connections are then served or refused, never queued for no one (service/supervisor.py)
-        from service.supervisor import ClosingMultiprocess
+        # connections are then served or refused, never queued for no one (service/server/supervisor.py)
+        from service.server.supervisor import ClosingMultiprocess
 
         config = uvicorn.Config("service.app:app", **options)
         ClosingMultiprocess(config, sockets=[config.bind_socket()]).run()

@@ -14,13 +14,17 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import TypeAdapter
 
 from service import __version__
-from service.api import errors
-from service.api.attempts import AttemptStoreError, make_attempt_store
-from service.api.body import BodyLimitMiddleware, limit_by_role
-from service.api.cors import ProblemCORSMiddleware
-from service.api.descent_schemas import DescentRequest
-from service.api.fastpath import FastPathMiddleware
-from service.api.grading_schemas import (
+from service.compute import fused
+from service.http import errors
+from service.http.handlers import gradient as gradient_handler
+from service.http.middleware.body_limit import BodyLimitMiddleware, limit_by_role
+from service.http.middleware.cors import ProblemCORSMiddleware
+from service.http.middleware.fastpath import FastPathMiddleware
+from service.http.middleware.head import HeadMiddleware
+from service.http.routes import apidocs, catalog, descent, grade, gradient, health, learner, metrics, render
+from service.http.schemas.descent import DescentRequest
+from service.http.schemas.gradient import GradientRequest
+from service.http.schemas.grading import (
     DOCUMENTED_ITEMS,
     Answer,
     GradeBatchRequest,
@@ -28,11 +32,11 @@ from service.api.grading_schemas import (
     GradeRequest,
     SignRequest,
 )
-from service.api.head import HeadMiddleware
-from service.api.routes import apidocs, catalog, descent, grade, gradient, health, learner, metrics, render
-from service.api.schemas import GradientRequest
-from service.api.security import AuthThrottle, KeyRing, RedisLimiter, Signer, make_limiter
-from service.compute import fused
+from service.http.security.access import AuthThrottle
+from service.http.security.attempts import AttemptStoreError, make_attempt_store
+from service.http.security.keys import KeyRing
+from service.http.security.limits import RedisLimiter, make_limiter
+from service.http.security.signing import Signer
 from service.observability import RequestContextMiddleware
 from service.runtime import tune_allocator
 from service.settings import Settings, get_settings
@@ -132,7 +136,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # no trailing-slash redirects: Starlette builds them from the Host header, so `POST /grade/` with a
         # forged Host would redirect to any site; such a path is a plain 404 problem instead
         redirect_slashes=False,
-        # /docs and /redoc from vendored files (service/api/routes/apidocs.py), not from a CDN
+        # /docs and /redoc from vendored files (service/http/routes/apidocs.py), not from a CDN
         docs_url=None,
         redoc_url=None,
         telemetry={"tracing": False, "metrics": False, "logs": False},
@@ -148,7 +152,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.signer = Signer.from_settings(settings)
     errors.install(app)
     # innermost: POST /gradient past FastAPI's routing (inside the body limit, CORS and request id)
-    app.add_middleware(FastPathMiddleware, routes={"/gradient": gradient.handle})
+    app.add_middleware(FastPathMiddleware, routes={"/gradient": gradient_handler.handle})
     app.add_middleware(
         BodyLimitMiddleware,
         limit=settings.max_body_bytes,
@@ -169,7 +173,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     modules = (gradient, grade, descent, render, catalog, health, metrics, learner, apidocs)
     for module in modules:
         app.include_router(module.router)
-    app.add_middleware(HeadMiddleware)  # HEAD answered as GET without the body (service/api/head.py)
+    app.add_middleware(HeadMiddleware)  # HEAD answered as GET without the body (service/http/middleware/head.py)
     # outermost: the request id and timing cover everything, 413s from the body limit included
     paths = frozenset(route.path for m in modules for route in m.router.routes if hasattr(route, "path"))
     app.add_middleware(RequestContextMiddleware, routes=paths)

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from service.__main__ import OPENAPI_PATH, openapi_text
-from service.api.schemas import REQUEST_MODELS
 from service.compute.activations import ActivationName
 from service.compute.losses import LossName
 from service.compute.pairings import ModelName
+from service.http.schemas.gradient import REQUEST_MODELS
 
 
 def test_committed_openapi_is_current() -> None:

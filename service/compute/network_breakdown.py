@@ -27,7 +27,7 @@ SATURATION = 1e-4  # g'(z) below this fraction of its largest value: the unit pa
 
 
 # The formulas of the network's steps. A layer is a number, or a placeholder such as "{@l}" when the
-# learner's page gets them as templates to fill in (service/api/learner.py, `symbolic_chain`): the
+# learner's page gets them as templates to fill in (service/http/handlers/learner.py, `symbolic_chain`): the
 # same functions write /gradient's steps and those templates, so the two cannot drift apart.
 Layer = int | str
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from service.api import binary
 from service.app import create_app
+from service.http.wire import binary
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-from service.api.routes.apidocs import REDOC_VERSION, SWAGGER_UI_VERSION
 from service.app import create_app
+from service.http.routes.apidocs import REDOC_VERSION, SWAGGER_UI_VERSION
 from service.settings import Settings
 from service.web import STATIC
 

@@ -1,4 +1,4 @@
-"""The array path (service/api/arrays.py) against the usual one: for every body it either gives up
+"""The array path (service/http/wire/arrays.py) against the usual one: for every body it either gives up
 (None) or gives the request the whole-body validation gives, with X as the same numbers in an array.
 Whenever the whole-body validation refuses a body, the array path must give up on it."""
 
@@ -14,11 +14,11 @@ from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.api import arrays
-from service.api.body import parse
-from service.api.errors import ProblemError
-from service.api.routes.gradient import REQUEST
 from service.app import create_app
+from service.http.errors import ProblemError
+from service.http.schemas.gradient import GRADIENT_REQUEST
+from service.http.wire import arrays
+from service.http.wire.json import parse
 from service.settings import Settings
 
 ROWS = [[0.5, 1.5], [1, 1], [1.5, 0.5], [3, 0.5], [2, 2], [1, 2.5]]
@@ -41,14 +41,14 @@ def _always(m: int, n: int, request: Any) -> bool:
 
 def _usual(body: bytes) -> Any | None:
     try:
-        return parse(REQUEST, body)
+        return parse(GRADIENT_REQUEST, body)
     except ProblemError:
         return None
 
 
 def _check(body: bytes) -> Any | None:
     """Both paths on one body; returns the array path's result."""
-    fast = arrays.parse_with_matrix(REQUEST, body, _always)
+    fast = arrays.parse_with_matrix(GRADIENT_REQUEST, body, _always)
     usual = _usual(body)
     if usual is None:
         assert fast is None, body[:200]
@@ -155,7 +155,7 @@ def test_limits_send_the_body_the_usual_way() -> None:
         calls.append((m, n))
         return False
 
-    assert arrays.parse_with_matrix(REQUEST, _body(BASE), refuse) is None
+    assert arrays.parse_with_matrix(GRADIENT_REQUEST, _body(BASE), refuse) is None
     assert calls == [(6, 2)]
 
 
@@ -225,7 +225,7 @@ def _spy(module: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[list[bool], Any]
 def test_big_bodies_take_the_array_path(
     clients: tuple[TestClient, TestClient], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from service.api.routes import gradient
+    from service.http.handlers import gradient
 
     taken, _ = _spy(gradient, monkeypatch)
     big, small = clients
@@ -237,7 +237,7 @@ def test_big_bodies_take_the_array_path(
 def test_descent_answers_do_not_depend_on_the_path(
     clients: tuple[TestClient, TestClient], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from service.api import descent
+    from service.http.handlers import descent
 
     taken, spy = _spy(descent, monkeypatch)
     big, _ = clients

@@ -1,4 +1,4 @@
-"""Attempt stores (service.api.attempts): atomic, all-or-nothing consumes that outlive an application.
+"""Attempt stores (service.http.security.attempts): atomic, all-or-nothing consumes that outlive an application.
 
 The Redis store has the same tests against a real Redis server in tests/system/test_redis.py.
 """
@@ -19,7 +19,8 @@ import anyio
 import pytest
 from fastapi.testclient import TestClient
 
-from service.api.attempts import (
+from service.app import create_app
+from service.http.security.attempts import (
     AttemptStore,
     AttemptStoreError,
     Consumed,
@@ -27,7 +28,6 @@ from service.api.attempts import (
     SqliteAttemptStore,
     make_attempt_store,
 )
-from service.app import create_app
 from service.settings import Settings
 from tests.api.helpers import assert_problem
 from tests.system.server import ROOT
@@ -223,7 +223,7 @@ def test_50_threads_each_with_its_own_sqlite_connection(tmp_path: Path) -> None:
 _PROCESS_WORKER = """
 import sys, threading, anyio
 from pathlib import Path
-from service.api.attempts import SqliteAttemptStore
+from service.http.security.attempts import SqliteAttemptStore
 stores = [SqliteAttemptStore(Path(sys.argv[1])) for _ in range(int(sys.argv[2]))]
 for s in stores:
     anyio.run(s.open)

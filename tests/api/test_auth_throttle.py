@@ -1,4 +1,4 @@
-"""Failed authentications throttled per client address (service.api.security.authenticate_throttled).
+"""Failed authentications throttled per client address (service.http.security.access.authenticate_throttled).
 
 Each application is built from explicit Settings; TestClient's `client` sets the TCP peer's address.
 """
@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from service.api import security
 from service.app import create_app
+from service.http.security import access
 from service.settings import Settings
 from tests.api.helpers import assert_problem
 
@@ -80,7 +80,7 @@ def test_successes_and_requests_without_a_key_are_not_counted() -> None:
 
 def test_the_block_ends_when_the_bucket_refills(monkeypatch: pytest.MonkeyPatch) -> None:
     now = [time.monotonic()]
-    monkeypatch.setattr(security.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(access.time, "monotonic", lambda: now[0])
     with clients("10.0.0.1") as (c,):
         for _ in range(BURST):
             c.get("/version", headers=WRONG)
@@ -106,8 +106,8 @@ def test_an_open_service_is_never_throttled() -> None:
 
 
 def test_the_blocked_addresses_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(security.AuthThrottle, "MAX_BLOCKED", 3)
-    throttle = security.AuthThrottle()
+    monkeypatch.setattr(access.AuthThrottle, "MAX_BLOCKED", 3)
+    throttle = access.AuthThrottle()
     for i in range(10):
         throttle.block(f"10.0.0.{i}", 60)
     assert [throttle.blocked_for(f"10.0.0.{i}") > 0 for i in range(10)] == [False] * 7 + [True] * 3

@@ -1,4 +1,4 @@
-"""X as a .npy part (service/api/binary.py): multipart/form-data bodies answer exactly as JSON ones.
+"""X as a .npy part (service/http/wire/binary.py): multipart/form-data bodies answer exactly as JSON ones.
 
 Every answer of the multipart form is compared byte for byte with the JSON body's answer on the
 same problem (the matrix given as a list of lists there), for every example model, a network,
@@ -24,9 +24,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from service.api import binary
-from service.api.schemas import EXAMPLES
 from service.app import create_app
+from service.http.schemas.gradient import EXAMPLES
+from service.http.wire import binary
 from service.settings import Settings
 from tests.api.helpers import PROBLEM_JSON, URN
 

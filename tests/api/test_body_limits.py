@@ -1,4 +1,4 @@
-"""Body limits per role (service/api/body.py's BodyLimitMiddleware with limit_by_role): a student-only
+"""Body limits per role (service/http/middleware/body_limit.py's BodyLimitMiddleware with limit_by_role): a student-only
 key, and a missing or invalid one, may send at most STUDENT_MAX_BODY_BYTES; a grader's key (or the open
 service) MAX_BODY_BYTES. Checked from Content-Length before any byte of the body is read, and while a
 chunked body streams. The read timeout is tested against a real server in tests/system/test_body_timeout.py."""

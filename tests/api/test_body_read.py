@@ -1,4 +1,4 @@
-"""Reading a body (service/api/binary.py's read_body): big and chunked bodies into one growing buffer,
+"""Reading a body (service/http/wire/binary.py's read_body): big and chunked bodies into one growing buffer,
 small ones as Starlette reads them; the answers do not depend on the way."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from service.api import binary
 from service.app import create_app
+from service.http.wire import binary
 
 
 @pytest.fixture(scope="module")

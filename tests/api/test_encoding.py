@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import orjson
 
-from service.api.encoding import dumps
 from service.compute.breakdown import build_breakdown
 from service.compute.models import build_problem, evaluate
 from service.compute.pairings import ModelName, make_pairing
+from service.http.wire.encoding import dumps
 
 
 def _plain(obj: object) -> bytes:

@@ -1,4 +1,4 @@
-"""POST /gradient is served by the fast path (service/api/fastpath.py) and must answer exactly as the
+"""POST /gradient is served by the fast path (service/http/middleware/fastpath.py) and must answer exactly as the
 FastAPI route does. Under a root_path the fast path does not match, so the same app answers the same
 request through FastAPI's routing: the two answers are compared here, status, headers and body."""
 

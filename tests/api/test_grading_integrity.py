@@ -18,8 +18,8 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from service.api.grading_schemas import SCORING_FIELDS
-from service.api.routes import grade as grade_route
+from service.http.routes import grade as grade_route
+from service.http.schemas.grading import SCORING_FIELDS
 from tests.api.helpers import assert_problem
 from tests.api.test_security import HALF_ANSWER, RIGHT_ANSWER, SECRET, WORKED, G, S, app_client, sign
 

@@ -1,4 +1,4 @@
-"""HEAD for every GET resource: the GET's status and headers, no body (service/api/head.py)."""
+"""HEAD for every GET resource: the GET's status and headers, no body (service/http/middleware/head.py)."""
 
 from __future__ import annotations
 

@@ -7,8 +7,8 @@ import logging
 import pytest
 from fastapi.testclient import TestClient
 
-from service.api import responses
 from service.app import create_app
+from service.http.handlers import responses
 
 BODY = {"model": "linear_regression", "parameters": {"w": [1.0], "b": 0.0}, "data": {"X": [[1.0]], "y": [2.0]}}
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from service.api.descent_schemas import _EXAMPLE as DESCENT_EXAMPLE
-from service.api.schemas import EXAMPLES
 from service.app import create_app
+from service.http.schemas.descent import EXAMPLE as DESCENT_EXAMPLE
+from service.http.schemas.gradient import EXAMPLES
 from service.settings import Settings
 from service.web import STATIC, assets
 from tests.api.helpers import assert_problem

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from service.api.schemas import EXAMPLES
 from service.app import create_app
 from service.compute import catalog
+from service.http.schemas.gradient import EXAMPLES
 from service.settings import Settings
 from tests.api.helpers import assert_problem
 

@@ -14,9 +14,9 @@ import pytest
 from autograd import grad
 from fastapi.testclient import TestClient
 
-from service.api.schemas import EXAMPLES
 from service.app import create_app
 from service.compute.pairings import ModelName
+from service.http.schemas.gradient import EXAMPLES
 from service.settings import Settings
 from tests.api.helpers import assert_problem, loc_resolves, locs, strict_loads, top_level_raw
 from tests.compute import oracles

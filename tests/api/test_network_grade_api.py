@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from service.api.grading_schemas import GradeResult, GradescopeResult, PrairieLearnResult
-from service.api.schemas import EXAMPLES
 from service.compute.pairings import ModelName
+from service.http.schemas.gradient import EXAMPLES
+from service.http.schemas.grading import GradeResult, GradescopeResult, PrairieLearnResult
 from tests.api.helpers import assert_problem, strict_loads
 from tests.grading.test_network_grading import Net, backprop, grad_parts, jsonable, solve
 

@@ -15,20 +15,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
-from service.api import body as body_module
-from service.api.body import parse
-from service.api.descent import DESCENT
-from service.api.descent_schemas import _EXAMPLE as DESCENT_EXAMPLE
-from service.api.errors import ProblemError
-from service.api.grading_schemas import _PROBLEM
-from service.api.routes.grade import _GRADE, _SIGN
-from service.api.routes.gradient import REQUEST
-from service.api.schemas import EXAMPLES
+from service.http.errors import ProblemError
+from service.http.schemas.descent import DESCENT_REQUEST
+from service.http.schemas.descent import EXAMPLE as DESCENT_EXAMPLE
+from service.http.schemas.gradient import EXAMPLES, GRADIENT_REQUEST
+from service.http.schemas.grading import EXAMPLE_PROBLEM, GRADE_REQUEST, SIGN_REQUEST
+from service.http.wire import json as body_module
+from service.http.wire.json import parse
 
 CASES: list[tuple[str, TypeAdapter[Any], dict[str, Any]]] = [
-    *((f"gradient-{model}", REQUEST, example) for model, example in EXAMPLES.items()),
-    ("descent", DESCENT, DESCENT_EXAMPLE),
-    ("sign", _SIGN, {"problem": _PROBLEM}),
+    *((f"gradient-{model}", GRADIENT_REQUEST, example) for model, example in EXAMPLES.items()),
+    ("descent", DESCENT_REQUEST, DESCENT_EXAMPLE),
+    ("sign", SIGN_REQUEST, {"problem": EXAMPLE_PROBLEM}),
 ]
 # Grading bodies carry free-form answers (numbers or lists of anything): there an integer beyond 64 bits
 # is a float through orjson and an int through pydantic, so the grading routes never take the quick way.
@@ -80,7 +78,7 @@ SPECIAL_BODIES = [
 
 @pytest.mark.parametrize("body", SPECIAL_BODIES)
 def test_edge_bodies_get_the_same_answer_both_ways(body: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
-    _same(REQUEST, body, monkeypatch)
+    _same(GRADIENT_REQUEST, body, monkeypatch)
 
 
 leaves = st.one_of(
@@ -133,11 +131,11 @@ def test_mutated_bodies_get_the_same_answer_both_ways(
 
 def test_the_quick_way_would_differ_on_free_form_answers(monkeypatch: pytest.MonkeyPatch) -> None:
     """Why the grading routes do not take it: a learner's 2⁶⁴ + 1 stays an int only from the JSON text."""
-    body = orjson.dumps({"problem": _PROBLEM, "answer": {"loss": 1}}).replace(
+    body = orjson.dumps({"problem": EXAMPLE_PROBLEM, "answer": {"loss": 1}}).replace(
         b'"loss":1', b'"loss":18446744073709551617'
     )
-    quick = _outcome(_GRADE, body, True, monkeypatch)
-    text = _outcome(_GRADE, body, False, monkeypatch)
+    quick = _outcome(GRADE_REQUEST, body, True, monkeypatch)
+    text = _outcome(GRADE_REQUEST, body, False, monkeypatch)
     assert quick != text and "18446744073709551617" in text[2]
 
 
@@ -145,36 +143,36 @@ def test_the_quick_way_would_differ_on_free_form_answers(monkeypatch: pytest.Mon
 
 _BATCH_ANSWER = {"loss": 0.5, "gradients": {"w": [0.1, 0.2], "b": 0.0}}
 BATCH_BODIES: dict[str, Any] = {
-    "answers": {"problem": _PROBLEM, "answers": [_BATCH_ANSWER, {"loss": "x"}, 42, None]},
+    "answers": {"problem": EXAMPLE_PROBLEM, "answers": [_BATCH_ANSWER, {"loss": "x"}, 42, None]},
     "answers-options": {
-        "problem": _PROBLEM,
+        "problem": EXAMPLE_PROBLEM,
         "answers": [_BATCH_ANSWER],
         "tolerance": {"sig_figs": 3},
         "format": "gradescope",
     },
     "token": {"problem_token": "abc.def", "answers": [_BATCH_ANSWER]},
-    "items": {"items": [{"problem": _PROBLEM, "answer": _BATCH_ANSWER}, {"anything": [1, 2]}]},
-    "items-not-objects": {"items": [{"problem": _PROBLEM, "answer": _BATCH_ANSWER}, 42, [None], "x"]},
-    "answers-empty": {"problem": _PROBLEM, "answers": []},
+    "items": {"items": [{"problem": EXAMPLE_PROBLEM, "answer": _BATCH_ANSWER}, {"anything": [1, 2]}]},
+    "items-not-objects": {"items": [{"problem": EXAMPLE_PROBLEM, "answer": _BATCH_ANSWER}, 42, [None], "x"]},
+    "answers-empty": {"problem": EXAMPLE_PROBLEM, "answers": []},
     "items-empty": {"items": []},
-    "answers-not-a-list": {"problem": _PROBLEM, "answers": {"loss": 1}},
-    "both": {"problem": _PROBLEM, "problem_token": "a.b", "answers": [_BATCH_ANSWER]},
+    "answers-not-a-list": {"problem": EXAMPLE_PROBLEM, "answers": {"loss": 1}},
+    "both": {"problem": EXAMPLE_PROBLEM, "problem_token": "a.b", "answers": [_BATCH_ANSWER]},
     "neither": {"answers": [_BATCH_ANSWER]},
-    "unknown-field": {"problem": _PROBLEM, "answers": [_BATCH_ANSWER], "bonus": 1},
-    "bad-tolerance": {"items": [{"problem": _PROBLEM, "answer": {}}], "tolerance": {"rtol": -1}},
-    "bad-problem": {"problem": {**_PROBLEM, "model": "nope"}, "answers": [_BATCH_ANSWER]},
+    "unknown-field": {"problem": EXAMPLE_PROBLEM, "answers": [_BATCH_ANSWER], "bonus": 1},
+    "bad-tolerance": {"items": [{"problem": EXAMPLE_PROBLEM, "answer": {}}], "tolerance": {"rtol": -1}},
+    "bad-problem": {"problem": {**EXAMPLE_PROBLEM, "model": "nope"}, "answers": [_BATCH_ANSWER]},
     "not-an-object": [1, 2],
     "a-number": 3,
 }
 BATCH_TEXTS: dict[str, bytes] = {
     **{name: orjson.dumps(body) for name, body in BATCH_BODIES.items()},
     "long-integer": b'{"problem": '
-    + orjson.dumps(_PROBLEM)
+    + orjson.dumps(EXAMPLE_PROBLEM)
     + b', "answers": [{"loss": 123456789012345678901234567890}]}',
-    "long-integer-in-problem": orjson.dumps({"items": [{"problem": _PROBLEM, "answer": {}}]}).replace(
+    "long-integer-in-problem": orjson.dumps({"items": [{"problem": EXAMPLE_PROBLEM, "answer": {}}]}).replace(
         b'"b":-3', b'"b":100000000000000000000000'
     ),
-    "nan": b'{"problem": ' + orjson.dumps(_PROBLEM) + b', "answers": [{"loss": NaN}]}',
+    "nan": b'{"problem": ' + orjson.dumps(EXAMPLE_PROBLEM) + b', "answers": [{"loss": NaN}]}',
     "invalid-json": b'{"problem": ',
     "duplicate-keys": b'{"items": [], "items": [{"answer": {}}]}',
 }
@@ -182,7 +180,8 @@ BATCH_TEXTS: dict[str, bytes] = {
 
 @pytest.mark.parametrize("name", sorted(BATCH_TEXTS))
 def test_a_batch_is_parsed_as_the_strict_way_parses_it(name: str) -> None:
-    from service.api.routes.grade import _BATCH, _BATCH_TAGS, parse_batch
+    from service.http.handlers.grading import BATCH_TAGS, parse_batch
+    from service.http.schemas.grading import BATCH_REQUEST
 
     def outcome(fn: Any) -> Any:
         try:
@@ -192,4 +191,4 @@ def test_a_batch_is_parsed_as_the_strict_way_parses_it(name: str) -> None:
         return ("accepted", type(value).__name__, repr(value))
 
     body = BATCH_TEXTS[name]
-    assert outcome(lambda: parse_batch(body)) == outcome(lambda: parse(_BATCH, body, _BATCH_TAGS))
+    assert outcome(lambda: parse_batch(body)) == outcome(lambda: parse(BATCH_REQUEST, body, BATCH_TAGS))

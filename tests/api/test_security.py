@@ -1,4 +1,4 @@
-"""API keys and roles, signed problems and attempts, rate limits, CORS and size limits (service.api.security).
+"""API keys and roles, signed problems and attempts, rate limits, CORS and size limits (service.http.security).
 
 Each application here is built from explicit Settings (never the environment's), through FastAPI's TestClient.
 """
@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from service.api import security
-from service.api.security import Signer
 from service.app import create_app
+from service.http.security import limits, signing
+from service.http.security.signing import Signer
 from service.settings import Settings
 from tests.api.helpers import assert_problem, loc_resolves, locs
 
@@ -447,7 +447,7 @@ def test_a_token_expires_after_expires_in(tokens: TestClient, monkeypatch: pytes
     tok = sign(tokens, expires_in=1)
     assert _score(tokens.post("/grade", json={"problem_token": tok, "answer": RIGHT_ANSWER}, headers=S)) == 1.0
     later = time.time() + 5
-    monkeypatch.setattr(security, "time", types.SimpleNamespace(time=lambda: later, monotonic=time.monotonic))
+    monkeypatch.setattr(signing, "time", types.SimpleNamespace(time=lambda: later, monotonic=time.monotonic))
     r = tokens.post("/grade", json={"problem_token": tok, "answer": RIGHT_ANSWER}, headers=S)
     assert "expired" in assert_problem(r, 403, "forbidden")["detail"]
 
@@ -565,7 +565,7 @@ def test_burst_then_429_with_retry_after() -> None:
 
 def test_the_bucket_refills(monkeypatch: pytest.MonkeyPatch) -> None:
     now = [time.monotonic()]
-    monkeypatch.setattr(security, "time", types.SimpleNamespace(monotonic=lambda: now[0], time=time.time))
+    monkeypatch.setattr(limits, "time", types.SimpleNamespace(monotonic=lambda: now[0], time=time.time))
     with app_client(rate_limit_per_minute=60, rate_limit_burst=3) as c:
         for _ in range(3):
             assert c.get("/version", headers=O).status_code == 200

@@ -4,7 +4,7 @@
 
 Starts the real service (`python -m service serve`) on a free loopback port, waits for /readyz,
 posts the batch N times with httpx (one warm-up first, not counted), then grades the same batch
-in-process (service.api.grading.grade_batch, without HTTP) for the server-free figure, and stops
+in-process (service.http.handlers.grading.grade_batch, without HTTP) for the server-free figure, and stops
 the server. Only 127.0.0.1 is used.
 
 The class answers the docs/design/math.md worked example (logistic regression, w = [2, 3], b = 1, with l2
@@ -34,11 +34,11 @@ import httpx
 import numpy as np
 from pydantic import TypeAdapter
 
-from service.api.body import parse
-from service.api.encoding import dumps
-from service.api.grading import grade_batch, reference_for
-from service.api.grading_schemas import GradeBatchRequest
-from service.api.schemas import GradientRequest
+from service.http.handlers.grading import grade_batch, reference_for
+from service.http.schemas.gradient import GradientRequest
+from service.http.schemas.grading import GradeBatchRequest
+from service.http.wire.encoding import dumps
+from service.http.wire.json import parse
 from service.settings import Settings
 from tests.system.server import running_service
 

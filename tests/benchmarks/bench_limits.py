@@ -33,7 +33,7 @@ from pathlib import Path
 
 import httpx
 
-from service.api.descent import step_work
+from service.http.handlers.descent import step_work
 from service.settings import Settings
 from tests.system.server import running_service
 
@@ -157,7 +157,7 @@ _WORKED = {
 
 def _fit(make: Callable[[int], bytes], reference: int, s: Settings) -> tuple[int, bytes]:
     """The most answers (or items) whose body `make(count)` the batch budget admits, and that body."""
-    from service.api.grading import ANSWER_WORK, BYTE_WORK
+    from service.http.handlers.grading import ANSWER_WORK, BYTE_WORK
 
     def work(count: int, body: bytes) -> int:
         return BYTE_WORK * len(body) + ANSWER_WORK * count + abs(reference) * (count if reference < 0 else 1)
@@ -176,7 +176,7 @@ def _batches(s: Settings) -> dict[str, tuple[str, str, bytes]]:
     """The largest /grade/batch requests MAX_BATCH_WORK admits, of three shapes: many small answers
     to one problem, a few answers with every per-example part to the biggest problem, and many
     distinct problems as items."""
-    from service.api.grading import REFERENCE_PASSES, REFERENCE_WORK
+    from service.http.handlers.grading import REFERENCE_PASSES, REFERENCE_WORK
 
     out: dict[str, tuple[str, str, bytes]] = {}
     small = json.dumps(_ANSWER_SMALL)

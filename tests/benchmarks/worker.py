@@ -332,10 +332,10 @@ def explain(m: int, n: int, reps: int) -> dict[str, Any]:
 def grading(answers: int, reps: int) -> dict[str, Any]:
     from pydantic import TypeAdapter
 
-    from service.api.body import parse
-    from service.api.encoding import dumps
-    from service.api.grading import grade_batch
-    from service.api.grading_schemas import GradeBatchRequest
+    from service.http.handlers.grading import grade_batch
+    from service.http.schemas.grading import GradeBatchRequest
+    from service.http.wire.encoding import dumps
+    from service.http.wire.json import parse
     from service.settings import Settings
     from tests.benchmarks.bench_grade_batch import PROBLEM, make_class
 

@@ -21,7 +21,7 @@ import httpx
 import numpy as np
 import pytest
 
-from service.api.schemas import EXAMPLES
+from service.http.schemas.gradient import EXAMPLES
 from tests.system.server import Service, running_service
 
 pytestmark = pytest.mark.slow

@@ -185,8 +185,8 @@ def _jsonable(a: Any) -> Any:
 
 def grading_cases(rng: np.random.Generator) -> Iterator[Case]:
     """Answers made from each problem's own reference and its mistake variants: every code named."""
-    from service.api.grading import reference_for
-    from service.api.routes.gradient import REQUEST
+    from service.http.handlers.grading import reference_for
+    from service.http.schemas.gradient import GRADIENT_REQUEST
     from service.settings import Settings
 
     settings = Settings()
@@ -209,7 +209,7 @@ def grading_cases(rng: np.random.Generator) -> Iterator[Case]:
             for reg in REGULARIZATIONS[:2]:
                 problems.append((f"network{depth}/{out[0]}", _network(rng, depth, out, regularization=reg)))
     for label, problem in problems:
-        ref = reference_for(REQUEST.validate_json(json.dumps(problem)), settings)
+        ref = reference_for(GRADIENT_REQUEST.validate_json(json.dumps(problem)), settings)
         right = {part: _jsonable(v) for part, v in ref.expected.items()}
         base = f"grade/{label}/{problem.get('regularization') and problem['regularization']['kind']}"
         yield _post(f"{base}/right", "/grade", {"problem": problem, "answer": _answer_from(right), "reveal": True})
@@ -247,7 +247,7 @@ def grading_cases(rng: np.random.Generator) -> Iterator[Case]:
 
 
 def signed_cases() -> Iterator[Case]:
-    from service.api.security import Signer
+    from service.http.security.signing import Signer
 
     signer = Signer(SECRET.encode())
     problem = {

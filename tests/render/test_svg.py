@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from service.api.descent_schemas import _EXAMPLE as DESCENT_EXAMPLE
-from service.api.schemas import EXAMPLES
 from service.app import create_app
+from service.http.schemas.descent import EXAMPLE as DESCENT_EXAMPLE
+from service.http.schemas.gradient import EXAMPLES
 from service.render import svg
 from service.render.curve import cost_curves
 from service.render.derivation import derivation_html, step_id

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from service.api.grading import ANSWER_WORK, BYTE_WORK, REFERENCE_PASSES, REFERENCE_WORK
+from service.http.handlers.grading import ANSWER_WORK, BYTE_WORK, REFERENCE_PASSES, REFERENCE_WORK
 from service.settings import Settings
 from tests.system.server import running_service
 

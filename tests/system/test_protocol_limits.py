@@ -1,4 +1,4 @@
-"""The HTTP protocol `python -m service serve` runs (service/http.py), against a real server over raw
+"""The HTTP protocol `python -m service serve` runs (service/server/protocol.py), against a real server over raw
 sockets: a bound on the request line and headers (431, the connection closed, memory not held), and the
 server's own refusals as problem+json."""
 

@@ -21,9 +21,9 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
-from service.api.attempts import Consumed, RedisAttemptStore
-from service.api.security import LimiterUnavailable
 from service.app import create_app
+from service.http.security.attempts import Consumed, RedisAttemptStore
+from service.http.security.limits import LimiterUnavailable
 from service.settings import Settings
 from tests.api.helpers import assert_problem
 from tests.system.server import free_port

@@ -597,7 +597,7 @@
   }
 
   // The symbolic derivation of a neural network: #chain's "network" templates filled in for the problem's layers
-  // (service/api/learner.py, symbolic_network, says what each placeholder stands for), in /gradient's order:
+  // (service/http/handlers/learner.py, symbolic_network, says what each placeholder stands for), in /gradient's order:
   // z[l], a[l] for every layer; L, J, ∂L/∂f, ∂f/∂z, δ[L]; then ∂J/∂W[l], ∂J/∂b[l] and δ[l−1] from the top down.
   function networkSteps(problem, cat) {
     const net = chain.network;

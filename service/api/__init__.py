@@ -1,1 +1,0 @@
-"""The HTTP layer: routes, schemas and the mapping of errors to problem+json."""

@@ -1,0 +1,1 @@
+"""One router per resource: route functions and their OpenAPI extras, nothing else."""

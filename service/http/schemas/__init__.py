@@ -1,0 +1,1 @@
+"""The pydantic models of requests and responses, their TypeAdapters and OpenAPI descriptions."""
