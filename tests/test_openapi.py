@@ -9,7 +9,7 @@ from typing import Any
 from service.__main__ import OPENAPI_PATH, openapi_text
 from service.compute.activations import ActivationName
 from service.compute.losses import LossName
-from service.compute.pairings import ModelName
+from service.compute.model_names import ModelName
 from service.http.schemas.gradient import REQUEST_MODELS
 
 

@@ -8,7 +8,8 @@ from service.compute.activations import ACTIVATIONS, ActivationName
 from service.compute.derivations import activation_derivation, loss_derivation
 from service.compute.domains import Formula, Interval
 from service.compute.losses import LOSSES, LossName, make_loss
-from service.compute.pairings import CANONICAL, PRESETS, ModelName, Pairing, compatibility
+from service.compute.model_names import ModelName
+from service.compute.pairings import CANONICAL, PRESETS, Pairing, compatibility
 
 
 def _f(f: Formula) -> dict[str, str]:

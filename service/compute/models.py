@@ -15,7 +15,8 @@ from service.compute.domains import Interval
 from service.compute.errors import DomainError, NonFiniteResult, ShapeError
 from service.compute.fused import summarize
 from service.compute.losses import LossName
-from service.compute.pairings import ModelName, Pairing
+from service.compute.model_names import ModelName
+from service.compute.pairings import Pairing
 from service.compute.stable import Array
 
 PROBABILITY_ROW_TOLERANCE = 1e-9

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
 from functools import lru_cache
 
 import numpy as np
@@ -23,19 +22,11 @@ from service.compute.activations import ACTIVATIONS, Activation, ActivationName
 from service.compute.domains import Formula, Interval
 from service.compute.errors import IncompatiblePairing
 from service.compute.losses import LOSSES, Loss, LossName, make_loss
+from service.compute.model_names import ModelName
 from service.compute.stable import Array
 
 Kernel = Callable[[Activation, Loss, Array, Array], tuple[Array, Array, Array]]
 Factors = Callable[[Activation, Loss, Array, Array, Array], tuple[Array, Array]]
-
-
-class ModelName(StrEnum):
-    LINEAR_REGRESSION = "linear_regression"
-    LOGISTIC_REGRESSION = "logistic_regression"
-    SOFTMAX_REGRESSION = "softmax_regression"
-    POISSON_REGRESSION = "poisson_regression"
-    SINGLE_LAYER = "single_layer"
-    NEURAL_NETWORK = "neural_network"
 
 
 @dataclass(frozen=True)

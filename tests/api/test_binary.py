@@ -149,7 +149,7 @@ def test_narrower_floats_are_widened_exactly(client: TestClient, dtype: str) -> 
 
 
 def test_a_network_answers_as_its_json_body(client: TestClient) -> None:
-    from service.compute.pairings import ModelName
+    from service.compute.model_names import ModelName
 
     doc = {**EXAMPLES[ModelName.NEURAL_NETWORK], "explain": "factors"}
     assert same_answer(client, "/gradient", doc).status_code == 200

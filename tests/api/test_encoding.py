@@ -6,8 +6,9 @@ import numpy as np
 import orjson
 
 from service.compute.breakdown import build_breakdown
+from service.compute.model_names import ModelName
 from service.compute.models import build_problem, evaluate
-from service.compute.pairings import ModelName, make_pairing
+from service.compute.pairings import make_pairing
 from service.http.wire.encoding import dumps
 
 

@@ -15,7 +15,7 @@ from autograd import grad
 from fastapi.testclient import TestClient
 
 from service.app import create_app
-from service.compute.pairings import ModelName
+from service.compute.model_names import ModelName
 from service.http.schemas.gradient import EXAMPLES
 from service.settings import Settings
 from tests.api.helpers import assert_problem, loc_resolves, locs, strict_loads, top_level_raw

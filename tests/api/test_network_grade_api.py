@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from service.compute.pairings import ModelName
+from service.compute.model_names import ModelName
 from service.http.schemas.gradient import EXAMPLES
 from service.http.schemas.grading import GradeResult, GradescopeResult, PrairieLearnResult
 from tests.api.helpers import assert_problem, strict_loads

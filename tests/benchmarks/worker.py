@@ -71,8 +71,9 @@ def adaptive(fn: Callable[[], Any], budget: float = 0.2, min_reps: int = 5, max_
 
 
 def service_problem(X: Array, y: Array, w: Array, b: float) -> Any:
+    from service.compute.model_names import ModelName
     from service.compute.models import build_problem
-    from service.compute.pairings import ModelName, make_pairing
+    from service.compute.pairings import make_pairing
 
     pairing = make_pairing("sigmoid", "binary_cross_entropy")
     return build_problem(ModelName.LOGISTIC_REGRESSION, pairing, X, y, w, b)

@@ -14,8 +14,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.app import create_app
+from service.compute.model_names import ModelName
 from service.compute.models import build_problem, evaluate
-from service.compute.pairings import ModelName, make_pairing
+from service.compute.pairings import make_pairing
 from tests.benchmarks.anchor_apps import bare_app, plain_app
 from tests.benchmarks.anchor_numpy import logistic_body, logistic_numpy, logistic_problem
 from tests.benchmarks.suite import NPY_CONTENT_TYPE, npy_multipart_body, small_body

@@ -19,9 +19,10 @@ from autograd import grad
 from service.compute import descent
 from service.compute.activations import ACTIVATIONS
 from service.compute.errors import NonFiniteResult
+from service.compute.model_names import ModelName
 from service.compute.models import Regularization, build_problem
 from service.compute.network import build_network
-from service.compute.pairings import ModelName, make_pairing
+from service.compute.pairings import make_pairing
 
 # --- plain formulas (autograd.numpy), independent of the service's stable kernels --------------
 

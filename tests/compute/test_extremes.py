@@ -21,8 +21,9 @@ from service.compute.activations import ACTIVATIONS, ActivationName
 from service.compute.domains import Interval, Simplex
 from service.compute.errors import NonFiniteResult
 from service.compute.losses import LOSSES, LossName, make_loss
+from service.compute.model_names import ModelName
 from service.compute.models import Regularization, build_problem, cost, evaluate
-from service.compute.pairings import ModelName, make_pairing
+from service.compute.pairings import make_pairing
 
 pytestmark = pytest.mark.filterwarnings("error")
 

@@ -15,8 +15,9 @@ import pytest
 from service.compute import fused
 from service.compute.errors import NonFiniteResult
 from service.compute.losses import LOSSES
+from service.compute.model_names import ModelName
 from service.compute.models import Regularization, build_problem, evaluate, gradients
-from service.compute.pairings import ModelName, make_pairing
+from service.compute.pairings import make_pairing
 from tests.compute import oracles
 
 pytestmark = pytest.mark.filterwarnings("error")

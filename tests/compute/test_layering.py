@@ -12,7 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 FORBIDDEN = ["fastapi", "starlette", "pydantic", "pydantic_core", "uvicorn", "httpx"]
 REQUIRED = ["activations", "losses", "pairings", "models", "domains", "errors", "stable"]
-OPTIONAL = ["breakdown", "check"]  # imported when present
+OPTIONAL = ["breakdown", "finite_differences", "model_names"]  # imported when present
 
 PROBE = """
 import importlib, json, pkgutil, sys

@@ -18,8 +18,9 @@ from autograd import elementwise_grad, grad
 from service.compute.activations import ActivationName
 from service.compute.errors import DomainError, ShapeError
 from service.compute.losses import LOSSES, LossName
+from service.compute.model_names import ModelName
 from service.compute.models import Regularization, build_problem, cost, evaluate, gradients
-from service.compute.pairings import CANONICAL, PRESETS, ModelName, make_pairing
+from service.compute.pairings import CANONICAL, PRESETS, make_pairing
 from service.compute.stable import Array
 from tests.compute import oracles
 

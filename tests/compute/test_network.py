@@ -16,14 +16,15 @@ import pytest
 from autograd import elementwise_grad, grad
 
 from service.compute.activations import ACTIVATIONS, ActivationName
-from service.compute.check import STEP, verify_network
 from service.compute.errors import DomainError, NonFiniteResult, ShapeError
+from service.compute.finite_differences import STEP, verify_network
 from service.compute.losses import LOSSES, LossName
+from service.compute.model_names import ModelName
 from service.compute.models import Regularization, build_problem
 from service.compute.models import evaluate as single_evaluate
 from service.compute.network import NetworkProblem, build_network, cost, evaluate
 from service.compute.network_breakdown import build_network_breakdown
-from service.compute.pairings import CANONICAL, ModelName, compatibility, make_pairing
+from service.compute.pairings import CANONICAL, compatibility, make_pairing
 from tests.compute import oracles
 
 pytestmark = pytest.mark.filterwarnings("error")

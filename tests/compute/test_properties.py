@@ -19,8 +19,9 @@ from service.compute.activations import ActivationName
 from service.compute.domains import Interval, Simplex
 from service.compute.errors import NonFiniteResult
 from service.compute.losses import LOSSES, LossName
+from service.compute.model_names import ModelName
 from service.compute.models import Evaluation, Regularization, build_problem, cost, evaluate
-from service.compute.pairings import CANONICAL, ModelName, make_pairing
+from service.compute.pairings import CANONICAL, make_pairing
 from tests.compute import oracles
 
 pytestmark = pytest.mark.filterwarnings("error")

@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from service.compute.model_names import ModelName
 from service.compute.models import Problem, Regularization, build_problem
-from service.compute.pairings import ModelName, make_pairing
+from service.compute.pairings import make_pairing
 from tests import oracles as plain
 
 Array = np.ndarray

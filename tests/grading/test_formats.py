@@ -150,8 +150,9 @@ def _natives() -> list[dict[str, Any]]:
     wrong = {**right, "gradients.b": jsonable(np.sum(sol.r)), "loss": "NaN", "per_sample.f": [1, 2]}
     out.append(grade(ref, wrong, GradeOptions(points={"gradients.b": 2.5, "loss": 0})))
     out.append(grade(ref, {"gradients.w": jsonable(-sol.gw)}, GradeOptions(reveal=True)))
+    from service.compute.model_names import ModelName
     from service.compute.models import build_problem
-    from service.compute.pairings import ModelName, make_pairing
+    from service.compute.pairings import make_pairing
 
     p = build_problem(
         ModelName.LOGISTIC_REGRESSION, make_pairing("sigmoid", "binary_cross_entropy"), [[1.0], [1.0]], [0, 1], [800], 0

@@ -222,8 +222,9 @@ def test_significant_figures(sig_figs: int) -> None:
 
 
 def test_four_significant_figures_of_the_worked_example() -> None:
+    from service.compute.model_names import ModelName
     from service.compute.models import build_problem
-    from service.compute.pairings import ModelName, make_pairing
+    from service.compute.pairings import make_pairing
 
     X = [[0.5, 1.5], [1, 1], [1.5, 0.5], [3, 0.5], [2, 2], [1, 2.5]]
     p = build_problem(
@@ -339,8 +340,9 @@ def test_huge_integer_is_graded_wrong_not_raised() -> None:
 
 
 def test_ungradable_part_does_not_contradict_score() -> None:
+    from service.compute.model_names import ModelName
     from service.compute.models import build_problem
-    from service.compute.pairings import ModelName, make_pairing
+    from service.compute.pairings import make_pairing
 
     p = build_problem(
         ModelName.LOGISTIC_REGRESSION, make_pairing("sigmoid", "binary_cross_entropy"), [[1.0], [1.0]], [0, 1], [800], 0

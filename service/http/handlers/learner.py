@@ -19,6 +19,7 @@ from service.compute import catalog
 from service.compute.activations import ACTIVATIONS
 from service.compute.breakdown import REGULARIZATION_NOTE, RULE_CANONICAL, RULE_CHAIN, chain_formulas
 from service.compute.domains import Formula
+from service.compute.model_names import ModelName
 from service.compute.network_breakdown import (
     FIRST_LAYER_NOTE,
     a_formula,
@@ -30,7 +31,7 @@ from service.compute.network_breakdown import (
     output_delta_formula,
     z_formula,
 )
-from service.compute.pairings import PRESETS, ModelName, rhs
+from service.compute.pairings import PRESETS, rhs
 from service.grading.mistakes import derivation_steps
 from service.http.handlers.descent import run_descent
 from service.http.handlers.gradient import prepare_any

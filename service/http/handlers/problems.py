@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 
 from service.compute.activations import ACTIVATIONS, ActivationName
-from service.compute.check import evaluations_needed
 from service.compute.errors import IncompatiblePairing
+from service.compute.finite_differences import evaluations_needed
 from service.compute.losses import LOSSES, LossName
+from service.compute.model_names import ModelName
 from service.compute.models import (
     Problem,
     Regularization,
@@ -29,7 +30,7 @@ from service.compute.models import (
 )
 from service.compute.network import NetworkProblem
 from service.compute.network import explain_size as network_explain_size
-from service.compute.pairings import PRESETS, ModelName, Pairing, make_pairing
+from service.compute.pairings import PRESETS, Pairing, make_pairing
 from service.http.errors import ProblemError
 from service.settings import Settings
 

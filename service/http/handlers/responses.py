@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from service.compute.breakdown import build_breakdown
-from service.compute.check import verify, verify_network
+from service.compute.finite_differences import verify, verify_network
 from service.compute.models import Evaluation, Gradients, evaluate, gradients
 from service.compute.network import evaluate as network_evaluate
 from service.compute.network_breakdown import build_network_breakdown

@@ -8,7 +8,7 @@ from pydantic import ConfigDict, Field, TypeAdapter
 
 from service.compute.activations import ActivationName
 from service.compute.losses import LossName
-from service.compute.pairings import ModelName
+from service.compute.model_names import ModelName
 from service.http.schemas.gradient import EXAMPLES, GradientRequest, LossParams, Strict
 from service.http.wire.binary import MULTIPART, multipart_content
 

@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapt
 from service.compute.activations import ActivationName
 from service.compute.domains import Interval
 from service.compute.losses import LOSSES, LossName
-from service.compute.pairings import PRESETS, ModelName
+from service.compute.model_names import ModelName
+from service.compute.pairings import PRESETS
 from service.http.wire.binary import MULTIPART, multipart_content
 
 WORKED_X = [[0.5, 1.5], [1, 1], [1.5, 0.5], [3, 0.5], [2, 2], [1, 2.5]]

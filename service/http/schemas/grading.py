@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, JsonValue, Tag, TypeAdapter, model_validator
 
-from service.compute.pairings import ModelName
+from service.compute.model_names import ModelName
 from service.grading.answer_key import PART_NAMES
 from service.http.schemas.gradient import EXAMPLES, GradientRequest, Strict
 

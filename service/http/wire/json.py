@@ -10,7 +10,7 @@ import orjson
 from pydantic import TypeAdapter, ValidationError
 from starlette.requests import Request
 
-from service.compute.pairings import ModelName
+from service.compute.model_names import ModelName
 from service.http.errors import ProblemError, validation_errors
 
 MODEL_TAGS = frozenset(m.value for m in ModelName)
