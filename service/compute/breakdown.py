@@ -21,7 +21,7 @@ from service.compute.pairings import Pairing
 from service.compute.stable import Array
 
 if TYPE_CHECKING:
-    from service.compute.models import Evaluation, Problem
+    from service.compute.models import Evaluation, Objective
 
 MAX_EXAMPLES_LISTED = 50
 
@@ -147,25 +147,25 @@ def chain_formulas(vector: bool, reg_kind: str | None) -> ChainFormulas:
     )
 
 
-def build_breakdown(problem: Problem, ev: Evaluation, *, full: bool) -> dict[str, Any]:
+def build_breakdown(objective: Objective, ev: Evaluation, *, full: bool) -> dict[str, Any]:
     """per_sample factors, ordered steps ending in dJ/dw and dJ/db, simplification and notes."""
-    pairing = problem.pairing
+    pairing = objective.pairing
     act, loss = pairing.activation, pairing.loss
     vector = pairing.vector
     notes: list[dict[str, Any]] = []
-    dL_df_raw, df_dz_raw = pairing.factors(ev.z, ev.f, problem.y)
+    dL_df_raw, df_dz_raw = pairing.factors(ev.z, ev.f, objective.y)
     unrepresentable = (
         "not representable in float64 for these examples (f rounds to a boundary of the loss's domain, "
         "so the factor overflows); the gradient does not need it: dL/dz was computed from z in stable form"
     )
     dL_df = _displayable(dL_df_raw, "dL/df", "dL/df is " + unrepresentable, notes)
     df_dz = _displayable(df_dz_raw, "df/dz", "df/dz is " + unrepresentable, notes)
-    _note_rounding(problem, ev, notes)
+    _note_rounding(objective, ev, notes)
 
     per_sample = {"z": ev.z, "f": ev.f, "loss": ev.per_sample_loss, "dL_df": dL_df, "df_dz": df_dz, "dL_dz": ev.dL_dz}
 
-    chain = chain_formulas(vector, problem.regularization.kind if problem.regularization else None)
-    reg = problem.regularization
+    chain = chain_formulas(vector, objective.regularization.kind if objective.regularization else None)
+    reg = objective.regularization
 
     derivation_f: dict[str, Any] = {"derivation": _derivation(activation_derivation(act.name))} if full else {}
     derivation_L: dict[str, Any] = {"derivation": _derivation(loss_derivation(loss.name))} if full else {}
@@ -197,9 +197,9 @@ def build_breakdown(problem: Problem, ev: Evaluation, *, full: bool) -> dict[str
     return {"per_sample": per_sample, "steps": steps, "simplification": simplification, "notes": notes}
 
 
-def _note_rounding(problem: Problem, ev: Evaluation, notes: list[dict[str, Any]]) -> None:
+def _note_rounding(objective: Objective, ev: Evaluation, notes: list[dict[str, Any]]) -> None:
     """Say where f rounds to a boundary of its range, which a learner would otherwise take as exact."""
-    name = problem.pairing.activation.name
+    name = objective.pairing.activation.name
     if name is ActivationName.SIGMOID:
         for bound, side in ((1.0, "1"), (0.0, "0")):
             ex = _examples(ev.f == bound)

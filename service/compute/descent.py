@@ -1,6 +1,6 @@
 """Batch gradient descent: θ ← θ − α ∂J/∂θ for k steps, with its cost history.
 
-Generic over the model: an Objective maps the parameters (a list of arrays) to J and its
+Generic over the model: its CostAndGradients maps the parameters (a list of arrays) to J and its
 gradients (the same list's shapes), so single-layer models and networks share one loop.
 """
 
@@ -13,50 +13,50 @@ from typing import Any
 import numpy as np
 
 from service.compute.errors import NonFiniteResult
-from service.compute.models import Problem
+from service.compute.models import Objective
 from service.compute.models import gradients as model_gradients
-from service.compute.network import NetworkProblem
+from service.compute.network import NetworkObjective
 from service.compute.network import evaluate as evaluate_network
 from service.compute.stable import Array
 
-Objective = Callable[[list[Array]], tuple[float, list[Array]]]
+CostAndGradients = Callable[[list[Array]], tuple[float, list[Array]]]
 
 
 @dataclass(frozen=True)
 class Model:
-    """How to run descent on one kind of model: its parameters, objective and JSON shape."""
+    """How to run descent on one kind of model: its parameters, J and ∇J as a function of them, and its JSON shape."""
 
     params: list[Array]
-    objective: Objective
+    cost_and_gradients: CostAndGradients
     to_json: Callable[[list[Array]], dict[str, Any]]
 
 
-def single_layer(problem: Problem) -> Model:
+def single_layer(objective: Objective) -> Model:
     """w and b of a single-layer model (b a number, or k numbers with softmax)."""
 
-    def objective(params: list[Array]) -> tuple[float, list[Array]]:
-        ev = model_gradients(problem, params[0], params[1])
+    def cost_and_gradients(params: list[Array]) -> tuple[float, list[Array]]:
+        ev = model_gradients(objective, params[0], params[1])
         return ev.loss, [ev.grad_w, np.asarray(ev.grad_b)]
 
     def to_json(params: list[Array]) -> dict[str, Any]:
         b = params[1]
         return {"w": params[0], "b": float(b) if b.ndim == 0 else b}
 
-    return Model([problem.w.copy(), problem.b.copy()], objective, to_json)
+    return Model([objective.w.copy(), objective.b.copy()], cost_and_gradients, to_json)
 
 
-def network(net: NetworkProblem) -> Model:
+def network(net: NetworkObjective) -> Model:
     """W[l] and b[l] of every layer."""
     depth = net.depth
 
-    def objective(params: list[Array]) -> tuple[float, list[Array]]:
+    def cost_and_gradients(params: list[Array]) -> tuple[float, list[Array]]:
         ev = evaluate_network(replace(net, Ws=params[:depth], bs=params[depth:]))
         return ev.loss, [*ev.grad_Ws, *ev.grad_bs]
 
     def to_json(params: list[Array]) -> dict[str, Any]:
         return {"layers": [{"W": W, "b": b} for W, b in zip(params[:depth], params[depth:], strict=True)]}
 
-    return Model([W.copy() for W in net.Ws] + [b.copy() for b in net.bs], objective, to_json)
+    return Model([W.copy() for W in net.Ws] + [b.copy() for b in net.bs], cost_and_gradients, to_json)
 
 
 def _norm(grads: list[Array]) -> float:
@@ -93,13 +93,13 @@ def gradient_descent(
     t = 0
     while True:
         try:
-            J, grads = model.objective(params)
+            J, grads = model.cost_and_gradients(params)
             norm = _norm(grads)
             if not np.isfinite(norm):
                 raise NonFiniteResult("gradient norm", [], "‖∇J‖ overflows float64")
         except NonFiniteResult as exc:
             if t == 0:
-                raise  # the problem as given: the caller's error, not the descent's
+                raise  # the objective as given: the caller's error, not the descent's
             status = "non-finite"
             explanation = (
                 f"at step {t} the {exc.quantity} is not representable in float64 ({exc.reason}): the parameters "

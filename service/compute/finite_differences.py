@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from service.compute.errors import NonFiniteResult
-from service.compute.models import Evaluation, Problem, cost
+from service.compute.models import Evaluation, Objective, cost
 from service.compute.stable import Array
 
 STEP = 1e-6
@@ -29,12 +29,12 @@ def relative_error(a: float, n: float) -> float:
     return abs(a - n) / max(abs(a), abs(n), 1e-8)
 
 
-def evaluations_needed(problem: Problem) -> int:
+def evaluations_needed(objective: Objective) -> int:
     """How many cost evaluations a check takes: two per parameter."""
-    return 2 * (problem.w.size + problem.b.size)
+    return 2 * (objective.w.size + objective.b.size)
 
 
-def _central(problem: Problem, w: Array, b: Array, which: str, idx: tuple[int, ...]) -> float:
+def _central(objective: Objective, w: Array, b: Array, which: str, idx: tuple[int, ...]) -> float:
     target = w if which == "w" else b
     theta = float(target[idx])
     h = step_size(theta)
@@ -42,19 +42,19 @@ def _central(problem: Problem, w: Array, b: Array, which: str, idx: tuple[int, .
     plus[idx] = theta + h
     minus[idx] = theta - h
     if which == "w":
-        jp, jm = cost(problem, plus, b), cost(problem, minus, b)
+        jp, jm = cost(objective, plus, b), cost(objective, minus, b)
     else:
-        jp, jm = cost(problem, w, plus), cost(problem, w, minus)
+        jp, jm = cost(objective, w, plus), cost(objective, w, minus)
     # divide by the step actually taken: θ ± h rounds in float64
     return (jp - jm) / (float(plus[idx]) - float(minus[idx]))
 
 
-def _kinks(problem: Problem, ev: Evaluation) -> list[dict[str, Any]]:
-    act, loss = problem.pairing.activation, problem.pairing.loss
+def _kinks(objective: Objective, ev: Evaluation) -> list[dict[str, Any]]:
+    act, loss = objective.pairing.activation, objective.pairing.loss
     # the largest change of z one perturbation can make, per example
-    hw = STEP * max(1.0, float(np.max(np.abs(problem.w)))) if problem.w.size else STEP
-    hb = STEP * max(1.0, float(np.max(np.abs(problem.b))))
-    width = np.maximum(hw * np.max(np.abs(problem.X), axis=1), hb)
+    hw = STEP * max(1.0, float(np.max(np.abs(objective.w)))) if objective.w.size else STEP
+    hb = STEP * max(1.0, float(np.max(np.abs(objective.b))))
+    width = np.maximum(hw * np.max(np.abs(objective.X), axis=1), hb)
     out = []
     if act.kinks and not act.vector:
         ex = np.flatnonzero(act.kink_mask(ev.z, width))
@@ -62,15 +62,15 @@ def _kinks(problem: Problem, ev: Evaluation) -> list[dict[str, Any]]:
             out.append({"at": act.kinks, "examples": [int(i) for i in ex[:50]], "count": int(ex.size)})
     if loss.kinks and not act.vector:
         df = np.abs(act.derivative(ev.z, ev.f))
-        ex = np.flatnonzero(loss.kink_mask(ev.f, problem.y, width * np.maximum(df, 1.0)))
+        ex = np.flatnonzero(loss.kink_mask(ev.f, objective.y, width * np.maximum(df, 1.0)))
         if ex.size:
             out.append({"at": loss.kinks, "examples": [int(i) for i in ex[:50]], "count": int(ex.size)})
     return out
 
 
-def verify(problem: Problem, ev: Evaluation) -> dict[str, Any]:
+def verify(objective: Objective, ev: Evaluation) -> dict[str, Any]:
     """Compare every analytic gradient component of `ev` with its central difference."""
-    w, b = problem.w, problem.b
+    w, b = objective.w, objective.b
     components: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
     for which, grad in (("w", ev.grad_w), ("b", ev.grad_b)):
@@ -79,7 +79,7 @@ def verify(problem: Problem, ev: Evaluation) -> dict[str, Any]:
             analytic = float(grad[idx])
             name = which + "".join(f"[{i}]" for i in idx)
             try:
-                numeric = _central(problem, w, b, which, idx)
+                numeric = _central(objective, w, b, which, idx)
             except NonFiniteResult as exc:
                 skipped.append({"parameter": name, "reason": f"J(θ ± h) is not finite: {exc.detail}"})
                 continue
@@ -91,7 +91,7 @@ def verify(problem: Problem, ev: Evaluation) -> dict[str, Any]:
                     "relative_error": relative_error(analytic, numeric),
                 }
             )
-    kinks = _kinks(problem, ev)
+    kinks = _kinks(objective, ev)
     return _report(components, kinks, skipped)
 
 

@@ -61,7 +61,7 @@ class Regularization:
 
 
 @dataclass
-class Problem:
+class Objective:
     """A model, its parameters and its data, as float64 arrays (y already one-hot for softmax)."""
 
     model: ModelName
@@ -158,7 +158,7 @@ def prepare_targets(pairing: Pairing, y: Array, k: int) -> Array:
     return y
 
 
-def build_problem(
+def build_objective(
     model: ModelName,
     pairing: Pairing,
     X: Array,
@@ -166,8 +166,8 @@ def build_problem(
     w: Array,
     b: Array | float,
     regularization: Regularization | None = None,
-) -> Problem:
-    """Check shapes and target domains (a guard when used as a library) and build a Problem."""
+) -> Objective:
+    """Check shapes and target domains (a guard when used as a library) and build an Objective."""
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     w = np.asarray(w, dtype=np.float64)
@@ -205,7 +205,7 @@ def build_problem(
         raise DomainError(why, ("data", "y", *idx), examples=sorted({i[0] for i, _ in bad if i}))
     if regularization is not None and not (regularization.lam >= 0 and np.isfinite(regularization.lam)):
         raise DomainError("lambda must be a finite number ≥ 0", ("regularization", "lambda"))
-    return Problem(model, pairing, X, prepare_targets(pairing, y, k), w, b_arr, regularization)
+    return Objective(model, pairing, X, prepare_targets(pairing, y, k), w, b_arr, regularization)
 
 
 def _bad_examples(a: Array) -> list[int]:
@@ -236,13 +236,13 @@ def linear_part(X: Array, w: Array, b: Array) -> Array:
         return X @ w + b
 
 
-def forward(problem: Problem, w: Array | None = None, b: Array | None = None) -> tuple[Array, Array, Array, Array]:
+def forward(objective: Objective, w: Array | None = None, b: Array | None = None) -> tuple[Array, Array, Array, Array]:
     """(z, f, L, ∂L/∂z) for every example, each checked to be finite."""
-    w = problem.w if w is None else w
-    b = problem.b if b is None else b
-    z = linear_part(problem.X, w, b)
+    w = objective.w if w is None else w
+    b = objective.b if b is None else b
+    z = linear_part(objective.X, w, b)
     _require_finite("z", z, "w·x + b overflows float64")
-    f, L, dL_dz = problem.pairing.forward_backward(z, problem.y)
+    f, L, dL_dz = objective.pairing.forward_backward(z, objective.y)
     _require_finite("f", f, "the activation overflows float64 (e^z for z > 709.78)")
     _require_finite("per-sample loss", L, "L(f, y) overflows float64")
     _require_finite("dL/dz", dL_dz, "dL/dz overflows float64")
@@ -257,37 +257,37 @@ def _mean(L: Array) -> float:
     return v
 
 
-def cost(problem: Problem, w: Array | None = None, b: Array | None = None) -> float:
-    """J(w, b) = (1/m) Σ L + R(w) at the given parameters (the problem's by default)."""
-    w = problem.w if w is None else w
-    _, _, L, _ = forward(problem, w, b)
+def cost(objective: Objective, w: Array | None = None, b: Array | None = None) -> float:
+    """J(w, b) = (1/m) Σ L + R(w) at the given parameters (the objective's by default)."""
+    w = objective.w if w is None else w
+    _, _, L, _ = forward(objective, w, b)
     J = _mean(L)
-    if problem.regularization is not None:
-        J += problem.regularization.value(w, problem.m)
+    if objective.regularization is not None:
+        J += objective.regularization.value(w, objective.m)
     if not np.isfinite(J):
         raise NonFiniteResult("loss", [], "J overflows float64")
     return J
 
 
 def _assemble(
-    problem: Problem, data_loss: float, grad_w_data: Array, grad_b: Array, *, data_checked: bool = False
+    objective: Objective, data_loss: float, grad_w_data: Array, grad_b: Array, *, data_checked: bool = False
 ) -> Gradients:
     """Add the regularization term to the data term's J and gradients, each checked to be finite
     (the data term's gradients need no second check when the caller has made it: `data_checked`)."""
     if not data_checked:
         _require_finite_gradient("gradients.w", grad_w_data, "the data term of dJ/dw")
         _require_finite_gradient("gradients.b", np.atleast_1d(grad_b), "dJ/db")
-    m = problem.m
+    m = objective.m
     reg_loss = 0.0
     grad_w = grad_w_data
     grad_w_reg = None
-    if problem.regularization is not None:
+    if objective.regularization is not None:
         with np.errstate(over="ignore", invalid="ignore"):
-            reg_loss = problem.regularization.value(problem.w, m)
-            grad_w_reg = problem.regularization.gradient(problem.w, m)
+            reg_loss = objective.regularization.value(objective.w, m)
+            grad_w_reg = objective.regularization.gradient(objective.w, m)
             grad_w = grad_w_data + grad_w_reg
         if not np.isfinite(reg_loss):
-            formula = "λ/(2m) Σ w²" if problem.regularization.kind == "l2" else "(λ/m) Σ |w|"
+            formula = "λ/(2m) Σ w²" if objective.regularization.kind == "l2" else "(λ/m) Σ |w|"
             raise NonFiniteResult("regularization term", [], f"{formula} overflows float64")
         _require_finite_gradient("gradients.w", grad_w, "dJ/dw")
     loss = data_loss + reg_loss
@@ -304,36 +304,36 @@ def _assemble(
     )
 
 
-def evaluate(problem: Problem) -> Evaluation:
+def evaluate(objective: Objective) -> Evaluation:
     """Loss J and gradients ∂J/∂w (shape of w), ∂J/∂b (shape of b), and the per-example arrays of
     the forward and backward pass (which the breakdown, built by the caller, reads)."""
-    m = problem.m
-    z, f, L, dL_dz = forward(problem)
+    m = objective.m
+    z, f, L, dL_dz = forward(objective)
     data_loss = _mean(L)
     with np.errstate(over="ignore", invalid="ignore"):
-        grad_w_data = problem.X.T @ dL_dz / m
+        grad_w_data = objective.X.T @ dL_dz / m
         if not np.all(np.isfinite(grad_w_data)):  # the sum overflowed: scale first
-            grad_w_data = problem.X.T @ (dL_dz / m)
+            grad_w_data = objective.X.T @ (dL_dz / m)
         grad_b = np.mean(dL_dz, axis=0)
         if not np.all(np.isfinite(grad_b)):
             grad_b = np.sum(dL_dz / m, axis=0)
-    g = _assemble(problem, data_loss, grad_w_data, np.asarray(grad_b))
+    g = _assemble(objective, data_loss, grad_w_data, np.asarray(grad_b))
     return Evaluation(**vars(g), z=z, f=f, per_sample_loss=L, dL_dz=dL_dz)
 
 
-def gradients(problem: Problem, w: Array | None = None, b: Array | None = None) -> Gradients:
+def gradients(objective: Objective, w: Array | None = None, b: Array | None = None) -> Gradients:
     """J and its gradients without the per-example arrays: one pass over X (see fused.py).
 
     Anything not finite on the way falls back to `evaluate`, which raises the same errors as always.
     """
     if w is not None or b is not None:
-        problem = replace(problem, w=problem.w if w is None else w, b=problem.b if b is None else b)
-    sums = summarize(problem.X, problem.y, problem.w, problem.b, problem.pairing)
+        objective = replace(objective, w=objective.w if w is None else w, b=objective.b if b is None else b)
+    sums = summarize(objective.X, objective.y, objective.w, objective.b, objective.pairing)
     if sums is None:
-        return evaluate(problem)
-    m = problem.m
+        return evaluate(objective)
+    m = objective.m
     # summarize checked the sums finite; dividing by m ≥ 1 keeps them finite
-    return _assemble(problem, sums.loss / m, sums.grad_w / m, sums.grad_b / m, data_checked=True)
+    return _assemble(objective, sums.loss / m, sums.grad_w / m, sums.grad_b / m, data_checked=True)
 
 
 def explain_size(problem_m: int, k: int) -> int:

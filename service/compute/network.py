@@ -26,7 +26,7 @@ from service.compute.stable import Array
 
 
 @dataclass
-class NetworkProblem:
+class NetworkObjective:
     """Hidden activations, the output pairing, parameters per layer and data (y one-hot for softmax)."""
 
     hidden: list[Activation]  # g[1] … g[L−1]
@@ -76,8 +76,8 @@ def build_network(
     X: Any,
     y: Any,
     regularization: Regularization | None = None,
-) -> NetworkProblem:
-    """Check shapes and targets (a guard when used as a library) and build a NetworkProblem."""
+) -> NetworkObjective:
+    """Check shapes and targets (a guard when used as a library) and build a NetworkObjective."""
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2 or X.shape[0] < 1 or X.shape[1] < 1:
         raise ShapeError("X must be a non-empty m×n matrix", ("data", "X"))
@@ -110,11 +110,11 @@ def build_network(
     if bad:
         idx, why = bad[0]
         raise DomainError(why, ("data", "y", *idx), examples=sorted({i[0] for i, _ in bad if i}))
-    return NetworkProblem(hidden, pairing, Ws_a, bs_a, X, prepare_targets(pairing, y, k), regularization)
+    return NetworkObjective(hidden, pairing, Ws_a, bs_a, X, prepare_targets(pairing, y, k), regularization)
 
 
 def forward(
-    net: NetworkProblem, Ws: list[Array] | None = None, bs: list[Array] | None = None
+    net: NetworkObjective, Ws: list[Array] | None = None, bs: list[Array] | None = None
 ) -> tuple[list[Array], list[Array], Array, Array]:
     """(z[1..L], a[0..L], L per example, δ[L]), each checked to be finite."""
     Ws = net.Ws if Ws is None else Ws
@@ -140,7 +140,7 @@ def forward(
     return zs, acts, L, delta if net.pairing.vector else delta[:, None]
 
 
-def _reg_value(net: NetworkProblem, Ws: list[Array]) -> float:
+def _reg_value(net: NetworkObjective, Ws: list[Array]) -> float:
     reg = net.regularization
     if reg is None:
         return 0.0
@@ -150,8 +150,8 @@ def _reg_value(net: NetworkProblem, Ws: list[Array]) -> float:
     return total
 
 
-def cost(net: NetworkProblem, Ws: list[Array] | None = None, bs: list[Array] | None = None) -> float:
-    """J = (1/m) Σ L + R(W[1..L]) at the given parameters (the problem's by default)."""
+def cost(net: NetworkObjective, Ws: list[Array] | None = None, bs: list[Array] | None = None) -> float:
+    """J = (1/m) Σ L + R(W[1..L]) at the given parameters (the objective's by default)."""
     Ws = net.Ws if Ws is None else Ws
     _, _, L, _ = forward(net, Ws, bs)
     with np.errstate(over="ignore"):
@@ -161,7 +161,7 @@ def cost(net: NetworkProblem, Ws: list[Array] | None = None, bs: list[Array] | N
     return J
 
 
-def evaluate(net: NetworkProblem) -> NetworkEvaluation:
+def evaluate(net: NetworkObjective) -> NetworkEvaluation:
     """Loss and gradients of every layer by backpropagation, and the arrays of both passes (which
     the breakdown, built by the caller, reads)."""
     m = net.m

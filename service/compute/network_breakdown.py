@@ -21,7 +21,7 @@ from service.compute.domains import Formula
 from service.compute.pairings import rhs
 
 if TYPE_CHECKING:
-    from service.compute.network import NetworkEvaluation, NetworkProblem
+    from service.compute.network import NetworkEvaluation, NetworkObjective
 
 SATURATION = 1e-4  # g'(z) below this fraction of its largest value: the unit passes almost no gradient
 
@@ -137,7 +137,7 @@ def hidden_delta_formula(layer: Layer, prev: Layer, g_prime: Formula, name: str)
     )
 
 
-def build_network_breakdown(net: NetworkProblem, ev: NetworkEvaluation, *, full: bool) -> dict[str, Any]:
+def build_network_breakdown(net: NetworkObjective, ev: NetworkEvaluation, *, full: bool) -> dict[str, Any]:
     """layers (z, a, δ, g'(z), gradients per layer), output factors, ordered steps, notes."""
     L = net.depth
     notes: list[dict[str, Any]] = []

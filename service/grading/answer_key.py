@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from service.compute.models import Evaluation, Problem
-from service.compute.network import NetworkEvaluation, NetworkProblem
+from service.compute.models import Evaluation, Objective
+from service.compute.network import NetworkEvaluation, NetworkObjective
 from service.compute.stable import Array
 from service.grading.compare import Tolerance
 
@@ -36,7 +36,7 @@ PER_SAMPLE = ("z", "f", "dL_df", "df_dz", "dL_dz")
 class Reference:
     """Expected value of every part, and each applicable mistake's variant (see mistakes.py)."""
 
-    problem: Problem
+    objective: Objective
     evaluation: Evaluation
     expected: dict[str, Array]
     variants: dict[str, dict[str, Array]] = field(default_factory=dict)
@@ -46,18 +46,18 @@ class Reference:
 
     @property
     def m(self) -> int:
-        return self.problem.m
+        return self.objective.m
 
     def grad_reg(self) -> Array:
         g = self.evaluation.grad_w_regularization
-        return np.zeros_like(self.problem.w) if g is None else g
+        return np.zeros_like(self.objective.w) if g is None else g
 
 
 @dataclass
 class NetworkReference:
     """A neural network's answer key: loss and gradients.layers.<i>.W / .b, and the variants."""
 
-    problem: NetworkProblem
+    objective: NetworkObjective
     evaluation: NetworkEvaluation
     expected: dict[str, Array]
     variants: dict[str, Variant] = field(default_factory=dict)
@@ -65,7 +65,7 @@ class NetworkReference:
 
     @property
     def m(self) -> int:
-        return self.problem.m
+        return self.objective.m
 
 
 # A variant is compared with the exact answer key at this tolerance to decide whether a mistake

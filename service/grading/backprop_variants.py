@@ -17,7 +17,7 @@ import numpy as np
 
 from service.compute.activations import ActivationName
 from service.compute.losses import LossName
-from service.compute.network import NetworkEvaluation, NetworkProblem
+from service.compute.network import NetworkEvaluation, NetworkObjective
 from service.compute.pairings import rhs
 from service.compute.stable import Array
 from service.grading.answer_key import NetworkReference, Variant
@@ -27,7 +27,7 @@ NetworkVariants = list[tuple[str, Variant]]
 
 
 def backprop(
-    net: NetworkProblem,
+    net: NetworkObjective,
     ev: NetworkEvaluation,
     delta_out: Array,
     *,
@@ -65,14 +65,14 @@ def backprop(
 
 @dataclass(frozen=True)
 class Network:
-    """What the network's variants are computed from: the problem, its evaluation and the output
+    """What the network's variants are computed from: the objective, its evaluation and the output
     layer's factors, computed once for all the mistakes."""
 
     ref: NetworkReference
 
     @property
-    def net(self) -> NetworkProblem:
-        return self.ref.problem
+    def net(self) -> NetworkObjective:
+        return self.ref.objective
 
     @property
     def ev(self) -> NetworkEvaluation:

@@ -52,10 +52,10 @@ class Tolerance:
 
 @dataclass(frozen=True)
 class Parsed:
-    """A learner's value as an array, or why it is not one."""
+    """A learner's value as an array, or its defect: why it is not one, or not a finite one."""
 
     array: Array | None
-    problem: str | None = None
+    defect: str | None = None  # what is wrong with the value, in words for the learner; None if nothing
 
 
 def _describe_shape(shape: tuple[int, ...]) -> str:

@@ -69,7 +69,7 @@ class _Chain:
     def __init__(self, ref: Reference, own: dict[str, Array]) -> None:
         self.ref = ref
         self.own = own
-        p = ref.problem
+        p = ref.objective
         self.act, self.loss, self.y = p.pairing.activation, p.pairing.loss, p.y
         self.z = own.get("z", ref.evaluation.z)
         with np.errstate(all="ignore"):
@@ -105,7 +105,7 @@ class _Chain:
 
     def expectation(self, part: str) -> Array | None:
         """What `part` should be given the learner's own upstream values."""
-        ref, p = self.ref, self.ref.problem
+        ref, p = self.ref, self.ref.objective
         with np.errstate(all="ignore"):
             if part == "per_sample.f":
                 return self.f_from_z
@@ -135,7 +135,7 @@ def grade(ref: Any, answer: dict[str, Any], options: GradeOptions) -> dict[str, 
     }
     own: dict[str, Array] = {}
     for part, pa in parsed.items():
-        if part.startswith("per_sample.") and pa.problem is None and pa.array is not None:
+        if part.startswith("per_sample.") and pa.defect is None and pa.array is not None:
             own[part.split(".", 1)[1]] = pa.array
     # the learner's per-example values that differ from the reference: what later parts inherit
     off_reference = {name for name, arr in own.items() if not _matches(arr, ref.expected["per_sample." + name], tol)}
@@ -196,8 +196,8 @@ def _check(
             mistake=None,
         )
         return check
-    if pa.problem is not None:
-        check.update(message="Wrong: " + pa.problem + ".", mistake=None, graded_against="reference")
+    if pa.defect is not None:
+        check.update(message="Wrong: " + pa.defect + ".", mistake=None, graded_against="reference")
         return check
     assert pa.array is not None
     answer = pa.array

@@ -1,6 +1,6 @@
 """The catalogue of common mistakes (docs/design/math.md): each is a small, exact change of the computation.
 
-For the problem at hand, every mistake whose "applies when" holds is recomputed as a variant of
+For the objective at hand, every mistake whose "applies when" holds is recomputed as a variant of
 the parts it changes. A variant part that equals the correct value (e.g. ∂f/∂z = 1 for identity)
 is dropped, so it is never diagnosed. Codes are never reused for another meaning.
 """
@@ -40,7 +40,7 @@ class Mistake:
 
 
 def _data_grad(ref: Reference, r: Array, scale: float) -> tuple[Array, Array]:
-    X = ref.problem.X
+    X = ref.objective.X
     with np.errstate(over="ignore", invalid="ignore"):
         return X.T @ r * scale, np.sum(r, axis=0) * scale
 
@@ -58,32 +58,32 @@ def _with_dL_dz(ref: Reference, r: Array) -> Variant:
 
 
 def _residual(ref: Reference) -> Array:
-    return ref.evaluation.f - ref.problem.y
+    return ref.evaluation.f - ref.objective.y
 
 
 def _apply_jacobian(ref: Reference, v: Array) -> Array:
     """(∂f/∂z)ᵀ v per example: elementwise for one output, the Jacobian for softmax."""
     df_dz = ref.expected["per_sample.df_dz"]
     with np.errstate(over="ignore", invalid="ignore"):
-        if ref.problem.pairing.vector:
+        if ref.objective.pairing.vector:
             return np.einsum("ik,ikl->il", v, df_dz)
         return v * df_dz
 
 
 def _act(ref: Reference) -> ActivationName:
-    return ref.problem.pairing.activation.name
+    return ref.objective.pairing.activation.name
 
 
 def _loss(ref: Reference) -> LossName:
-    return ref.problem.pairing.loss.name
+    return ref.objective.pairing.loss.name
 
 
 def _df_dz_text(ref: Reference) -> str:
-    return rhs(ref.problem.pairing.activation.derivative_formula).text
+    return rhs(ref.objective.pairing.activation.derivative_formula).text
 
 
 def _reg_kind(ref: Reference) -> str | None:
-    reg = ref.problem.regularization
+    reg = ref.objective.regularization
     return None if reg is None or reg.lam == 0 else reg.kind
 
 
@@ -103,7 +103,7 @@ def _sign_flipped(ref: Reference) -> Variant | None:
 def _missing_input_factor(ref: Reference) -> Variant | None:
     r = ref.evaluation.dL_dz
     mean_r = np.mean(r, axis=0)
-    w = ref.problem.w
+    w = ref.objective.w
     return {"gradients.w": np.broadcast_to(mean_r, w.shape) + ref.grad_reg()}
 
 
@@ -114,16 +114,16 @@ def _missing_activation_derivative(ref: Reference) -> Variant | None:
 
 
 def _extra_activation_derivative(ref: Reference) -> Variant | None:
-    if not ref.problem.pairing.canonical or _act(ref) is ActivationName.IDENTITY:
+    if not ref.objective.pairing.canonical or _act(ref) is ActivationName.IDENTITY:
         return None
     return _with_dL_dz(ref, _apply_jacobian(ref, _residual(ref)))
 
 
 def _used_z_for_f(ref: Reference) -> Variant | None:
-    if not ref.problem.pairing.canonical or _act(ref) is ActivationName.IDENTITY:
+    if not ref.objective.pairing.canonical or _act(ref) is ActivationName.IDENTITY:
         return None
     with np.errstate(over="ignore", invalid="ignore"):
-        return _with_dL_dz(ref, ref.evaluation.z - ref.problem.y)
+        return _with_dL_dz(ref, ref.evaluation.z - ref.objective.y)
 
 
 def _double_factor(ref: Reference) -> Variant | None:
@@ -136,9 +136,9 @@ def _regularized_bias(ref: Reference) -> Variant | None:
     kind = _reg_kind(ref)
     if kind is None:
         return None
-    reg = ref.problem.regularization
+    reg = ref.objective.regularization
     assert reg is not None
-    b = ref.problem.b
+    b = ref.objective.b
     extra = reg.lam / ref.m * (b if kind == "l2" else np.sign(b))
     return {"gradients.b": ref.evaluation.grad_b + extra}
 
@@ -152,9 +152,9 @@ def _missing_regularization(ref: Reference) -> Variant | None:
 def _regularization_scale(ref: Reference) -> Variant | None:
     if _reg_kind(ref) != "l2":
         return None
-    reg = ref.problem.regularization
+    reg = ref.objective.regularization
     assert reg is not None
-    return {"gradients.w": ref.evaluation.grad_w_data + reg.lam / (2 * ref.m) * ref.problem.w}
+    return {"gradients.w": ref.evaluation.grad_w_data + reg.lam / (2 * ref.m) * ref.objective.w}
 
 
 def _loss_missing_half(ref: Reference) -> Variant | None:
@@ -173,7 +173,7 @@ def _loss_missing_mean(ref: Reference) -> Variant | None:
 
 
 def _loss_sign_flipped(ref: Reference) -> Variant | None:
-    if not ref.problem.pairing.loss.cross_entropy:
+    if not ref.objective.pairing.loss.cross_entropy:
         return None
     ev = ref.evaluation
     return {"loss": np.asarray(-ev.data_loss + ev.regularization_loss)}
@@ -261,7 +261,7 @@ MISTAKES: tuple[Mistake, ...] = (
         _extra_activation_derivative,
         lambda ref: (
             f"This multiplies f − y by ∂f/∂z = {_df_dz_text(ref)} once more. For "
-            f"{ref.problem.pairing.activation.name} with {ref.problem.pairing.loss.name} (a canonical pairing), "
+            f"{ref.objective.pairing.activation.name} with {ref.objective.pairing.loss.name} (a canonical pairing), "
             "∂L/∂f · ∂f/∂z already simplifies to f − y: that factor has cancelled."
         ),
         network=backprop.extra_activation_derivative,
@@ -276,7 +276,7 @@ MISTAKES: tuple[Mistake, ...] = (
         _used_z_for_f,
         lambda ref: (
             "This uses z = w·x + b where the prediction belongs: the error term is f − y with "
-            f"{ref.problem.pairing.activation.formula.text}, not z − y."
+            f"{ref.objective.pairing.activation.formula.text}, not z − y."
         ),
         network=backprop.used_z_for_f,
         steps=("f", "dL/dz"),

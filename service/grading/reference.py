@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from service.compute.models import Problem, evaluate
-from service.compute.network import NetworkProblem
+from service.compute.models import Objective, evaluate
+from service.compute.network import NetworkObjective
 from service.compute.network import evaluate as evaluate_network
 from service.compute.stable import Array
 from service.grading.answer_key import PART_NAMES, PER_SAMPLE, NetworkReference, Reference, stack_variants
@@ -23,10 +23,10 @@ __all__ = [
 ]
 
 
-def build_reference(problem: Problem) -> Reference:
-    """Evaluate the problem, add the displayed factors, and compute the mistake variants."""
-    ev = evaluate(problem)
-    dL_df, df_dz = problem.pairing.factors(ev.z, ev.f, problem.y)
+def build_reference(objective: Objective) -> Reference:
+    """Evaluate the objective, add the displayed factors, and compute the mistake variants."""
+    ev = evaluate(objective)
+    dL_df, df_dz = objective.pairing.factors(ev.z, ev.f, objective.y)
     expected = {
         "loss": np.asarray(ev.loss),
         "gradients.w": ev.grad_w,
@@ -37,12 +37,12 @@ def build_reference(problem: Problem) -> Reference:
         "per_sample.df_dz": df_dz,
         "per_sample.dL_dz": ev.dL_dz,
     }
-    ref = Reference(problem, ev, expected)
+    ref = Reference(objective, ev, expected)
     add_single_layer_variants(ref)
     return ref
 
 
-def build_network_reference(net: NetworkProblem) -> NetworkReference:
+def build_network_reference(net: NetworkObjective) -> NetworkReference:
     """Evaluate the network by backpropagation and compute the mistake variants."""
     ev = evaluate_network(net)
     expected: dict[str, Array] = {"loss": np.asarray(ev.loss)}

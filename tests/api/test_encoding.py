@@ -7,7 +7,7 @@ import orjson
 
 from service.compute.breakdown import build_breakdown
 from service.compute.model_names import ModelName
-from service.compute.models import build_problem, evaluate
+from service.compute.models import build_objective, evaluate
 from service.compute.pairings import make_pairing
 from service.http.wire.encoding import dumps
 
@@ -25,9 +25,9 @@ def test_breakdown_encodes_to_the_same_bytes_as_plain_orjson() -> None:
         k = 3 if act == "softmax" else None
         w = rng.normal(size=(4, k)) if k else rng.normal(size=4)
         b = np.zeros(k) if k else 0.0
-        problem = build_problem(model, make_pairing(act, loss), rng.normal(size=(300, 4)), y, w, b)
-        ev = evaluate(problem)
-        breakdown = build_breakdown(problem, ev, full=True)
+        objective = build_objective(model, make_pairing(act, loss), rng.normal(size=(300, 4)), y, w, b)
+        ev = evaluate(objective)
+        breakdown = build_breakdown(objective, ev, full=True)
         body = {"loss": ev.loss, "gradients": {"w": ev.grad_w, "b": ev.grad_b}, "breakdown": breakdown}
         assert dumps(body) == _plain(body)
         # the steps repeat the per-example arrays: the same objects, which is what the encoder shares

@@ -985,7 +985,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--fused-entry",
         metavar="MODULE:FUNCTION",
-        help="also time this compute entry point (called with a Problem, returning an Evaluation); by default "
+        help="also time this compute entry point (called with an Objective, returning an Evaluation); by default "
         "the suite looks for a public function named *fused* in service.compute",
     )
     parser.add_argument(

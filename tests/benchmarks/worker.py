@@ -72,11 +72,11 @@ def adaptive(fn: Callable[[], Any], budget: float = 0.2, min_reps: int = 5, max_
 
 def service_problem(X: Array, y: Array, w: Array, b: float) -> Any:
     from service.compute.model_names import ModelName
-    from service.compute.models import build_problem
+    from service.compute.models import build_objective
     from service.compute.pairings import make_pairing
 
     pairing = make_pairing("sigmoid", "binary_cross_entropy")
-    return build_problem(ModelName.LOGISTIC_REGRESSION, pairing, X, y, w, b)
+    return build_objective(ModelName.LOGISTIC_REGRESSION, pairing, X, y, w, b)
 
 
 def service_result(X: Array, y: Array, w: Array, b: float) -> tuple[float, Array, float]:
@@ -88,7 +88,7 @@ def service_result(X: Array, y: Array, w: Array, b: float) -> tuple[float, Array
 
 def fused_entry() -> tuple[str, Callable[[Any], Any]] | None:
     """A public fused evaluation entry point of the compute layer, if it has one: BENCH_FUSED_ENTRY
-    ("module:function", called with a Problem, returning an Evaluation), else the first public function
+    ("module:function", called with an Objective, returning an Evaluation), else the first public function
     of a service.compute module whose name contains "fused"."""
     import importlib
     import os

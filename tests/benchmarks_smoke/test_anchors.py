@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from service.app import create_app
 from service.compute.model_names import ModelName
-from service.compute.models import build_problem, evaluate
+from service.compute.models import build_objective, evaluate
 from service.compute.pairings import make_pairing
 from tests.benchmarks.anchor_apps import bare_app, plain_app
 from tests.benchmarks.anchor_numpy import logistic_body, logistic_numpy, logistic_problem
@@ -23,8 +23,10 @@ from tests.benchmarks.suite import NPY_CONTENT_TYPE, npy_multipart_body, small_b
 
 
 def _service(X: np.ndarray, y: np.ndarray, w: np.ndarray, b: float) -> tuple[float, np.ndarray, float]:
-    problem = build_problem(ModelName.LOGISTIC_REGRESSION, make_pairing("sigmoid", "binary_cross_entropy"), X, y, w, b)
-    ev = evaluate(problem)
+    objective = build_objective(
+        ModelName.LOGISTIC_REGRESSION, make_pairing("sigmoid", "binary_cross_entropy"), X, y, w, b
+    )
+    ev = evaluate(objective)
     return ev.loss, ev.grad_w, float(ev.grad_b)
 
 

@@ -20,7 +20,7 @@ from service.compute import descent
 from service.compute.activations import ACTIVATIONS
 from service.compute.errors import NonFiniteResult
 from service.compute.model_names import ModelName
-from service.compute.models import Regularization, build_problem
+from service.compute.models import Regularization, build_objective
 from service.compute.network import build_network
 from service.compute.pairings import make_pairing
 
@@ -175,7 +175,7 @@ def logistic_data(seed: int = 1, m: int = 60, n: int = 2) -> tuple[np.ndarray, n
 def _problem(model: ModelName, act: str, loss: str, X: Any, y: Any, w: Any, b: Any, **kw: Any) -> Any:
     reg = kw.pop("regularization", None)
     params = kw.pop("loss_params", None)
-    return build_problem(model, make_pairing(act, loss, params), X, y, w, b, reg)
+    return build_objective(model, make_pairing(act, loss, params), X, y, w, b, reg)
 
 
 def _params(snapshot_params: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:

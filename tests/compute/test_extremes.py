@@ -22,7 +22,7 @@ from service.compute.domains import Interval, Simplex
 from service.compute.errors import NonFiniteResult
 from service.compute.losses import LOSSES, LossName, make_loss
 from service.compute.model_names import ModelName
-from service.compute.models import Regularization, build_problem, cost, evaluate
+from service.compute.models import Regularization, build_objective, cost, evaluate
 from service.compute.pairings import make_pairing
 
 pytestmark = pytest.mark.filterwarnings("error")
@@ -137,7 +137,7 @@ def mp_poisson(f: mpf, y: mpf) -> mpf:
 
 def _problem_1(model: ModelName, activation: str, loss: str, z: float, y: float):
     """One example with z exactly as given: x = [1], w = [z], b = 0."""
-    return build_problem(model, make_pairing(activation, loss), [[1.0]], [y], [z], 0.0)
+    return build_objective(model, make_pairing(activation, loss), [[1.0]], [y], [z], 0.0)
 
 
 # --- logistic regression ---------------------------------------------------------------------
@@ -171,7 +171,7 @@ def test_logistic_regression_aggregates_extreme_examples(reg: str | None) -> Non
     ys = [y for _ in BIG_Z for y in LABELS]
     m = len(zs)
     regularization = None if reg is None else Regularization("l2", 0.5)
-    problem = build_problem(
+    objective = build_objective(
         ModelName.LOGISTIC_REGRESSION,
         make_pairing("sigmoid", "binary_cross_entropy"),
         np.array(zs)[:, None],
@@ -180,7 +180,7 @@ def test_logistic_regression_aggregates_extreme_examples(reg: str | None) -> Non
         0.0,
         regularization,
     )
-    ev = evaluate(problem)
+    ev = evaluate(objective)
     Ls, rs = [], []
     for z, y in zip(zs, ys, strict=True):
         with precision_for(z):  # each example at the precision it needs; the sums at 60 digits
@@ -195,7 +195,7 @@ def test_logistic_regression_aggregates_extreme_examples(reg: str | None) -> Non
         gb = sum(rs) / m
         # the mean of mixed-sign terms is conditioned by Σ|terms|: compare at that scale
         assert_close(ev.loss, J, "J")
-        assert_close(cost(problem), J, "cost()")
+        assert_close(cost(objective), J, "cost()")
         assert_close(ev.grad_w[0], gw, "dJ/dw", scale=sum(abs(r * z) for r, z in zip(rs, zs, strict=True)) / m)
         assert_close(ev.grad_b, gb, "dJ/db", scale=sum(abs(r) for r in rs) / m)
 
@@ -244,7 +244,7 @@ SOFTMAX_ROWS = [
 @pytest.mark.parametrize("row", SOFTMAX_ROWS, ids=str)
 def test_softmax_regression_with_logits_differing_by_1e4(row: list[float], target: str) -> None:
     y = [0.2, 0.5, 0.3] if target == "soft" else [float(target == f"class{j}") for j in range(3)]
-    problem = build_problem(
+    objective = build_objective(
         ModelName.SOFTMAX_REGRESSION,
         make_pairing("softmax", "categorical_cross_entropy"),
         [[1.0]],
@@ -252,7 +252,7 @@ def test_softmax_regression_with_logits_differing_by_1e4(row: list[float], targe
         [row],
         [0.0, 0.0, 0.0],
     )
-    ev = evaluate(problem)
+    ev = evaluate(objective)
     with precision_for(max(row) - min(row)):
         f = mp_softmax([mpf(v) for v in row])
         yy = [mpf(v) for v in y]
@@ -269,7 +269,7 @@ def test_softmax_regression_with_logits_differing_by_1e4(row: list[float], targe
 
 @pytest.mark.parametrize("gap", [30.0, 100.0])
 def test_softmax_regression_small_residuals_are_exact(gap: float) -> None:
-    problem = build_problem(
+    objective = build_objective(
         ModelName.SOFTMAX_REGRESSION,
         make_pairing("softmax", "categorical_cross_entropy"),
         [[1.0]],
@@ -277,7 +277,7 @@ def test_softmax_regression_small_residuals_are_exact(gap: float) -> None:
         [[0.0, gap]],
         [0.0, 0.0],
     )
-    ev = evaluate(problem)
+    ev = evaluate(objective)
     with precision_for(gap):
         f = mp_softmax([mpf(0), mpf(gap)])
         assert_close(ev.loss, -mpmath.log(f[1]), "J")  # log(1 + e^−gap)
@@ -399,7 +399,7 @@ def test_softmax_at_extreme_logits(row: list[float]) -> None:
 
 
 def test_softmax_regression_with_a_row_spanning_the_float_range() -> None:
-    problem = build_problem(
+    objective = build_objective(
         ModelName.SOFTMAX_REGRESSION,
         make_pairing("softmax", "categorical_cross_entropy"),
         [[1.0]],
@@ -407,7 +407,7 @@ def test_softmax_regression_with_a_row_spanning_the_float_range() -> None:
         [[1e308, -1e308]],
         [0.0, 0.0],
     )
-    ev = evaluate(problem)  # true values: f = [1, 0], L = 0, dL/dz = [0, 0]
+    ev = evaluate(objective)  # true values: f = [1, 0], L = 0, dL/dz = [0, 0]
     assert ev.loss == 0.0
     np.testing.assert_array_equal(ev.dL_dz, [[0.0, 0.0]])
 
@@ -460,12 +460,12 @@ def test_categorical_cross_entropy_at_the_edges_of_the_simplex() -> None:
 
 def test_exp_overflow_names_f_and_the_examples() -> None:
     z = [700.0, 710.0, 1.0, 720.0, -800.0]
-    problem = build_problem(
+    objective = build_objective(
         ModelName.POISSON_REGRESSION, make_pairing("exp", "poisson"), np.array(z)[:, None], [1.0] * 5, [1.0], 0.0
     )
     for call in (evaluate, cost):
         with pytest.raises(NonFiniteResult) as info:
-            call(problem)
+            call(objective)
         assert info.value.quantity == "f"
         assert info.value.examples == [1, 3]
         assert "f" in info.value.detail and "[1, 3]" in info.value.detail
@@ -474,17 +474,17 @@ def test_exp_overflow_names_f_and_the_examples() -> None:
 @pytest.mark.parametrize("sign", [1.0, -1.0])
 def test_z_overflow_names_z(sign: float) -> None:
     X = [[1.0, 0.0], [sign * 1e200, 1.0], [0.0, 1.0]]
-    problem = build_problem(
+    objective = build_objective(
         ModelName.LINEAR_REGRESSION, make_pairing("identity", "squared_error"), X, [0.0, 0.0, 0.0], [1e200, 1.0], 0.0
     )
     with pytest.raises(NonFiniteResult) as info:
-        evaluate(problem)
+        evaluate(objective)
     assert info.value.quantity == "z"
     assert info.value.examples == [1]
 
 
 def test_z_overflow_with_k_outputs_names_the_examples() -> None:
-    problem = build_problem(
+    objective = build_objective(
         ModelName.SOFTMAX_REGRESSION,
         make_pairing("softmax", "categorical_cross_entropy"),
         [[1.0], [1e200], [2.0]],
@@ -493,31 +493,31 @@ def test_z_overflow_with_k_outputs_names_the_examples() -> None:
         [0.0, 0.0, 0.0],
     )
     with pytest.raises(NonFiniteResult) as info:
-        evaluate(problem)
+        evaluate(objective)
     assert info.value.quantity == "z" and info.value.examples == [1]
 
 
 def test_squared_error_overflow_names_the_loss() -> None:
     """½(z − y)² past 1.8e308 is not representable: the per-sample loss is refused, not returned as inf."""
-    problem = _problem_1(ModelName.LINEAR_REGRESSION, "identity", "squared_error", 1e154, -1e154)
+    objective = _problem_1(ModelName.LINEAR_REGRESSION, "identity", "squared_error", 1e154, -1e154)
     with pytest.raises(NonFiniteResult) as info:
-        evaluate(problem)
+        evaluate(objective)
     assert info.value.quantity == "per-sample loss" and info.value.examples == [0]
 
 
 def test_gradient_sum_overflow_is_rescued_when_the_mean_is_representable() -> None:
     """Σ_i r_i x_i overflows although (1/m) Σ_i r_i x_i does not: the mean must still be returned."""
     X = np.array([[1e308], [1e308]])
-    problem = build_problem(
+    objective = build_objective(
         ModelName.LINEAR_REGRESSION, make_pairing("identity", "squared_error"), X, [-1.0, -1.0], [0.0], 0.0
     )
-    ev = evaluate(problem)  # r = z − y = 1 for both examples
+    ev = evaluate(objective)  # r = z − y = 1 for both examples
     np.testing.assert_allclose(ev.grad_w, [1e308], rtol=1e-15)
 
 
 def test_loss_sum_overflow_is_rescued_when_the_mean_is_representable() -> None:
     z = 1.5e154  # L = ½z² ≈ 1.1e308 each; the sum of two overflows, the mean does not
-    problem = build_problem(
+    objective = build_objective(
         ModelName.LINEAR_REGRESSION,
         make_pairing("identity", "squared_error"),
         [[1.0], [1.0]],
@@ -527,23 +527,23 @@ def test_loss_sum_overflow_is_rescued_when_the_mean_is_representable() -> None:
     )
     with mpmath.workdps(40):
         expected = mpf(z) ** 2 / 2
-    assert_close(evaluate(problem).loss, expected, "J")
-    assert_close(cost(problem), expected, "cost()")
+    assert_close(evaluate(objective).loss, expected, "J")
+    assert_close(cost(objective), expected, "cost()")
 
 
 def test_huber_with_small_delta_is_finite_when_its_value_is() -> None:
     """δ(|f − y| − δ/2) = 2e307 is representable although f − y = 2e308 is not."""
-    problem = build_problem(
+    objective = build_objective(
         ModelName.SINGLE_LAYER, make_pairing("identity", "huber", {"delta": 0.1}), [[1.0]], [-1e308], [1e308], 0.0
     )
-    ev = evaluate(problem)
+    ev = evaluate(objective)
     np.testing.assert_allclose(ev.loss, 2e307, rtol=1e-12)  # 0.1·(2e308 − 0.05)
     np.testing.assert_array_equal(ev.dL_dz, [0.1])
 
 
 def test_softmax_squared_error_overflow_emits_no_warning() -> None:
     """½Σ(f − y)² past 1.8e308 is a NonFiniteResult, without a RuntimeWarning on the way."""
-    problem = build_problem(
+    objective = build_objective(
         ModelName.SINGLE_LAYER,
         make_pairing("softmax", "squared_error"),
         [[1.0]],
@@ -552,12 +552,12 @@ def test_softmax_squared_error_overflow_emits_no_warning() -> None:
         [0.0, 0.0],
     )
     with pytest.raises(NonFiniteResult):
-        evaluate(problem)
+        evaluate(objective)
 
 
 def test_cost_with_zero_lambda_and_huge_w() -> None:
     """λ = 0 with Σw² overflowing (w = 1e200, x = 1e-200, so z = 1): R = 0, not 0·inf = NaN."""
-    problem = build_problem(
+    objective = build_objective(
         ModelName.LINEAR_REGRESSION,
         make_pairing("identity", "squared_error"),
         [[1e-200]],
@@ -566,13 +566,13 @@ def test_cost_with_zero_lambda_and_huge_w() -> None:
         0.0,
         Regularization("l2", 0.0),
     )
-    assert cost(problem) == 0.5  # z = 1, y = 0
-    assert evaluate(problem).loss == 0.5
+    assert cost(objective) == 0.5  # z = 1, y = 0
+    assert evaluate(objective).loss == 0.5
 
 
 def test_cost_with_overflowing_regularization_raises() -> None:
     """λ/(2m)Σw² with w = 1e200, λ = 1 is not representable: cost() and evaluate() both refuse it."""
-    problem = build_problem(
+    objective = build_objective(
         ModelName.LINEAR_REGRESSION,
         make_pairing("identity", "squared_error"),
         [[1e-200]],
@@ -582,16 +582,16 @@ def test_cost_with_overflowing_regularization_raises() -> None:
         Regularization("l2", 1.0),
     )
     with pytest.raises(NonFiniteResult):
-        evaluate(problem)
+        evaluate(objective)
     with pytest.raises(NonFiniteResult):
-        cost(problem)
+        cost(objective)
 
 
 def test_poisson_regression_overflow_emits_no_warning() -> None:
     """e^z − y·z at z = 1e300, y = 1e10 is inf − inf inside the kernel: f is reported, with no warning."""
-    problem = _problem_1(ModelName.POISSON_REGRESSION, "exp", "poisson", 1e300, 1e10)
+    objective = _problem_1(ModelName.POISSON_REGRESSION, "exp", "poisson", 1e300, 1e10)
     with pytest.raises(NonFiniteResult) as info:
-        evaluate(problem)
+        evaluate(objective)
     assert info.value.quantity == "f"
 
 
@@ -599,7 +599,7 @@ def test_gradient_overflow_names_examples() -> None:
     """A gradient is indexed by parameter: its NonFiniteResult must not pass a w index off as an
     example. exp+huber with x = [1, 1e5], w = [700, 0]: one example, L = e^700 − ½ and ∂L/∂z = e^700
     are finite, ∂J/∂w_1 = 1e5·e^700 ≈ 1e309 is not."""
-    problem = build_problem(
+    objective = build_objective(
         ModelName.SINGLE_LAYER,
         make_pairing("exp", "huber"),
         [[1.0, 1e5]],
@@ -608,7 +608,7 @@ def test_gradient_overflow_names_examples() -> None:
         0.0,
     )
     with pytest.raises(NonFiniteResult) as info:
-        evaluate(problem)
+        evaluate(objective)
     assert info.value.quantity == "gradients.w"
     assert set(info.value.examples) <= {0}
     assert "[1]" in info.value.detail  # the component that overflows
@@ -616,7 +616,7 @@ def test_gradient_overflow_names_examples() -> None:
 
 @pytest.mark.parametrize("call", ["evaluate", "cost"])
 def test_regularization_with_underflowing_lambda_over_m(call: str) -> None:
-    problem = build_problem(
+    objective = build_objective(
         ModelName.LINEAR_REGRESSION,
         make_pairing("identity", "squared_error"),
         [[0.0]],
@@ -627,5 +627,5 @@ def test_regularization_with_underflowing_lambda_over_m(call: str) -> None:
     )
     with mpmath.workdps(40):
         R = mpf(5e-324) / 2 * mpf(1e200) ** 2
-    J = evaluate(problem).loss if call == "evaluate" else cost(problem)
+    J = evaluate(objective).loss if call == "evaluate" else cost(objective)
     assert_close(J, R, "J = R(w)")

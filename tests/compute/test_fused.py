@@ -16,7 +16,7 @@ from service.compute import fused
 from service.compute.errors import NonFiniteResult
 from service.compute.losses import LOSSES
 from service.compute.model_names import ModelName
-from service.compute.models import Regularization, build_problem, evaluate, gradients
+from service.compute.models import Regularization, build_objective, evaluate, gradients
 from service.compute.pairings import make_pairing
 from tests.compute import oracles
 
@@ -47,7 +47,7 @@ def _random_problem(activation: Any, loss: Any, params: dict[str, float], seed: 
     b = rng.normal(0.0, 0.5, (k,)) if k else float(rng.normal(0.0, 0.5))
     y = rng.integers(0, k, m) if k and seed % 2 else oracles.sample_targets(LOSSES[loss].targets, rng, m, k)
     reg = Regularization("l2", 0.3) if seed % 3 == 0 else None
-    return build_problem(ModelName.SINGLE_LAYER, make_pairing(activation, loss, params), X, y, w, b, reg)
+    return build_objective(ModelName.SINGLE_LAYER, make_pairing(activation, loss, params), X, y, w, b, reg)
 
 
 PAIRINGS = [pytest.param(a, lo, p, id=oracles.pairing_id((a, lo, p))) for a, lo, p in oracles.compatible_pairings()]
@@ -57,9 +57,9 @@ PAIRINGS = [pytest.param(a, lo, p, id=oracles.pairing_id((a, lo, p))) for a, lo,
 @pytest.mark.parametrize("seed", [1, 2, 3])
 @pytest.mark.parametrize(("activation", "loss", "params"), PAIRINGS)
 def test_blocks_and_threads_give_what_evaluate_gives(activation: Any, loss: Any, params: Any, seed: int) -> None:
-    problem = _random_problem(activation, loss, params, seed)
-    ev = evaluate(problem)
-    g = gradients(problem)
+    objective = _random_problem(activation, loss, params, seed)
+    ev = evaluate(objective)
+    g = gradients(objective)
     assert not hasattr(g, "z"), "the one-pass path fell back to evaluate"
     np.testing.assert_allclose(g.loss, ev.loss, rtol=1e-13, atol=1e-15)
     np.testing.assert_allclose(g.grad_w, ev.grad_w, rtol=1e-12, atol=1e-14)
@@ -71,11 +71,11 @@ def test_blocks_and_threads_give_what_evaluate_gives(activation: Any, loss: Any,
 @pytest.mark.usefixtures("small_blocks")
 @pytest.mark.parametrize(("activation", "loss", "params"), PAIRINGS)
 def test_result_does_not_depend_on_the_number_of_threads(activation: Any, loss: Any, params: Any) -> None:
-    problem = _random_problem(activation, loss, params, seed=5, m=200)
+    objective = _random_problem(activation, loss, params, seed=5, m=200)
     results = []
     for threads in (1, 2, 3):
         fused.set_threads(threads)
-        results.append(gradients(problem))
+        results.append(gradients(objective))
     for other in results[1:]:
         assert other.loss == results[0].loss
         assert np.array_equal(other.grad_w, results[0].grad_w)
@@ -90,12 +90,12 @@ def test_large_problem_runs_in_parallel_and_matches_evaluate(n: int) -> None:
     X = rng.normal(size=(m, n))
     w = rng.normal(size=n)
     y = (rng.random(m) < 0.3).astype(float)
-    problem = build_problem(
+    objective = build_objective(
         ModelName.LOGISTIC_REGRESSION, make_pairing("sigmoid", "binary_cross_entropy"), X, y, w, -0.2
     )
     assert X.size >= fused.PARALLEL_MIN_ELEMENTS and m > fused.block_rows(n, 1)
     assert (n >= fused.SPLIT_MIN_COLUMNS) == (n == 40)
-    ev, g = evaluate(problem), gradients(problem)
+    ev, g = evaluate(objective), gradients(objective)
     np.testing.assert_allclose(g.loss, ev.loss, rtol=1e-13)
     np.testing.assert_allclose(g.grad_w, ev.grad_w, rtol=1e-11, atol=1e-15)
     np.testing.assert_allclose(g.grad_b, ev.grad_b, rtol=1e-11, atol=1e-15)
@@ -105,10 +105,10 @@ def test_large_problem_runs_in_parallel_and_matches_evaluate(n: int) -> None:
 def test_extreme_logits_are_as_exact_as_evaluate() -> None:
     zs = np.array([30.0, -30.0, 700.0, -700.0, 800.0, -800.0, 1e5, -1e5] * 4)
     ys = np.array([0.0, 1.0, 0.3, 0.9] * 8)
-    problem = build_problem(
+    objective = build_objective(
         ModelName.LOGISTIC_REGRESSION, make_pairing("sigmoid", "binary_cross_entropy"), zs[:, None], ys, [1.0], 0.0
     )
-    ev, g = evaluate(problem), gradients(problem)
+    ev, g = evaluate(objective), gradients(objective)
     np.testing.assert_allclose(g.loss, ev.loss, rtol=1e-14)
     np.testing.assert_allclose(g.grad_w, ev.grad_w, rtol=1e-13)
     np.testing.assert_allclose(g.grad_b, ev.grad_b, rtol=1e-13)
@@ -127,23 +127,23 @@ def test_non_finite_results_raise_what_evaluate_raises(activation: str, loss: st
     """An overflow in one block falls back to evaluate, which names the quantity and the examples."""
     xs = np.ones((40, 1))
     xs[23, 0] = z
-    problem = build_problem(ModelName.SINGLE_LAYER, make_pairing(activation, loss), xs, np.ones(40), [w], 0.0)
+    objective = build_objective(ModelName.SINGLE_LAYER, make_pairing(activation, loss), xs, np.ones(40), [w], 0.0)
     with pytest.raises(NonFiniteResult) as expected:
-        evaluate(problem)
+        evaluate(objective)
     with pytest.raises(NonFiniteResult) as got:
-        gradients(problem)
+        gradients(objective)
     assert str(got.value) == str(expected.value)
     assert got.value.examples == expected.value.examples == [23]
 
 
 def test_gradients_at_other_parameters_leaves_the_problem_alone() -> None:
-    problem = build_problem(
+    objective = build_objective(
         ModelName.LINEAR_REGRESSION, make_pairing("identity", "squared_error"), [[1.0], [2.0]], [1.0, 3.0], [0.5], 0.0
     )
-    g = gradients(problem, np.array([2.0]), np.asarray(1.0))
+    g = gradients(objective, np.array([2.0]), np.asarray(1.0))
     # z = 2x + 1 = (3, 5), r = (2, 2): J = (2 + 2)/2 = 2, dJ/dw = (2·1 + 2·2)/2 = 3, dJ/db = 2
     assert (g.loss, float(g.grad_w[0]), float(g.grad_b)) == (2.0, 3.0, 2.0)
-    assert problem.w.tolist() == [0.5]
+    assert objective.w.tolist() == [0.5]
 
 
 def test_set_threads_refuses_zero() -> None:

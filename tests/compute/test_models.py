@@ -19,7 +19,7 @@ from service.compute.activations import ActivationName
 from service.compute.errors import DomainError, ShapeError
 from service.compute.losses import LOSSES, LossName
 from service.compute.model_names import ModelName
-from service.compute.models import Regularization, build_problem, cost, evaluate, gradients
+from service.compute.models import Regularization, build_objective, cost, evaluate, gradients
 from service.compute.pairings import CANONICAL, PRESETS, make_pairing
 from service.compute.stable import Array
 from tests.compute import oracles
@@ -91,7 +91,7 @@ class Case:
         else:
             raise AssertionError("could not draw a problem away from kinks")
         self.m = m
-        self.problem = build_problem(
+        self.objective = build_objective(
             model, make_pairing(activation, loss, params), self.X, self.y, self.w, self.b, self.reg
         )
 
@@ -124,16 +124,16 @@ def test_matches_autograd_of_plain_cost(
     c = Case(model, activation, loss, params, form, reg, seed)
     J = c.plain_cost()
     # evaluate, and the one-pass path (no per-example arrays), against the same oracle
-    for ev in (evaluate(c.problem), gradients(c.problem)):
+    for ev in (evaluate(c.objective), gradients(c.objective)):
         assert isinstance(ev.loss, float)
         np.testing.assert_allclose(ev.loss, J(c.w, c.b), rtol=RTOL, atol=ATOL)
         assert ev.grad_w.shape == c.w.shape and ev.grad_b.shape == np.shape(c.b)
         np.testing.assert_allclose(ev.grad_w, grad(J, 0)(c.w, c.b), rtol=RTOL, atol=ATOL)
         np.testing.assert_allclose(ev.grad_b, grad(J, 1)(c.w, c.b), rtol=RTOL, atol=ATOL)
     # cost() at the problem's parameters and elsewhere
-    np.testing.assert_allclose(cost(c.problem), J(c.w, c.b), rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(cost(c.objective), J(c.w, c.b), rtol=RTOL, atol=ATOL)
     w2, b2 = 0.5 * c.w + 0.1, np.asarray(c.b) * 0.5 - 0.1
-    np.testing.assert_allclose(cost(c.problem, w2, b2), J(w2, b2), rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(cost(c.objective, w2, b2), J(w2, b2), rtol=RTOL, atol=ATOL)
 
 
 @pytest.mark.parametrize(("model", "activation", "loss", "params", "form", "reg", "seed"), CASES)
@@ -148,7 +148,7 @@ def test_per_example_arrays(
 ) -> None:
     """z, f, per-sample L, ∂L/∂z and the split of J and ∂J/∂w into data and regularization terms."""
     c = Case(model, activation, loss, params, form, reg, seed)
-    ev = evaluate(c.problem)
+    ev = evaluate(c.objective)
     z = c.X @ c.w + c.b
     np.testing.assert_allclose(ev.z, z, rtol=1e-13, atol=1e-15)
     np.testing.assert_allclose(ev.f, oracles.plain_activation(activation, z), rtol=RTOL, atol=ATOL)
@@ -182,7 +182,7 @@ def test_matches_finite_differences_of_cost(
     seed: int,
 ) -> None:
     c = Case(model, activation, loss, params, form, reg, seed)
-    ev = evaluate(c.problem)
+    ev = evaluate(c.objective)
     for name, theta, analytic in (("w", c.w, ev.grad_w), ("b", np.asarray(c.b, dtype=float), ev.grad_b)):
         for idx in np.ndindex(theta.shape):
             h = 1e-6 * max(1.0, abs(float(theta[idx])))
@@ -191,9 +191,9 @@ def test_matches_finite_differences_of_cost(
             tm[idx] -= h
             step = float(tp[idx] - tm[idx])
             if name == "w":
-                Jp, Jm = cost(c.problem, w=tp), cost(c.problem, w=tm)
+                Jp, Jm = cost(c.objective, w=tp), cost(c.objective, w=tm)
             else:
-                Jp, Jm = cost(c.problem, b=tp), cost(c.problem, b=tm)
+                Jp, Jm = cost(c.objective, b=tp), cost(c.objective, b=tm)
             numeric = (Jp - Jm) / step
             noise = 8 * oracles.EPS * max(abs(Jp), abs(Jm)) / step
             a = float(analytic[idx])
@@ -208,7 +208,7 @@ COURSE_Y = [0, 0, 0, 1, 1, 1]
 
 def _logistic(w: list[float], b: float, reg: Regularization | None = None):
     pairing = make_pairing(*PRESETS[ModelName.LOGISTIC_REGRESSION])
-    return build_problem(ModelName.LOGISTIC_REGRESSION, pairing, COURSE_X, COURSE_Y, w, b, reg)
+    return build_objective(ModelName.LOGISTIC_REGRESSION, pairing, COURSE_X, COURSE_Y, w, b, reg)
 
 
 def test_math_worked_example_gradients() -> None:
@@ -284,14 +284,14 @@ def test_evaluate_does_not_modify_the_problem() -> None:
 
 def _problem_lin(X: Array, w: Array, b: float, reg: Regularization | None):
     y = np.linspace(-1.0, 1.0, X.shape[0])
-    return build_problem(ModelName.LINEAR_REGRESSION, make_pairing("identity", "squared_error"), X, y, w, b, reg)
+    return build_objective(ModelName.LINEAR_REGRESSION, make_pairing("identity", "squared_error"), X, y, w, b, reg)
 
 
 # --- validation: shapes and target domains ---------------------------------------------------
 
 
 def _build(activation: str, loss: str, X: Any, y: Any, w: Any, b: Any, reg: Regularization | None = None):
-    return build_problem(ModelName.SINGLE_LAYER, make_pairing(activation, loss), X, y, w, b, reg)
+    return build_objective(ModelName.SINGLE_LAYER, make_pairing(activation, loss), X, y, w, b, reg)
 
 
 X2 = [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]

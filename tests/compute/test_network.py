@@ -20,9 +20,9 @@ from service.compute.errors import DomainError, NonFiniteResult, ShapeError
 from service.compute.finite_differences import STEP, verify_network
 from service.compute.losses import LOSSES, LossName
 from service.compute.model_names import ModelName
-from service.compute.models import Regularization, build_problem
+from service.compute.models import Regularization, build_objective
 from service.compute.models import evaluate as single_evaluate
-from service.compute.network import NetworkProblem, build_network, cost, evaluate
+from service.compute.network import NetworkObjective, build_network, cost, evaluate
 from service.compute.network_breakdown import build_network_breakdown
 from service.compute.pairings import CANONICAL, compatibility, make_pairing
 from tests.compute import oracles
@@ -289,7 +289,7 @@ def test_finite_differences_agree_on_smooth_networks(
     assert report["max_relative_error"] < 1e-5
 
 
-def _relu_net(layer_with_zero: int, loss: str = "squared_error") -> tuple[NetworkProblem, int]:
+def _relu_net(layer_with_zero: int, loss: str = "squared_error") -> tuple[NetworkObjective, int]:
     """A relu network whose z[layer_with_zero] is exactly 0 for example 1 (unit 0), nowhere near 0 elsewhere."""
     X = np.array([[1.0, 2.0], [2.0, -1.0], [0.5, 0.25], [-1.5, 1.0]])
     W1 = np.array([[1.0, -0.75], [0.5, 0.5]])  # X W1 = [[2, 0.25], [1.5, -2], [0.625, -0.25], [-1, 1.625]]
@@ -358,8 +358,8 @@ def test_depth_one_equals_the_single_layer_model(
     c = NetCase(activation, loss, params, [], reg, 7000 + len(str(reg)))
     W, b = c.Ws[0], c.bs[0]
     w, b0 = (W, b) if c.vector else (W[:, 0], float(b[0]))
-    problem = build_problem(ModelName.SINGLE_LAYER, c.pairing, c.X, c.y, w, b0, c.reg)
-    single = single_evaluate(problem)
+    objective = build_objective(ModelName.SINGLE_LAYER, c.pairing, c.X, c.y, w, b0, c.reg)
+    single = single_evaluate(objective)
     ev = evaluate(c.net)
     tight: dict[str, Any] = {"rtol": 1e-15, "atol": 0.0}
     np.testing.assert_allclose(ev.loss, single.loss, **tight)
@@ -389,7 +389,7 @@ def test_depth_one_equals_the_single_layer_model(
 )
 def test_depth_one_equals_the_single_layer_model_near_overflow(X: list[list[float]], w: float, y: list[float]) -> None:
     pairing = make_pairing("identity", "absolute_error")
-    single = single_evaluate(build_problem(ModelName.SINGLE_LAYER, pairing, X, y, [w], 0.0))
+    single = single_evaluate(build_objective(ModelName.SINGLE_LAYER, pairing, X, y, [w], 0.0))
     assert np.isfinite(single.loss) and np.all(np.isfinite(single.grad_w))
     ev = evaluate(build_network([], pairing, [[[w]]], [[0.0]], X, y))
     assert ev.loss == single.loss

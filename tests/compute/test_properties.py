@@ -20,7 +20,7 @@ from service.compute.domains import Interval, Simplex
 from service.compute.errors import NonFiniteResult
 from service.compute.losses import LOSSES, LossName
 from service.compute.model_names import ModelName
-from service.compute.models import Evaluation, Regularization, build_problem, cost, evaluate
+from service.compute.models import Evaluation, Regularization, build_objective, cost, evaluate
 from service.compute.pairings import CANONICAL, make_pairing
 from tests.compute import oracles
 
@@ -114,17 +114,17 @@ def test_evaluate_is_finite_or_raises_non_finite_result(
     def check(case: dict[str, Any]) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # a RuntimeWarning is a failure even without -W error
-            problem = build_problem(model, pairing, **case)
+            objective = build_objective(model, pairing, **case)
             try:
-                ev = evaluate(problem)
+                ev = evaluate(objective)
             except NonFiniteResult as err:
-                _check_error(err, problem.m)
+                _check_error(err, objective.m)
             else:
                 _check_evaluation(ev, case)
             try:
-                J = cost(problem)
+                J = cost(objective)
             except NonFiniteResult as err:
-                _check_error(err, problem.m)
+                _check_error(err, objective.m)
             else:
                 assert math.isfinite(J), J
 
@@ -157,11 +157,11 @@ def test_moderate_inputs_always_evaluate(activation: ActivationName, loss: LossN
             lo, hi = max(targets.lo, -1e3), min(targets.hi, 1e3)
             y = data.draw(arrays(np.float64, (m, k) if k else (m,), elements=st.floats(lo, hi)))
             y = np.clip(y, targets.lo, targets.hi)
-        problem = build_problem(ModelName.SINGLE_LAYER, pairing, X, y, w, b)
-        ev = evaluate(problem)
+        objective = build_objective(ModelName.SINGLE_LAYER, pairing, X, y, w, b)
+        ev = evaluate(objective)
         _check_evaluation(ev, {"w": w, "b": b})
         order = np.arange(m)[::-1]
-        ev2 = evaluate(build_problem(ModelName.SINGLE_LAYER, pairing, X[order], y[order], w, b))
+        ev2 = evaluate(build_objective(ModelName.SINGLE_LAYER, pairing, X[order], y[order], w, b))
         scale = np.mean(np.abs(ev.per_sample_loss)) + 1e-300
         assert abs(ev2.loss - ev.loss) <= 1e-13 * scale * m
         np.testing.assert_allclose(ev2.per_sample_loss, ev.per_sample_loss[order], rtol=4 * oracles.EPS, atol=0)

@@ -3,7 +3,7 @@
 Everything a test compares with is computed here from docs/design/math.md's PLAIN formulas (1/(1+e^(−z)),
 −y log f − (1−y) log(1−f), the k×k softmax Jacobian multiplied out, ...), and every catalogued
 mistake is re-implemented from docs/design/math.md's table ("what their answer equals", "applies when"). The
-code under test is used only to build the Problem object (build_problem, make_pairing) that the
+code under test is used only to build the Objective (build_objective, make_pairing) that the
 grader takes as input; no number it computes is read here.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from service.compute.model_names import ModelName
-from service.compute.models import Problem, Regularization, build_problem
+from service.compute.models import Objective, Regularization, build_objective
 from service.compute.pairings import make_pairing
 from tests import oracles as plain
 
@@ -87,11 +87,11 @@ class Case:
     def canonical(self) -> bool:
         return (self.activation, self.loss) in CANONICAL
 
-    def problem(self) -> Problem:
+    def objective(self) -> Objective:
         """The grader's input, built by the service's own constructors."""
         pairing = make_pairing(self.activation, self.loss, self.loss_params or None)
         reg = None if self.reg_kind is None else Regularization(self.reg_kind, self.lam)  # type: ignore[arg-type]
-        return build_problem(ModelName(self.model), pairing, self.X, self.y, self.w, self.b, reg)
+        return build_objective(ModelName(self.model), pairing, self.X, self.y, self.w, self.b, reg)
 
 
 def make_case(label: str, reg_kind: str | None, seed: int) -> Case:

@@ -113,7 +113,7 @@ def _slip_z(case: Case) -> tuple[np.ndarray, int]:
 def test_an_uncatalogued_slip_in_z_earns_nothing_downstream(label: str, reg: str | None, seed: int) -> None:
     """A wrong z that no catalogued mistake explains: what follows from it is graded against the key."""
     case = oracle.make_case(label, reg, seed)
-    ref = build_reference(case.problem())
+    ref = build_reference(case.objective())
     right = oracle.solve(case).parts()
     z_own, i = _slip_z(case)
     own = learner_chain(case, z_own)
@@ -171,7 +171,7 @@ def test_a_catalogued_slip_carries_forward_for_half_the_points(
     label: str, reg: str | None, seed: int, code: str
 ) -> None:
     case = oracle.make_case(label, reg, seed)
-    ref = build_reference(case.problem())
+    ref = build_reference(case.objective())
     result = grade(ref, _answer(_slipped_at_dL_dz(case, code)), GradeOptions())
     checks = _checks(result)
     slip = checks["per_sample.dL_dz"]
@@ -189,7 +189,7 @@ def test_a_catalogued_slip_carries_forward_for_half_the_points(
 @pytest.mark.parametrize("credit", [0.0, 0.25, 1.0])
 def test_the_share_is_the_graders(credit: float) -> None:
     case = oracle.make_case("logistic_regression", None, 0)
-    ref = build_reference(case.problem())
+    ref = build_reference(case.objective())
     result = grade(ref, _answer(_slipped_at_dL_dz(case, "sign_flipped")), GradeOptions(carry_forward_credit=credit))
     checks = _checks(result)
     assert checks["gradients.w"]["points"] == checks["gradients.b"]["points"] == credit
@@ -198,7 +198,7 @@ def test_the_share_is_the_graders(credit: float) -> None:
 
 def test_no_carry_forward_when_the_grader_turns_it_off() -> None:
     case = oracle.make_case("logistic_regression", None, 0)
-    ref = build_reference(case.problem())
+    ref = build_reference(case.objective())
     result = grade(ref, _answer(_slipped_at_dL_dz(case, "sign_flipped")), GradeOptions(carry_forward=False))
     checks = _checks(result)
     for part in ("gradients.w", "gradients.b"):
@@ -211,7 +211,7 @@ def test_zeros_for_dL_dz_and_the_gradients_score_nothing(label: str) -> None:
     """The exploit: a made-up dL/dz (zeros) and the gradients that follow from it (zeros). No
     catalogued mistake makes dL/dz zero, so nothing is carried forward, at any share."""
     case = oracle.make_case(label, "l2", 4)
-    ref = build_reference(case.problem())
+    ref = build_reference(case.objective())
     right = oracle.solve(case).parts()
     answer = {
         "per_sample.dL_dz": jsonable(np.zeros_like(right["per_sample.dL_dz"])),
@@ -226,7 +226,7 @@ def test_zeros_for_dL_dz_and_the_gradients_score_nothing(label: str) -> None:
 
 def test_a_slip_within_tolerance_is_no_slip() -> None:
     case = oracle.make_case("logistic_regression", None, 0)
-    ref = build_reference(case.problem())
+    ref = build_reference(case.objective())
     right = oracle.solve(case)
     z = right.z * (1 + 1e-7)
     result = grade(ref, _answer(learner_chain(case, z)), GradeOptions())
@@ -237,7 +237,7 @@ def test_a_slip_within_tolerance_is_no_slip() -> None:
 @pytest.mark.parametrize("label", list(oracle.PAIRINGS))
 def test_all_intermediates_right_are_graded_against_the_reference(label: str) -> None:
     case = oracle.make_case(label, "l2", 5)
-    ref = build_reference(case.problem())
+    ref = build_reference(case.objective())
     result = grade(ref, _answer(oracle.solve(case).parts()), GradeOptions())
     assert result["score"] == 1.0 and result["correct"] is True
     for check in result["checks"]:
@@ -248,7 +248,7 @@ def test_all_intermediates_right_are_graded_against_the_reference(label: str) ->
 def test_gradient_of_the_reference_is_right_even_after_a_slip() -> None:
     """A learner who slipped at dL/dz but got the gradients right (e.g. recomputed them) is right."""
     case = oracle.make_case("logistic_regression", "l1", 1)
-    ref = build_reference(case.problem())
+    ref = build_reference(case.objective())
     right = oracle.solve(case).parts()
     answer = _answer(_slipped_at_dL_dz(case, "sign_flipped"))
     answer["gradients.w"] = jsonable(right["gradients.w"])
@@ -262,7 +262,7 @@ def test_gradient_of_the_reference_is_right_even_after_a_slip() -> None:
 
 def test_points_per_part_add_up() -> None:
     case = oracle.make_case("logistic_regression", "l2", 0)
-    ref = build_reference(case.problem())
+    ref = build_reference(case.objective())
     right = oracle.solve(case)
     points = {
         "per_sample.z": 1.5,
@@ -290,7 +290,7 @@ def test_points_per_part_add_up() -> None:
 
 def test_points_only_for_parts_given() -> None:
     case = oracle.make_case("linear_regression", None, 0)
-    ref = build_reference(case.problem())
+    ref = build_reference(case.objective())
     right = oracle.solve(case)
     opts = GradeOptions(points={"gradients.w": 2, "loss": 5})
     result = grade(ref, {"gradients.w": jsonable(right.gw), "gradients.b": jsonable(right.gb + 1)}, opts)

@@ -144,17 +144,17 @@ def _natives() -> list[dict[str, Any]]:
     out = []
     case = oracle.make_case("logistic_regression", "l2", 0)
     sol = oracle.solve(case)
-    ref = build_reference(case.problem())
+    ref = build_reference(case.objective())
     right = {p: jsonable(v) for p, v in sol.parts().items()}
     out.append(grade(ref, right, GradeOptions()))
     wrong = {**right, "gradients.b": jsonable(np.sum(sol.r)), "loss": "NaN", "per_sample.f": [1, 2]}
     out.append(grade(ref, wrong, GradeOptions(points={"gradients.b": 2.5, "loss": 0})))
     out.append(grade(ref, {"gradients.w": jsonable(-sol.gw)}, GradeOptions(reveal=True)))
     from service.compute.model_names import ModelName
-    from service.compute.models import build_problem
+    from service.compute.models import build_objective
     from service.compute.pairings import make_pairing
 
-    p = build_problem(
+    p = build_objective(
         ModelName.LOGISTIC_REGRESSION, make_pairing("sigmoid", "binary_cross_entropy"), [[1.0], [1.0]], [0, 1], [800], 0
     )
     out.append(grade(build_reference(p), {"loss": 1.0, "per_sample.dL_df": [1.0, 2.0]}, GradeOptions()))

@@ -60,7 +60,7 @@ def run_case(label: str, reg: str | None, seed: int) -> set[str]:
     """Grade every applicable mistake of one problem; return the codes whose diagnosis was checked."""
     case = oracle.make_case(label, reg, seed)
     sol = oracle.solve(case)
-    ref = build_reference(case.problem())
+    ref = build_reference(case.objective())
     opts = GradeOptions()
     correct = {p: sol.parts()[p] for p in MAIN_PARTS}
     right = grade(ref, {p: jsonable(v) for p, v in correct.items()}, opts)
@@ -139,7 +139,7 @@ def test_variant_equal_to_the_answer_key_is_never_diagnosed() -> None:
     assert np.all(sol.z > 0)
     variants = oracle.mistake_variants(case, sol)
     assert close(variants["missing_activation_derivative"]["gradients.w"], sol.gw)
-    ref = build_reference(case.problem())
+    ref = build_reference(case.objective())
     answer = {"gradients.w": jsonable(sol.gw), "gradients.b": jsonable(sol.gb)}
     result = grade(ref, answer, GradeOptions())
     assert result["score"] == 1.0
@@ -161,7 +161,7 @@ TOL_CASES = [("logistic_regression", "l2", 1), ("softmax_regression", None, 2), 
 def _setup(label: str, reg: str | None, seed: int):
     case = oracle.make_case(label, reg, seed)
     sol = oracle.solve(case)
-    return case, sol, build_reference(case.problem())
+    return case, sol, build_reference(case.objective())
 
 
 @pytest.mark.parametrize("label,reg,seed", TOL_CASES)
@@ -223,11 +223,11 @@ def test_significant_figures(sig_figs: int) -> None:
 
 def test_four_significant_figures_of_the_worked_example() -> None:
     from service.compute.model_names import ModelName
-    from service.compute.models import build_problem
+    from service.compute.models import build_objective
     from service.compute.pairings import make_pairing
 
     X = [[0.5, 1.5], [1, 1], [1.5, 0.5], [3, 0.5], [2, 2], [1, 2.5]]
-    p = build_problem(
+    p = build_objective(
         ModelName.LOGISTIC_REGRESSION,
         make_pairing("sigmoid", "binary_cross_entropy"),
         X,
@@ -341,10 +341,10 @@ def test_huge_integer_is_graded_wrong_not_raised() -> None:
 
 def test_ungradable_part_does_not_contradict_score() -> None:
     from service.compute.model_names import ModelName
-    from service.compute.models import build_problem
+    from service.compute.models import build_objective
     from service.compute.pairings import make_pairing
 
-    p = build_problem(
+    p = build_objective(
         ModelName.LOGISTIC_REGRESSION, make_pairing("sigmoid", "binary_cross_entropy"), [[1.0], [1.0]], [0, 1], [800], 0
     )
     ref = build_reference(p)
@@ -360,7 +360,7 @@ def test_ungradable_part_does_not_contradict_score() -> None:
 def test_result_fields_agree() -> None:
     case = oracle.make_case("tanh+squared_error", "l2", 7)
     sol = oracle.solve(case)
-    ref = build_reference(case.problem())
+    ref = build_reference(case.objective())
     answer = {p: jsonable(v) for p, v in sol.parts().items()}
     answer["gradients.b"] = jsonable(2 * sol.gb + 1)
     answer["per_sample.f"] = "NaN"

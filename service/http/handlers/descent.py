@@ -59,7 +59,7 @@ def _model(problem_req: Any, settings: Settings) -> tuple[descent.Model, dict[st
         work = step_work(net.m, [W.shape for W in net.Ws])
         return descent.network(net), pairing_json(net.pairing), work
     prepared = prepare(problem_req, settings)
-    p = prepared.problem
+    p = prepared.objective
     n, k = int(p.X.shape[1]), int(p.w.shape[1]) if p.w.ndim == 2 else 1
     return descent.single_layer(p), pairing_json(p.pairing), step_work(p.m, [(n, k)])
 

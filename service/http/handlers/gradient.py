@@ -27,7 +27,7 @@ def _compute(prepared: Prepared | PreparedNetwork) -> bytes:
         net = prepared.network
         _SIZE.observe(net.X.size)
         return dumps(network_response(prepared))
-    _SIZE.observe(prepared.problem.m * prepared.problem.n)
+    _SIZE.observe(prepared.objective.m * prepared.objective.n)
     return dumps(gradient_response(prepared))
 
 

@@ -161,7 +161,7 @@ def check_problem(problem: Any, settings: Settings) -> Checked:
             work = net.X.shape[0] * sum(int(W.size) for W in net.Ws)
             return Checked("network", net, work)
         prepared = prepare(problem, settings)
-        return Checked("single", prepared.problem, prepared.work)
+        return Checked("single", prepared.objective, prepared.work)
     except ComputeError as exc:
         raise _under_problem(compute_error_problem(exc)) from None
     except ProblemError as exc:

@@ -1,4 +1,4 @@
-"""From a validated request to a compute Problem: the cross-field rules a schema cannot express.
+"""From a validated request to a compute Objective: the cross-field rules a schema cannot express.
 
 Checked here, before any array is built, each with the location of the offending value:
 rectangular X; len(w) = columns of X and len(y) = rows; softmax shapes (w n×k, b k); that a
@@ -22,13 +22,13 @@ from service.compute.finite_differences import evaluations_needed
 from service.compute.losses import LOSSES, LossName
 from service.compute.model_names import ModelName
 from service.compute.models import (
-    Problem,
+    Objective,
     Regularization,
     explain_size,
     prepare_targets,
     target_violations,
 )
-from service.compute.network import NetworkProblem
+from service.compute.network import NetworkObjective
 from service.compute.network import explain_size as network_explain_size
 from service.compute.pairings import PRESETS, Pairing, make_pairing
 from service.http.errors import ProblemError
@@ -48,7 +48,7 @@ class ExplainLevel(StrEnum):
 
 @dataclass
 class Prepared:
-    problem: Problem
+    objective: Objective
     explain: ExplainLevel
     verify: bool
     work: int  # m·n·k, the size of one evaluation
@@ -136,7 +136,7 @@ def _check_size(m: int, n: int, k: int, settings: Settings, k_loc: tuple[str | i
 
 
 def prepare(req: Any, settings: Settings) -> Prepared:
-    """Check the cross-field rules of a validated request and build the compute Problem."""
+    """Check the cross-field rules of a validated request and build the compute Objective."""
     model = ModelName(req.model)
     if model is ModelName.SINGLE_LAYER:
         act_name, loss_name = ActivationName(req.activation), LossName(req.loss)
@@ -223,7 +223,7 @@ def prepare(req: Any, settings: Settings) -> Prepared:
     if req.regularization is not None:
         reg = Regularization(req.regularization.kind, req.regularization.lambda_)
     X_arr = _matrix(X, m, n)
-    problem = Problem(
+    objective = Objective(
         model=model,
         pairing=pairing,
         X=X_arr,
@@ -234,7 +234,7 @@ def prepare(req: Any, settings: Settings) -> Prepared:
     )
     work = m * n * k
     if req.verify:
-        needed = evaluations_needed(problem) * work
+        needed = evaluations_needed(objective) * work
         if needed > settings.max_verify_work:
             raise ProblemError(
                 422,
@@ -245,12 +245,12 @@ def prepare(req: Any, settings: Settings) -> Prepared:
                 size=needed,
                 limit=settings.max_verify_work,
             )
-    return Prepared(problem, level, bool(req.verify), work)
+    return Prepared(objective, level, bool(req.verify), work)
 
 
 @dataclass
 class PreparedNetwork:
-    network: NetworkProblem
+    network: NetworkObjective
     explain: ExplainLevel
     verify: bool
 
@@ -379,7 +379,7 @@ def prepare_network(req: Any, settings: Settings) -> PreparedNetwork:
     if req.regularization is not None:
         reg = Regularization(req.regularization.kind, req.regularization.lambda_)
     hidden = [ACTIVATIONS[ActivationName(s.activation)] for s in specs[:-1]]
-    net = NetworkProblem(
+    net = NetworkObjective(
         hidden=hidden,
         pairing=pairing,
         Ws=[np.asarray(lp.W, dtype=np.float64) for lp in layers],

@@ -26,25 +26,25 @@ def pairing_json(pairing: Pairing) -> dict[str, Any]:
 
 
 def gradient_response(prepared: Prepared) -> dict[str, Any]:
-    """Evaluate the problem (and verify it on request) and shape the /gradient body."""
-    problem = prepared.problem
+    """Evaluate the objective (and verify it on request) and shape the /gradient body."""
+    objective = prepared.objective
     # Only J and the gradients wanted: one pass over X, without per-example arrays.
     ev: Gradients = (
-        gradients(problem) if prepared.explain is ExplainLevel.NONE and not prepared.verify else evaluate(problem)
+        gradients(objective) if prepared.explain is ExplainLevel.NONE and not prepared.verify else evaluate(objective)
     )
-    pairing = problem.pairing
+    pairing = objective.pairing
     pairing_out = pairing_json(pairing)
     body: dict[str, Any] = {
-        "model": str(problem.model),
+        "model": str(objective.model),
         "pairing": pairing_out,
         "loss": ev.loss,
         "gradients": {"w": ev.grad_w, "b": ev.grad_b if pairing.vector else float(ev.grad_b)},
     }
     if isinstance(ev, Evaluation):
         if prepared.explain is not ExplainLevel.NONE:
-            body["breakdown"] = build_breakdown(problem, ev, full=prepared.explain is ExplainLevel.FULL)
+            body["breakdown"] = build_breakdown(objective, ev, full=prepared.explain is ExplainLevel.FULL)
         if prepared.verify:
-            body["verification"] = verify(problem, ev)
+            body["verification"] = verify(objective, ev)
     return body
 
 
