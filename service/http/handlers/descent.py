@@ -9,7 +9,7 @@ import numpy as np
 
 from service.compute import descent
 from service.http.errors import ProblemError
-from service.http.handlers.problems import PreparedNetwork, prepare, prepare_network, within_limits
+from service.http.handlers.objectives import PreparedNetwork, prepare, prepare_network, within_limits
 from service.http.handlers.responses import pairing_json
 from service.http.schemas.descent import DESCENT_REQUEST, DescentRequest
 from service.http.schemas.gradient import GRADIENT_REQUEST

@@ -8,7 +8,7 @@ from typing import Any
 import anyio.to_thread
 from starlette.requests import Request
 
-from service.http.handlers.problems import Prepared, PreparedNetwork, prepare, prepare_network, within_limits
+from service.http.handlers.objectives import Prepared, PreparedNetwork, prepare, prepare_network, within_limits
 from service.http.handlers.responses import gradient_response, network_response
 from service.http.schemas.gradient import GRADIENT_REQUEST
 from service.http.security.access import access

@@ -20,7 +20,7 @@ from service.grading.formats import render
 from service.grading.grade import GradeOptions, grade
 from service.grading.reference import NetworkReference, Reference, build_network_reference, build_reference
 from service.http.errors import ProblemError, compute_error_problem, problem_body, validation_errors
-from service.http.handlers.problems import prepare, prepare_network
+from service.http.handlers.objectives import prepare, prepare_network
 from service.http.schemas.gradient import GRADIENT_REQUEST
 from service.http.schemas.grading import (
     BATCH_REQUEST,

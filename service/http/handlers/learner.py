@@ -35,7 +35,7 @@ from service.compute.pairings import PRESETS, rhs
 from service.grading.mistakes import derivation_steps
 from service.http.handlers.descent import run_descent
 from service.http.handlers.gradient import prepare_any
-from service.http.handlers.problems import PreparedNetwork
+from service.http.handlers.objectives import PreparedNetwork
 from service.http.handlers.responses import gradient_response, network_response
 from service.http.schemas.descent import DESCENT_REQUEST
 from service.http.schemas.gradient import EXAMPLES, GRADIENT_REQUEST

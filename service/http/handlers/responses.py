@@ -10,7 +10,7 @@ from service.compute.models import Evaluation, Gradients, evaluate, gradients
 from service.compute.network import evaluate as network_evaluate
 from service.compute.network_breakdown import build_network_breakdown
 from service.compute.pairings import Pairing
-from service.http.handlers.problems import ExplainLevel, Prepared, PreparedNetwork
+from service.http.handlers.objectives import ExplainLevel, Prepared, PreparedNetwork
 
 
 def pairing_json(pairing: Pairing) -> dict[str, Any]:

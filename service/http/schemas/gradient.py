@@ -3,7 +3,7 @@
 Numbers are strict: finite JSON numbers only (NaN, Infinity, 1e999, numeric strings and booleans
 are refused). Target constraints of the presets are generated from the loss registry, so the
 OpenAPI document shows them; cross-field rules (shapes, single_layer targets) are checked in
-`service.http.handlers.problems`.
+`service.http.handlers.objectives`.
 """
 
 from __future__ import annotations
