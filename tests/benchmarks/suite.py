@@ -781,7 +781,7 @@ def report(results: dict[str, Any], meta: dict[str, Any]) -> str:
         header = "| implementation | " + " | ".join(f"{s} | ÷ jax | ÷ read" for s in c["sizes"]) + " |"
         lines = [
             "### 3. Compute: logistic loss + gradients, float64, m×n as given; one process per implementation "
-            "and round, both cores (OpenBLAS, torch and XLA use 2 threads); the Problem, the tensors and the jit "
+            "and round, both cores (OpenBLAS, torch and XLA use 2 threads); the Objective, the tensors and the jit "
             "compilation are made outside the timing; in each process the best of 5 calls after a warm-up (other "
             "work on the machine only adds time), then the median over the rounds.",
             "",
