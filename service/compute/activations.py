@@ -55,6 +55,12 @@ class Activation(ABC):
     def derivative(self, z: Array, f: Array) -> Array:
         """df/dz at z, given f = g(z): (m,) for scalar activations, (m, k, k) for softmax."""
 
+    def derivative_as_written(self, z: Array, f: Array) -> Array:
+        """df/dz as the course writes it, in terms of f where its formula uses f, for any f (a
+        learner's own, wrong, f included): what grading expects from a learner's f. By default the
+        derivative itself; the activations whose formula is in f override it."""
+        return self.derivative(z, f)
+
     def kink_mask(self, z: Array, width: Array | float = 0.0) -> Array:
         """Examples whose z lies within `width` of a kink (where df/dz jumps); none by default."""
         return np.zeros(z.shape[0], dtype=bool)
@@ -90,6 +96,9 @@ class Sigmoid(Activation):
         s, s_neg = stable.sigmoid_pair(z)
         return s * s_neg
 
+    def derivative_as_written(self, z: Array, f: Array) -> Array:
+        return f * (1.0 - f)
+
 
 class Tanh(Activation):
     name = ActivationName.TANH
@@ -103,6 +112,9 @@ class Tanh(Activation):
 
     def derivative(self, z: Array, f: Array) -> Array:
         return stable.sech2(z)
+
+    def derivative_as_written(self, z: Array, f: Array) -> Array:
+        return 1.0 - f * f
 
 
 class Relu(Activation):
@@ -175,6 +187,13 @@ class Softmax(Activation):
         idx = np.arange(k)
         # the diagonal f_k (1 − f_k), with 1 − f_k as the sum of the other entries where f_k ≈ 1
         jac[:, idx, idx] = f * stable.complement_rows(f)
+        return jac
+
+    def derivative_as_written(self, z: Array, f: Array) -> Array:
+        """diag(f) − f fᵀ, as written, for any f (not only rows that sum to 1)."""
+        jac = -f[:, :, None] * f[:, None, :]
+        idx = np.arange(f.shape[1])
+        jac[:, idx, idx] += f
         return jac
 
 

@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 
 from service import __version__
-from service.compute.activations import ActivationName
 from service.compute.stable import Array
 from service.grading import GRADING_RULES_VERSION
 from service.grading.answer_key import Reference
@@ -76,7 +75,7 @@ class _Chain:
             self.f_from_z = self.act.value(self.z)
             self.f = own.get("f", self.f_from_z)
             self.dL_df_from_f = self.loss.dL_df(self.f, self.y)
-            self.df_dz_from_zf = self._derivative(self.z, self.f)
+            self.df_dz_from_zf = self.act.derivative_as_written(self.z, self.f)
             dL_df = own.get("dL_df", self.dL_df_from_f)
             df_dz = own.get("df_dz", self.df_dz_from_zf)
             if p.pairing.canonical and "dL_df" not in own and "df_dz" not in own:
@@ -86,22 +85,6 @@ class _Chain:
             else:
                 self.dL_dz_from_factors = dL_df * df_dz
             self.dL_dz = own.get("dL_dz", self.dL_dz_from_factors)
-
-    def _derivative(self, z: Array, f: Array) -> Array:
-        # the derivative as the learner writes it: in terms of f where the formula uses f
-        name = self.act.name
-        if name is ActivationName.SIGMOID:
-            return f * (1.0 - f)
-        if name is ActivationName.TANH:
-            return 1.0 - f * f
-        if name is ActivationName.EXP:
-            return f.copy()
-        if name is ActivationName.SOFTMAX:  # diag(f) − f fᵀ, as written, for any f the learner gives
-            jac = -f[:, :, None] * f[:, None, :]
-            idx = np.arange(f.shape[1])
-            jac[:, idx, idx] += f
-            return jac
-        return self.act.derivative(z, f)
 
     def expectation(self, part: str) -> Array | None:
         """What `part` should be given the learner's own upstream values."""

@@ -147,3 +147,24 @@ def test_sigmoid_derivative_is_f_one_minus_f_in_the_middle() -> None:
     z = np.linspace(-3, 3, 61)
     f = 1.0 / (1.0 + np.exp(-z))
     np.testing.assert_allclose(sig.derivative(z, sig.value(z)), f * (1 - f), rtol=1e-13)
+
+
+@pytest.mark.parametrize("name", list(ACTIVATIONS))
+def test_the_derivative_as_written_is_the_derivative_at_its_own_f(name: ActivationName) -> None:
+    """Grading's df/dz from a learner's f: at f = g(z) it is the derivative; for sigmoid, tanh and
+    softmax it is the course's formula in f (f(1 − f), 1 − f², diag(f) − f fᵀ) for any f."""
+    act = ACTIVATIONS[name]
+    rng = np.random.default_rng(5)
+    z = rng.normal(size=(7, 3)) if act.vector else rng.normal(size=7) + 0.05
+    f = act.value(z)
+    np.testing.assert_allclose(act.derivative_as_written(z, f), act.derivative(z, f), rtol=1e-12, atol=1e-15)
+    other = np.full_like(f, 0.3)
+    if name is ActivationName.SIGMOID:
+        expected = other * (1 - other)
+    elif name is ActivationName.TANH:
+        expected = 1 - other**2
+    elif name is ActivationName.SOFTMAX:
+        expected = np.einsum("ik,kl->ikl", other, np.eye(3)) - other[:, :, None] * other[:, None, :]
+    else:
+        return
+    np.testing.assert_allclose(act.derivative_as_written(z, other), expected, rtol=1e-15)
