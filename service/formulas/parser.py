@@ -248,6 +248,9 @@ class _Parser:
             if inner.kind != "name":
                 self.fail(f"a name inside \\{name}{{}}")
             self.advance()
+            if name in {"operatorname", "mathrm"}:  # LaTeX splits an unknown word into letters: join them back
+                while self.peek().kind == "name":
+                    inner = Token("name", inner.text + self.advance().text, inner.column)
             self.expect("}")
             if name == "hat":
                 if inner.text != "y":
@@ -302,12 +305,12 @@ class _Parser:
         example: str | None = None
         while True:
             if self.at("_") and index is None:
-                self.advance()
+                underscore = self.advance()
                 if name == "f":
                     example = self.model_subscript() or example
                     continue
                 if name not in v.INDEXED:
-                    raise FormulaError(f"'{token.text}' takes no subscript", self.peek().column)
+                    raise FormulaError(f"'{token.text}' takes no subscript", underscore.column)
                 index = self.index_letter(v.FEATURE_INDEX)
             elif self.at("^") and example is None and self.example_ahead():
                 if name not in v.PER_EXAMPLE:

@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
 from fractions import Fraction
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from service.formulas import vocabulary as v
 from service.formulas.errors import FormulaError, FormulaTooComplex
@@ -13,13 +13,11 @@ from service.formulas.errors import FormulaError, FormulaTooComplex
 Syntax = Literal["auto", "text", "latex"]
 OPS = frozenset("+-*/^(){}_,=")
 UNICODE_OPS = {"\u2212": "-", "\u00b7": "*", "\u00d7": "*"}
-WHITESPACE = frozenset(" \t\n\r")
 OPENING = {"(": ")", "{": "}"}
 MAX_EXPONENT_DIGITS = 5  # 1e99999 at most is read (then refused by the power limit), never 1e99999999999
 
 
-@dataclass(frozen=True)
-class Token:
+class Token(NamedTuple):
     kind: Literal["num", "name", "cmd", "op", "end"]
     text: str
     column: int  # 1-based
@@ -38,106 +36,80 @@ def describe(token: Token) -> str:
     return f"'{token.text}'"
 
 
-def _is_letter(ch: str) -> bool:
-    return ("a" <= ch <= "z") or ("A" <= ch <= "Z")
+TOKEN = re.compile(
+    r"(?P<space>[ \t\n\r]+)"
+    r"|(?P<num>(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)"
+    r"|(?P<word>[A-Za-z]+)"
+    r"|(?P<pow>\*\*)"
+    r"|(?P<op>[-+*/^(){}_,=])"
+    r"|(?P<cmd>\\(?:[A-Za-z]+|.?))",
+    re.DOTALL,
+)
+NUMBER = re.compile(r"([0-9]*)(?:\.([0-9]*))?(?:[eE]([+-]?)([0-9]+))?")
 
 
-def _is_digit(ch: str) -> bool:
-    return "0" <= ch <= "9"
-
-
-def _number(text: str, start: int) -> tuple[Token, int]:
-    i = start
-    n = len(text)
-    while i < n and _is_digit(text[i]):
-        i += 1
-    integer = text[start:i]
-    fraction = ""
-    if i < n and text[i] == ".":
-        j = i + 1
-        while j < n and _is_digit(text[j]):
-            j += 1
-        fraction = text[i + 1 : j]
-        if not integer and not fraction:
-            raise FormulaError("expected a digit after '.'", start + 1)
-        i = j
+def _number(literal: str, column: int) -> Fraction:
+    found = NUMBER.fullmatch(literal)
+    assert found is not None
+    integer, fraction, sign, digits = found.group(1), found.group(2) or "", found.group(3), found.group(4)
     exponent = 0
-    if i < n and text[i] in "eE":
-        j = i + 1
-        if j < n and text[j] in "+-":
-            j += 1
-        if j < n and _is_digit(text[j]):
-            k = j
-            while k < n and _is_digit(text[k]):
-                k += 1
-            digits = text[j:k].lstrip("0")
-            if len(digits) > MAX_EXPONENT_DIGITS:
-                raise FormulaTooComplex(
-                    "number", 10**MAX_EXPONENT_DIGITS, None, f"the number {text[start:k]!r} is too large", start + 1
-                )
-            exponent = int(text[j:k]) * (-1 if text[i + 1] == "-" else 1)
-            i = k
+    if digits:
+        if len(digits.lstrip("0")) > MAX_EXPONENT_DIGITS:
+            limit = 10**MAX_EXPONENT_DIGITS
+            raise FormulaTooComplex("number", limit, None, f"the number {literal!r} is too large", column)
+        exponent = int(digits) * (-1 if sign == "-" else 1)
     mantissa = int((integer + fraction) or "0")
-    value = Fraction(mantissa) * Fraction(10) ** (exponent - len(fraction))
-    return Token("num", text[start:i], start + 1, value), i
+    return Fraction(mantissa) * Fraction(10) ** (exponent - len(fraction))
 
 
 def tokenize(text: str, syntax: Literal["text", "latex"]) -> list[Token]:
     latex = syntax == "latex"
     tokens: list[Token] = []
+    append = tokens.append
     i = 0
     n = len(text)
+    match = TOKEN.match
     while i < n:
-        ch = text[i]
+        found = match(text, i)
         column = i + 1
-        if ch in WHITESPACE:
-            i += 1
-        elif _is_digit(ch) or (ch == "." and i + 1 < n and _is_digit(text[i + 1])):
-            previous = tokens[-1].text if tokens and tokens[-1].kind == "op" else ""
-            if latex and previous in {"^", "_"}:  # x^23 is x^2 times 3 in TeX
-                tokens.append(Token("num", ch, column, Fraction(int(ch))))
+        if found is None:
+            ch = text[i]
+            if ch in UNICODE_OPS:
+                append(Token("op", UNICODE_OPS[ch], column))
                 i += 1
-            else:
-                token, i = _number(text, i)
-                tokens.append(token)
-        elif _is_letter(ch):
-            j = i
-            while j < n and _is_letter(text[j]):
-                j += 1
-            word = text[i:j]
-            tokens.extend(_words(word, column, latex))
-            i = j
-        elif ch == "*" and i + 1 < n and text[i + 1] == "*":
-            tokens.append(Token("op", "^", column))
-            i += 2
-        elif ch in OPS:
-            tokens.append(Token("op", ch, column))
-            i += 1
-        elif ch in UNICODE_OPS:
-            tokens.append(Token("op", UNICODE_OPS[ch], column))
-            i += 1
-        elif ch == "\\":
+                continue
+            shown = repr(ch) if ch.isprintable() else "a control character"
+            raise FormulaError(f"unexpected character {shown} (U+{ord(ch):04X})", column)
+        kind = found.lastgroup
+        lexeme = found.group()
+        i = found.end()
+        if kind == "space":
+            continue
+        if kind == "num":
+            if latex and tokens and tokens[-1].kind == "op" and tokens[-1].text in {"^", "_"}:
+                lexeme, i = lexeme[0], column  # x^23 is x^2 times 3 in TeX
+                if lexeme == ".":
+                    raise FormulaError("expected a digit or '{' after the script", column)
+            append(Token("num", lexeme, column, _number(lexeme, column)))
+        elif kind == "word":
+            tokens.extend(_words(lexeme, column, latex))
+        elif kind == "pow":
+            append(Token("op", "^", column))
+        elif kind == "op":
+            append(Token("op", lexeme, column))
+        else:  # a command
             if not latex:
                 raise FormulaError("a LaTeX command in plain text (use the LaTeX spelling)", column)
-            j = i + 1
-            while j < n and _is_letter(text[j]):
-                j += 1
-            if j == i + 1:
-                j = min(i + 2, n)
-            name = text[i + 1 : j]
-            i = j
+            name = lexeme[1:]
             if name in v.SPACING or name in v.SIZING:
                 continue
             if name in v.COMMAND_TOKENS:
-                tokens.append(Token("op", v.COMMAND_TOKENS[name], column))
+                append(Token("op", v.COMMAND_TOKENS[name], column))
             elif name in v.COMMANDS:
-                tokens.append(Token("cmd", name, column))
+                append(Token("cmd", name, column))
             else:
-                shown = "\\" + name if name else "a lone '\\'"
+                shown = "\\" + name if name.isprintable() and name else "a lone '\\'"
                 raise FormulaError(f"unknown command {shown}", column, v.ALLOWED_COMMANDS)
-        else:
-            shown = repr(ch) if ch.isprintable() else "a control character"
-            raise FormulaError(f"unexpected character {shown} (U+{ord(ch):04X})", column)
     tokens.append(Token("end", "", n + 1))
     return tokens
 
