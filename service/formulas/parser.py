@@ -23,7 +23,7 @@ import math
 from collections.abc import Iterable
 from fractions import Fraction
 
-from service.formulas import vocabulary as v
+import service.formulas.vocabulary as v
 from service.formulas.errors import FormulaError, FormulaTooComplex
 from service.formulas.limits import DEFAULT_LIMITS, Limits
 from service.formulas.tokens import Syntax, Token, describe, detect, simplify_groups, tokenize

@@ -7,7 +7,7 @@ import re
 from fractions import Fraction
 from typing import Literal, NamedTuple
 
-from service.formulas import vocabulary as v
+import service.formulas.vocabulary as v
 from service.formulas.errors import FormulaError, FormulaTooComplex
 
 Syntax = Literal["auto", "text", "latex"]
