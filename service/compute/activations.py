@@ -46,6 +46,13 @@ class Activation(ABC):
     derivative_formula: ClassVar[Formula]
     stable_evaluation: ClassVar[str] = "direct"
     kinks: ClassVar[str | None] = None  # where the derivative is a chosen subgradient
+    # what the breakdown tells a learner about this activation's numbers:
+    # values of f that float64 reaches although the true value never does, and why that is harmless
+    rounding_notes: ClassVar[tuple[tuple[float, str], ...]] = ()
+    # a hidden layer's g'(z) peak, below a share of which the layer is saturated (None: never saturates)
+    saturation_peak: ClassVar[float | None] = None
+    # g'(z) = 0 for every z ≤ 0: a unit with z ≤ 0 on every example is dead
+    dead_below_zero: ClassVar[bool] = False
 
     @abstractmethod
     def value(self, z: Array) -> Array:
@@ -89,6 +96,20 @@ class Sigmoid(Activation):
         "df/dz = σ(z)·σ(−z), since 1 − f cancels for large z"
     )
 
+    rounding_notes = (
+        (
+            1.0,
+            "f = σ(z) rounds to exactly 1 in float64 here although the true value is not "
+            "1; the loss and dL/dz were computed from z, so they keep full precision",
+        ),
+        (
+            0.0,
+            "f = σ(z) rounds to exactly 0 in float64 here although the true value is not "
+            "0; the loss and dL/dz were computed from z, so they keep full precision",
+        ),
+    )
+    saturation_peak = 0.25
+
     def value(self, z: Array) -> Array:
         return stable.sigmoid(z)
 
@@ -106,6 +127,8 @@ class Tanh(Activation):
     formula = Formula(r"f = \tanh z = \frac{e^{z} - e^{-z}}{e^{z} + e^{-z}}", "f = tanh(z)")
     derivative_formula = Formula(r"\frac{\partial f}{\partial z} = 1 - f^{2}", "df/dz = 1 - f^2")
     stable_evaluation = "df/dz = 1/cosh²(z) = 4e/(1+e)² with e = e^(−2|z|), since 1 − f² cancels for |z| ≳ 10"
+
+    saturation_peak = 1.0
 
     def value(self, z: Array) -> Array:
         return np.tanh(z)
@@ -127,6 +150,8 @@ class Relu(Activation):
     )
     kinks = "z = 0, where relu'(0) = 0 is chosen (as PyTorch)"
 
+    dead_below_zero = True
+
     def value(self, z: Array) -> Array:
         return np.maximum(z, 0.0)
 
@@ -143,6 +168,14 @@ class Exp(Activation):
     formula = Formula(r"f = e^{z}", "f = e^z")
     derivative_formula = Formula(r"\frac{\partial f}{\partial z} = e^{z} = f", "df/dz = e^z = f")
     stable_evaluation = "e^z overflows past z ≈ 709.78: that is reported as a non-finite result, never a silent inf"
+
+    rounding_notes = (
+        (
+            0.0,
+            "f underflows to 0 in float64 here although its true value is positive; "
+            "the loss and dL/dz were computed from z where that matters",
+        ),
+    )
 
     def value(self, z: Array) -> Array:
         with np.errstate(over="ignore"):
@@ -161,6 +194,14 @@ class Softplus(Activation):
     )
     stable_evaluation = "f = logaddexp(0, z) = max(z, 0) + log1p(e^(−|z|))"
 
+    rounding_notes = (
+        (
+            0.0,
+            "f underflows to 0 in float64 here although its true value is positive; "
+            "the loss and dL/dz were computed from z where that matters",
+        ),
+    )
+
     def value(self, z: Array) -> Array:
         return stable.softplus(z)
 
@@ -177,6 +218,14 @@ class Softmax(Activation):
         r"\frac{\partial f_k}{\partial z_l} = f_k\,(\delta_{kl} - f_l)", "df_k/dz_l = f_k (delta_kl - f_l)"
     )
     stable_evaluation = "subtract max(z) from each row before exp, so every exp is ≤ 1"
+
+    rounding_notes = (
+        (
+            0.0,
+            "f underflows to 0 in float64 here although its true value is positive; "
+            "the loss and dL/dz were computed from z where that matters",
+        ),
+    )
 
     def value(self, z: Array) -> Array:
         return stable.softmax_rows(z)

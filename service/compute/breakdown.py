@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from service.compute.activations import ActivationName
 from service.compute.derivations import DerivationStep, activation_derivation, loss_derivation
 from service.compute.domains import Formula
 from service.compute.pairings import Pairing
@@ -199,32 +198,10 @@ def build_breakdown(objective: Objective, ev: Evaluation, *, full: bool) -> dict
 
 def _note_rounding(objective: Objective, ev: Evaluation, notes: list[dict[str, Any]]) -> None:
     """Say where f rounds to a boundary of its range, which a learner would otherwise take as exact."""
-    name = objective.pairing.activation.name
-    if name is ActivationName.SIGMOID:
-        for bound, side in ((1.0, "1"), (0.0, "0")):
-            ex = _examples(ev.f == bound)
-            if ex:
-                notes.append(
-                    {
-                        "quantity": "f",
-                        "examples": ex[:MAX_EXAMPLES_LISTED],
-                        "count": len(ex),
-                        "reason": f"f = σ(z) rounds to exactly {side} in float64 here although the true value is not "
-                        f"{side}; the loss and dL/dz were computed from z, so they keep full precision",
-                    }
-                )
-    elif name in (ActivationName.EXP, ActivationName.SOFTPLUS, ActivationName.SOFTMAX):
-        ex = _examples(ev.f == 0.0)
+    for bound, reason in objective.pairing.activation.rounding_notes:
+        ex = _examples(ev.f == bound)
         if ex:
-            notes.append(
-                {
-                    "quantity": "f",
-                    "examples": ex[:MAX_EXAMPLES_LISTED],
-                    "count": len(ex),
-                    "reason": "f underflows to 0 in float64 here although its true value is positive; "
-                    "the loss and dL/dz were computed from z where that matters",
-                }
-            )
+            notes.append({"quantity": "f", "examples": ex[:MAX_EXAMPLES_LISTED], "count": len(ex), "reason": reason})
 
 
 def canonical_simplification(pairing: Pairing, at_output_of: int | None = None) -> dict[str, Any] | None:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from service.compute.activations import ActivationName
+from service.compute.activations import Activation
 from service.compute.breakdown import (
     RULE_CANONICAL,
     RULE_CHAIN,
@@ -173,7 +173,7 @@ def build_network_breakdown(net: NetworkObjective, ev: NetworkEvaluation, *, ful
         if layer < L:
             gp = act.derivative(z, ev.activations[layer])
             entry["g_prime"] = gp
-            _note_vanishing(layer, act.name, z, gp, notes)
+            _note_vanishing(layer, act, z, gp, notes)
         layers.append(entry)
         steps.append(
             {
@@ -283,10 +283,10 @@ def build_network_breakdown(net: NetworkObjective, ev: NetworkEvaluation, *, ful
     }
 
 
-def _note_vanishing(layer: int, name: ActivationName, z: Any, gp: Any, notes: list[dict[str, Any]]) -> None:
+def _note_vanishing(layer: int, act: Activation, z: Any, gp: Any, notes: list[dict[str, Any]]) -> None:
     """Say where a hidden layer's g'(z) lets almost no gradient through: what learners need to see."""
-    if name in (ActivationName.SIGMOID, ActivationName.TANH):
-        peak = 0.25 if name is ActivationName.SIGMOID else 1.0
+    name, peak = act.name, act.saturation_peak
+    if peak is not None:
         saturated = gp < SATURATION * peak
         if np.any(saturated):
             units = sorted({int(j) for j in np.flatnonzero(np.any(saturated, axis=0))})
@@ -302,7 +302,7 @@ def _note_vanishing(layer: int, name: ActivationName, z: Any, gp: Any, notes: li
                     "weights feeding those units barely learn (vanishing gradient)",
                 }
             )
-    elif name is ActivationName.RELU:
+    elif act.dead_below_zero:
         dead = np.all(z <= 0, axis=0)
         if np.any(dead):
             units = [int(j) for j in np.flatnonzero(dead)]
@@ -312,7 +312,7 @@ def _note_vanishing(layer: int, name: ActivationName, z: Any, gp: Any, notes: li
                     "examples": [],
                     "count": 0,
                     "units": units[:50],
-                    "reason": f"relu units {units[:10]} of layer {layer} are dead on this data: z ≤ 0 for every "
+                    "reason": f"{name} units {units[:10]} of layer {layer} are dead on this data: z ≤ 0 for every "
                     "example, so g'(z) = 0, their δ is 0 and no gradient reaches the weights feeding them",
                 }
             )
