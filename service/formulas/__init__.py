@@ -1,0 +1,1 @@
+"""Formulas: a safe symbolic layer (pure: no web framework)."""
