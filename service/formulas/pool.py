@@ -308,9 +308,13 @@ def _worker_main(
     memory_limit_bytes: int | None,
     die_with_parent: bool,
     imports: tuple[str, ...],
+    niceness: int,
 ) -> None:
     """A worker's loop: one request in, one reply out, until the request pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers stop
+    if niceness:
+        with contextlib.suppress(OSError):
+            os.nice(niceness)  # hostile work yields the CPU to the service's own requests
     if die_with_parent:
         _release_fork_server()
         _die_with_parent()
@@ -441,10 +445,13 @@ class WorkerPool:
         preload: Sequence[str] = (),
         imports: Sequence[str] = (),
         start_timeout: float = 30.0,
+        niceness: int = 10,
     ) -> None:
         """`imports`: modules every worker imports when it starts, before it takes a job (so that the first job's
         time limit is not spent importing its own module); its memory limit is counted from after them.
         `start_timeout`: how long a worker may take to start before WorkerCrashed.
+        `niceness`: added to the workers' nice value, so that the scheduler prefers the service's own threads
+        (its event loop, its numpy work) over formulas when the CPUs are busy.
 
         `preload`: modules the fork server imports once, before forking workers (e.g. ``["sympy"]``), so
         that a replaced worker starts in milliseconds; it only takes effect if this process's fork server
@@ -464,6 +471,8 @@ class WorkerPool:
         self.start_method = start_method
         self.imports = tuple(imports)
         self.start_timeout = float(start_timeout)
+        self.niceness = niceness
+        self._options = (self.imports, niceness)
         self._context = multiprocessing.get_context(start_method)
         if preload and start_method == "forkserver":
             self._context.set_forkserver_preload(list(preload))  # type: ignore[attr-defined]
@@ -644,7 +653,7 @@ class WorkerPool:
         replies_r, replies_w = self._context.Pipe(duplex=False)
         process = self._context.Process(  # type: ignore[attr-defined]
             target=_worker_main,
-            args=(requests_r, replies_w, self.memory_limit_bytes, self.start_method == "forkserver", self.imports),
+            args=(requests_r, replies_w, self.memory_limit_bytes, self.start_method == "forkserver", *self._options),
             name=f"formula-worker-{slot.index}",
             daemon=True,
         )
@@ -655,14 +664,14 @@ class WorkerPool:
             replies_w.close()
         os.set_blocking(replies_r.fileno(), False)
         slot.process, slot.requests, slot.replies, slot.dirty = process, requests_w, replies_r, False
-        ready = _read_frame(replies_r.fileno(), self.start_timeout)
-        if not isinstance(ready, bytes) or pickle.loads(ready) != ("ready",):
-            slot.kill()
-            raise WorkerCrashed(slot.reap())
         with self._lock:
             self.counters.started += 1
             if process.pid is not None:
                 self.counters.pids.append(process.pid)
+        ready = _read_frame(replies_r.fileno(), self.start_timeout)
+        if not isinstance(ready, bytes) or pickle.loads(ready) != ("ready",):
+            slot.kill()
+            raise WorkerCrashed(slot.reap())
 
     def _send(self, slot: _Slot, payload: bytes) -> bool:
         """Write the request; False if the worker is gone (an idle worker died: safe to retry elsewhere)."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -31,51 +30,16 @@ from service.formulas.pool import (
     WorkTooBig,
     WorkTooLong,
 )
+from tests.formulas.pool_jobs import add, exit_hard, fail, grow, kill_self, pid, spin
 
 ROOT = Path(__file__).resolve().parents[2]
+JOBS = "tests.formulas.pool_jobs"  # imported by the workers at start: light, no pytest
 MiB = 2**20
-
-
-class CustomError(Exception):
-    pass
-
-
-def add(a: int, b: int) -> int:
-    return a + b
-
-
-def fail(message: str) -> None:
-    raise CustomError(message)
-
-
-def spin() -> None:
-    while True:
-        pass
-
-
-def grow() -> int:
-    chunks = []
-    while True:
-        chunks.append(bytearray(16 * MiB))
-        if len(chunks) > 10_000:
-            return len(chunks)
-
-
-def pid() -> int:
-    return os.getpid()
-
-
-def exit_hard(code: int) -> None:
-    os._exit(code)
-
-
-def kill_self() -> None:
-    os.kill(os.getpid(), signal.SIGSEGV)
 
 
 @pytest.fixture
 def pool() -> Iterator[WorkerPool]:
-    p = WorkerPool(imports=[__name__], size=2, time_limit=0.5, memory_limit_bytes=256 * MiB)
+    p = WorkerPool(imports=[JOBS], size=2, time_limit=0.5, memory_limit_bytes=256 * MiB)
     try:
         yield p
     finally:
@@ -129,7 +93,7 @@ def test_an_exception_in_the_job_is_raised_with_its_type_and_message(pool: Worke
     assert str(info.value) == "ZeroDivisionError: division by zero"
     with pytest.raises(JobFailed) as info:
         pool.run_sync(fail, "no good")
-    assert info.value.type_name == "tests.formulas.test_pool.CustomError"
+    assert info.value.type_name == "tests.formulas.pool_jobs.CustomError"
     assert info.value.message == "no good"
     assert "fail" in info.value.remote_traceback
     with pytest.raises(JobFailed, match="ValueError"):
@@ -200,9 +164,9 @@ def test_work_over_the_memory_limit_gets_work_too_big_and_the_pool_recovers(
     pool.start()
     t0 = time.monotonic()
     with pytest.raises(WorkTooBig) as info:
-        pool.run_sync(job, *args)  # type: ignore[arg-type]
+        pool.run_sync(job, *args, timeout=10.0)  # type: ignore[arg-type]
     assert info.value.limit == 256 * MiB
-    assert time.monotonic() - t0 < 0.5 + 1.0  # refused by the allocator, not by the clock
+    assert time.monotonic() - t0 < 10.0  # refused by the allocator, not by the clock
     assert pool.run_sync(add, 1, 2) == 3
     assert pool.run_sync("builtins:len", bytes(64 * MiB)) == 64 * MiB  # a big request is fine, under the limit
 
@@ -225,6 +189,7 @@ def test_run_awaits_a_result_and_an_error(pool: WorkerPool) -> None:
     asyncio.run(main())
 
 
+@pytest.mark.slow  # ~2 s, and timing-sensitive: not beside another xdist worker on a small machine
 def test_the_event_loop_stays_responsive_while_hostile_work_runs() -> None:
     async def main(pool: WorkerPool) -> tuple[float, int, list[BaseException | None]]:
         gaps: list[float] = []
@@ -248,7 +213,7 @@ def test_the_event_loop_stays_responsive_while_hostile_work_runs() -> None:
         await ticker
         return max(gaps), len(gaps), [r if isinstance(r, BaseException) else None for r in results]
 
-    with WorkerPool(imports=[__name__], size=2, time_limit=0.4) as pool:
+    with WorkerPool(imports=[JOBS], size=2, time_limit=0.4) as pool:
         pool.start()
         worst, ticks, errors = asyncio.run(main(pool))
     assert all(isinstance(e, WorkTooLong) for e in errors), errors
@@ -295,7 +260,7 @@ def test_more_waiting_jobs_than_the_bound_raise_pool_busy() -> None:
         assert all(isinstance(r, WorkTooLong) for r in results), results
         assert await pool.run(add, 1, 1) == 2
 
-    with WorkerPool(imports=[__name__], size=1, time_limit=0.3, max_waiting=2) as pool:
+    with WorkerPool(imports=[JOBS], size=1, time_limit=0.3, max_waiting=2) as pool:
         asyncio.run(main(pool))
         assert pool.counters.busy == 2
 
@@ -311,7 +276,7 @@ def test_eight_hostile_jobs_are_each_refused_and_a_normal_job_still_completes() 
         results = await asyncio.gather(*hostile, return_exceptions=True)
         return results, normal, t_normal, time.monotonic() - t0
 
-    with WorkerPool(imports=[__name__], size=2, time_limit=0.5) as pool:
+    with WorkerPool(imports=[JOBS], size=2, time_limit=0.5) as pool:
         pool.start()
         results, normal, t_normal, t_all = asyncio.run(main(pool))
     assert all(isinstance(r, WorkTooLong) for r in results), results
@@ -350,7 +315,7 @@ def _workers_of_forkserver() -> list[psutil.Process]:
 
 
 def test_close_leaves_no_worker_processes() -> None:
-    pool = WorkerPool(imports=[__name__], size=2, time_limit=0.5)
+    pool = WorkerPool(imports=[JOBS], size=2, time_limit=0.5)
     pool.start()
     pool.run_sync(add, 1, 1)
     pids = pool.pids()
@@ -371,7 +336,7 @@ def test_close_while_jobs_run_and_wait() -> None:
         await pool.aclose()
         return await asyncio.gather(*tasks, return_exceptions=True)
 
-    pool = WorkerPool(imports=[__name__], size=2, time_limit=0.5)
+    pool = WorkerPool(imports=[JOBS], size=2, time_limit=0.5)
     pool.start()
     pids = pool.pids()
     t0 = time.monotonic()
@@ -419,7 +384,7 @@ def test_workers_die_with_the_parent_even_in_a_c_call() -> None:
 
 
 def test_the_spawn_start_method_works_too() -> None:
-    with WorkerPool(imports=[__name__], size=1, time_limit=0.5, start_method="spawn") as pool:
+    with WorkerPool(imports=[JOBS], size=1, time_limit=0.5, start_method="spawn") as pool:
         assert pool.run_sync(add, 1, 2) == 3
         with pytest.raises(WorkTooLong):
             pool.run_sync(spin)
