@@ -99,3 +99,22 @@ def test_the_example_notebook_is_a_page_with_its_outputs() -> None:
     page = pages["examples/logistic_gradient.md"]
     assert page.count("```python") >= 5 and '<div class="notebook-output">' in page
     assert "missing_mean" in page and "def compute_gradient_logistic" in page
+
+
+def test_code_and_tests_cite_nothing_outside_the_repository() -> None:
+    """Comments and docstrings cite the project's own pages (docs/design/…), never design notes a
+    clone does not have."""
+    this = Path(__file__).resolve()
+    found = [
+        f"{path.relative_to(ROOT)}:{n}"
+        for folder in ("service", "tests", "hooks", "clients", "examples", "docker")
+        for path in (ROOT / folder).rglob("*")
+        if path.is_file()
+        and path.suffix in {".py", ".js", ".html", ".sh", ".ipynb", ".yaml", ".yml", ".toml", ".md", ""}
+        and path.resolve() != this
+        and "node_modules" not in path.parts
+        and "__pycache__" not in path.parts
+        for n, line in enumerate(path.read_text(errors="replace").splitlines(), 1)
+        if OUTSIDE.search(line)
+    ]
+    assert found == []

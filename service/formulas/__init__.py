@@ -1,4 +1,4 @@
-"""Formulas: a safe reader for the notation of FORMULAS.md (plain text and LaTeX), its tree and printers.
+"""Formulas: a safe reader for the notation of docs/design/formulas.md (plain text and LaTeX), its tree and printers.
 
 Pure: the standard library only (no web framework, no SymPy); the grammar builds the tree directly,
 never eval. `parse(text)` returns a tree or raises FormulaError / FormulaTooComplex (limits: Limits).

@@ -1,4 +1,4 @@
-"""The names, functions and LaTeX commands of the notation (docs: FORMULAS.md, "One notation, two spellings")."""
+"""The names, functions and LaTeX commands of the notation (docs/design/formulas.md, "One notation, two spellings")."""
 
 from __future__ import annotations
 

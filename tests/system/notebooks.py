@@ -23,7 +23,7 @@ SERVICE_ENV = {
     "GRADIENT_SERVICE_API_KEYS": json.dumps({GRADER: ["grader"], STUDENT: ["student"]}),
     "GRADIENT_SERVICE_SIGNING_SECRET": "notebook-test-secret-" + "x" * 16,
 }
-# The course's worked example (MATH.md): what the notebooks' token holds.
+# The course's worked example (docs/design/math.md): what the notebooks' token holds.
 WORKED_PROBLEM = {
     "model": "logistic_regression",
     "parameters": {"w": [2.0, 3.0], "b": 1.0},
