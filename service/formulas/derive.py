@@ -6,6 +6,7 @@ expression gives its rule's step with the inner derivative still to take, then a
 it put in. After each rule a light clean-up (`simplify`: 0·u → 0, 1·u → u, u + 0 → u, numbers folded,
 signs pulled out) is a step of its own when it changes something; nothing more is simplified
 (x·x^-1 stays as it is). Sums (Σ), Leibniz names and max/min are not derived here: NotDerivable.
+The steps are bounded: more than `max_output` characters of them is FormulaTooComplex("derivative").
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-from service.formulas.errors import FormulaError
+from service.formulas.errors import FormulaError, FormulaTooComplex
+from service.formulas.parser import parse
 from service.formulas.printer import decimal, to_latex, to_text
 from service.formulas.tree import (
     Add,
@@ -239,14 +241,29 @@ def _times(outer: Expr, inner: Expr) -> Expr:
 
 
 class _Tracer:
-    def __init__(self, variable: str) -> None:
-        self.variable = variable
+    def __init__(self, variable: str, max_output: int) -> None:
+        symbol = parse(variable)
+        if not isinstance(symbol, Symbol):
+            raise FormulaError(f"the variable to derive by must be a name (z, f, w_j, ...), not {variable!r}")
+        self.symbol = symbol
+        self.variable = to_text(symbol)
         self.steps: list[Step] = []
-        symbol = variable.split("_", 1)
-        self.symbol = Symbol(symbol[0], symbol[1] if len(symbol) > 1 else None)
+        self.max_output = max_output
+        self.output = 0
 
     def is_variable(self, node: Expr) -> bool:
-        return isinstance(node, Symbol) and to_text(node) == self.variable
+        return node == self.symbol
+
+    def add_step(self, step: Step) -> None:
+        self.output += len(step.latex) + len(step.text)
+        if self.output > self.max_output:
+            raise FormulaTooComplex(
+                "derivative",
+                self.max_output,
+                None,
+                f"the steps of this derivative would print more than {self.max_output} characters",
+            )
+        self.steps.append(step)
 
     def depends(self, node: Expr) -> bool:
         return any(self.is_variable(n) for n in walk(node))
@@ -258,7 +275,7 @@ class _Tracer:
         return f"\\frac{{d}}{{d{to_latex(self.symbol)}}}\\left({to_latex(node)}\\right)"
 
     def record(self, rule: str, node: Expr, result: Expr, why: str) -> None:
-        self.steps.append(
+        self.add_step(
             Step(rule, f"{self.d_latex(node)} = {to_latex(result)}", f"{self.d_text(node)} = {to_text(result)}", why)
         )
 
@@ -268,12 +285,12 @@ class _Tracer:
         paren_latex = f"\\left({to_latex(outer)}\\right)" if isinstance(outer, Add) else to_latex(outer)
         text = f"{self.d_text(node)} = {paren_text} * {self.d_text(inner)}"
         latex = f"{self.d_latex(node)} = {paren_latex} \\cdot {self.d_latex(inner)}"
-        self.steps.append(Step(rule, latex, text, why))
+        self.add_step(Step(rule, latex, text, why))
 
     def tidy(self, raw: Expr) -> Expr:
         tidy = simplify(raw)
         if tidy != raw:
-            self.steps.append(
+            self.add_step(
                 Step(
                     "simplify",
                     f"{to_latex(raw)} = {to_latex(tidy)}",
@@ -341,7 +358,7 @@ class _Tracer:
                 return self.chain("power", self.why("constant_base"), node, outer, v)
             case Pow(base=u, exponent=v):
                 rewritten = Call("exp", (mul(v, Call("log", (u,))),))
-                self.steps.append(
+                self.add_step(
                     Step(
                         "power",
                         f"{self.d_latex(node)} = {self.d_latex(rewritten)}",
@@ -374,9 +391,15 @@ def unsupported(expr: Expr) -> None:
             raise NotDerivable(node.function, f"the tracer cannot derive {node.function}() yet: {to_text(node)}")
 
 
-def derive(expr: Expr, variable: str) -> Derivation:
-    """The derivative of `expr` with respect to `variable` ("z", "f", "w_j", ...) and the steps to it."""
+MAX_OUTPUT = 1_000_000  # characters of the steps (LaTeX and text together)
+
+
+def derive(expr: Expr, variable: str, max_output: int = MAX_OUTPUT) -> Derivation:
+    """The derivative of `expr` with respect to `variable` ("z", "f", "w_j", ...) and the steps to it.
+
+    Raises NotDerivable (a FormulaError) for a node it has no rule for, FormulaTooComplex ("derivative")
+    when the steps would print more than `max_output` characters (the product rule doubles a formula)."""
     unsupported(expr)
-    tracer = _Tracer(variable)
+    tracer = _Tracer(variable, max_output)
     result = tracer.derive(expr)
     return Derivation(expr, variable, result, tuple(tracer.steps))

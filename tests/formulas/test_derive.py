@@ -3,6 +3,7 @@ every step's LaTeX parses with KaTeX; random trees agree with autograd; what it 
 
 from __future__ import annotations
 
+import random
 from fractions import Fraction
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service.formulas import FormulaError, parse, to_text
+from service.formulas import FormulaError, FormulaTooComplex, parse, to_text
 from service.formulas.derive import RULES, Derivation, NotDerivable, derive, simplify
 from service.formulas.tree import Add, Call, Div, Expr, Mul, Neg, Number, Pow, Symbol
 from tests.formulas.evaluate import evaluate
@@ -173,3 +174,52 @@ def test_random_trees_agree_with_autograd(tree: Expr, point: float) -> None:
     if not (np.isfinite(mine) and np.isfinite(theirs)):
         return
     np.testing.assert_allclose(mine, theirs, rtol=1e-6, atol=1e-9)
+
+
+def _random_tree(rng: random.Random, levels: int) -> Expr:
+    """A random tree in z from the supported nodes (seeded: one KaTeX batch for all their steps)."""
+    if levels == 0 or rng.random() < 0.2:
+        return rng.choice([Symbol("z"), Symbol("y"), Number(Fraction(rng.choice(["0.5", "1", "2", "3"])))])
+    grow = lambda: _random_tree(rng, levels - 1)  # noqa: E731
+    kind = rng.randrange(6)
+    if kind == 0:
+        return Add((grow(), grow()))
+    if kind == 1:
+        return Mul((grow(), grow()))
+    if kind == 2:
+        return Div(grow(), grow())
+    if kind == 3:
+        return Pow(grow(), rng.choice([Number(Fraction(2)), Neg(Number(Fraction(1))), grow()]))
+    if kind == 4:
+        return Neg(grow())
+    return Call(rng.choice(FUNCTIONS), (grow(),))
+
+
+def test_steps_of_random_trees_parse_with_katex() -> None:
+    rng = random.Random(14)
+    strings: list[str] = []
+    for _ in range(150):
+        derivation = derive(_random_tree(rng, 4), "z")
+        assert set(rules(derivation)) <= set(RULES)
+        strings += [step.latex for step in derivation.steps]
+        assert parse(to_text(derivation.derivative)) == derivation.derivative
+    assert len(strings) > 1000
+    assert katex_errors(strings) == []
+
+
+def test_the_variable_is_a_name_of_the_notation() -> None:
+    derivation = derive(parse("w_j^2 + w"), "w_j")
+    assert to_text(derivation.derivative) == "2*w_j"
+    assert "\\frac{d}{dw_{j}}" in derivation.steps[-1].latex or "\\frac{d}{dw_{j}}" in derivation.steps[0].latex
+    with pytest.raises(FormulaError):
+        derive(parse("z"), "z + 1")
+
+
+def test_the_steps_are_bounded() -> None:
+    text = "z"
+    for _ in range(6):
+        text = f"({text})*({text}+1)"
+    with pytest.raises(FormulaTooComplex) as caught:
+        derive(parse(text), "z", max_output=10_000)
+    assert caught.value.limit == "derivative"
+    assert derive(parse(text), "z").derivative is not None

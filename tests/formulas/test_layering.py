@@ -13,7 +13,7 @@ from pathlib import Path
 from tests.compute.test_layering import FORBIDDEN
 
 ROOT = Path(__file__).resolve().parents[2]
-REQUIRED = ["errors", "limits", "parser", "printer", "tokens", "tree", "vocabulary"]
+REQUIRED = ["derive", "errors", "limits", "parser", "printer", "tokens", "tree", "vocabulary"]
 PROBE = """
 import importlib, json, pkgutil, sys
 import service.formulas
