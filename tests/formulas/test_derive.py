@@ -139,11 +139,12 @@ def test_unsupported_nodes_are_refused_by_name(text: str, what: str) -> None:
     assert isinstance(caught.value, FormulaError)
 
 
-# random trees in z, checked against autograd on the same tree evaluated with autograd.numpy
+# random trees in z (y a constant), checked against autograd on the same tree evaluated with autograd.numpy
 
 FUNCTIONS = ["exp", "log", "sqrt", "tanh", "cosh", "sinh", "sigma", "softplus", "abs"]
 leaves = st.one_of(
     st.just(Symbol("z")),
+    st.just(Symbol("y")),  # another name: a constant (y = 0.7)
     st.sampled_from(["0.5", "1", "2", "3"]).map(lambda v: Number(Fraction(v))),
 )
 
@@ -169,8 +170,8 @@ def test_random_trees_agree_with_autograd(tree: Expr, point: float) -> None:
     z = np.float64(point)
     derivative = derive(tree, "z").derivative
     with np.errstate(all="ignore"):
-        theirs = float(autograd.grad(lambda v: evaluate(tree, {"z": v}, anp) + 0.0 * v)(z))
-        mine = float(evaluate(derivative, {"z": z}))
+        theirs = float(autograd.grad(lambda v: evaluate(tree, {"z": v, "y": np.float64(0.7)}, anp) + 0.0 * v)(z))
+        mine = float(evaluate(derivative, {"z": z, "y": np.float64(0.7)}))
     if not (np.isfinite(mine) and np.isfinite(theirs)):
         return
     np.testing.assert_allclose(mine, theirs, rtol=1e-6, atol=1e-9)
