@@ -12,7 +12,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.http.errors import ProblemError, problem_body
-from service.http.security.keys import KeyRing
+from service.http.security.keys import KeyRing, NoKey, presented_key
 
 
 class BodyTooLarge(ProblemError):
@@ -50,13 +50,11 @@ def limit_by_role(ring: KeyRing, limit: int, student_limit: int) -> Callable[[He
             return limit
         for name, value in headers:
             if name == b"authorization":
-                scheme, _, token = value.strip().partition(b" ")
-                if scheme.lower() != b"bearer" or not token.strip():
+                try:
+                    principal = ring.lookup(presented_key(value))
+                except NoKey:
                     return student_limit
-                principal = ring.lookup(token.strip())
-                if principal is None or principal.is_student_only:
-                    return student_limit
-                return limit
+                return student_limit if principal is None or principal.is_student_only else limit
         return student_limit
 
     return limit_for

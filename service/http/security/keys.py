@@ -58,20 +58,37 @@ def _unauthorized(detail: str) -> ProblemError:
     return ProblemError(401, "unauthorized", detail, headers=CHALLENGE)
 
 
+class NoKey(Exception):
+    """The Authorization header presents no key; `detail` says what is wrong with it."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+def presented_key(header: str | bytes | None) -> bytes:
+    """The key an Authorization header presents ("Bearer <key>", the key ASCII); NoKey when it presents
+    none. The one reading of the header, for the route's authentication and for the body limit."""
+    text = header.decode("latin-1") if isinstance(header, bytes) else header  # as Starlette decodes headers
+    if not text:
+        raise NoKey("Send an API key as Authorization: Bearer <key>.")
+    scheme, _, token = text.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise NoKey("Send an API key as Authorization: Bearer <key>.")
+    try:
+        return token.strip().encode("ascii")
+    except UnicodeEncodeError:
+        raise NoKey("The API key is not valid.") from None
+
+
 def authenticate(request: Request) -> Principal:
     ring: KeyRing = request.app.state.keyring
     if ring.open:
         return OPEN
-    header = request.headers.get("authorization")
-    if not header:
-        raise _unauthorized("Send an API key as Authorization: Bearer <key>.")
-    scheme, _, token = header.strip().partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise _unauthorized("Send an API key as Authorization: Bearer <key>.")
     try:
-        presented = token.strip().encode("ascii")
-    except UnicodeEncodeError:
-        raise _unauthorized("The API key is not valid.") from None
+        presented = presented_key(request.headers.get("authorization"))
+    except NoKey as exc:
+        raise _unauthorized(exc.detail) from None
     principal = ring.lookup(presented)
     if principal is None:
         raise _unauthorized("The API key is not valid.")
