@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from service.formulas import FormulaError, FormulaTooComplex, parse, to_text
 from service.formulas.derive import RULES, Derivation, NotDerivable, derive, simplify
+from service.formulas.numeric import evaluate
 from service.formulas.tree import Add, Call, Div, Expr, Mul, Neg, Number, Pow, Symbol
-from tests.formulas.evaluate import evaluate
 from tests.latex import katex_errors
 
 Z = np.linspace(-6.0, 6.0, 49)

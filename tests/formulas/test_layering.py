@@ -1,5 +1,6 @@
-"""service.formulas is pure (the standard library only): importing it and all its submodules, in a fresh
-interpreter, pulls in no web framework, and not SymPy either (this piece builds trees by hand)."""
+"""service.formulas is pure: importing it and all its submodules, in a fresh interpreter, pulls in no
+web framework; the reader, the printer and the tracer (the package's __init__) pull in nothing outside
+the standard library; numpy is imported by `numeric` alone (values of trees)."""
 
 from __future__ import annotations
 
@@ -14,13 +15,16 @@ from tests.compute.test_layering import FORBIDDEN
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUIRED = ["derive", "errors", "limits", "parser", "printer", "tokens", "tree", "vocabulary"]
+# submodules allowed a third-party import, and which
+ALLOWED = {"numeric": {"numpy"}}
 PROBE = """
 import importlib, json, pkgutil, sys
 import service.formulas
+core = sorted(sys.modules)
 names = sorted(m.name for m in pkgutil.iter_modules(service.formulas.__path__))
 for name in names:
     importlib.import_module("service.formulas." + name)
-print(json.dumps({"submodules": names, "modules": sorted(sys.modules)}))
+print(json.dumps({"submodules": names, "core": core, "modules": sorted(sys.modules)}))
 """
 
 
@@ -33,9 +37,27 @@ def test_formulas_import_no_web_framework_and_no_sympy() -> None:
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert set(REQUIRED) <= set(result["submodules"])
+    core_leaked = sorted(m for m in result["core"] if m.split(".")[0] in [*FORBIDDEN, "sympy", "numpy"])
+    assert not core_leaked, f"import service.formulas pulls in {core_leaked}"
     loaded = set(result["modules"])
-    leaked = sorted(m for m in loaded if m.split(".")[0] in [*FORBIDDEN, "sympy", "numpy"])
+    leaked = sorted(m for m in loaded if m.split(".")[0] in FORBIDDEN)
     assert not leaked, f"service.formulas pulls in {leaked}"
+    for name in ("sympy", "numpy"):
+        if name in loaded:
+            assert any(name in allowed for allowed in ALLOWED.values()), f"{name} is imported by service.formulas"
+
+
+def test_third_party_imports_only_where_allowed() -> None:
+    """Each submodule's own import statements: the standard library and service, or what ALLOWED lists."""
+    stdlib = set(sys.stdlib_module_names)
+    for path in (ROOT / "service" / "formulas").glob("*.py"):
+        allowed = ALLOWED.get(path.stem, set())
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                modules = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+                for module in modules:
+                    top = module.split(".")[0]
+                    assert top in stdlib or top in {"service", "__future__", ""} or top in allowed, (path.name, module)
 
 
 def test_no_eval_in_the_package() -> None:

@@ -1,6 +1,10 @@
 """Evaluate a formula tree with numpy (or autograd.numpy): a walk of the tree, never eval or string code.
 
-It lives with the tests: service.formulas is pure (tests/formulas/test_layering.py forbids numpy there).
+The one module of service.formulas that imports numpy (tests/formulas/test_layering.py allows it here
+alone): the values of custom activations and losses, and the numeric side of equivalence checks.
+Symbols are looked up by their plain spelling (`z`, `f`, `x_j`, `x_j^(i)`); any array shapes that
+broadcast may be passed. Overflow gives inf and invalid operations nan (numpy's rules), which the
+caller checks: nothing here raises on a value.
 """
 
 from __future__ import annotations
