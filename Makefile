@@ -70,12 +70,11 @@ docs: $(VENV)/.docs
 BENCH_VENV := .venv-bench
 BENCH_ARGS ?=
 
-# constraints.txt pins mpmath for the tests, a release that sympy (torch's) refuses: the bench venv
-# takes the other pins and tests/benchmarks/requirements.txt pins its own mpmath.
+# The bench venv takes constraints.txt less its mpmath pin: tests/benchmarks/requirements.txt pins its own.
 $(BENCH_VENV)/.installed: pyproject.toml constraints.txt tests/benchmarks/requirements.txt | check-python
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install -q --upgrade pip
-	grep -v '^mpmath==' constraints.txt > $(BENCH_VENV)/constraints.txt
+	grep -v -E '^(mpmath|sympy)==' constraints.txt > $(BENCH_VENV)/constraints.txt
 	$(BENCH_VENV)/bin/python -m pip install -q -c $(BENCH_VENV)/constraints.txt -r tests/benchmarks/requirements.txt -e .
 	@touch $@
 
