@@ -17,18 +17,18 @@ import numpy as np
 
 from service.compute.activations import ActivationName
 from service.compute.losses import LossName
-from service.compute.network import NetworkEvaluation, NetworkObjective
+from service.compute.models import Evaluation, Objective
 from service.compute.pairings import rhs
 from service.compute.stable import Array
-from service.grading.answer_key import NetworkReference, Variant
+from service.grading.answer_key import Reference, Variant
 
 # one mistake's variants of a network: (the learner's feedback, the parts it changes), per layer
 NetworkVariants = list[tuple[str, Variant]]
 
 
 def backprop(
-    net: NetworkObjective,
-    ev: NetworkEvaluation,
+    net: Objective,
+    ev: Evaluation,
     delta_out: Array,
     *,
     scale: dict[int, float] | None = None,
@@ -68,14 +68,14 @@ class Network:
     """What the network's variants are computed from: the objective, its evaluation and the output
     layer's factors, computed once for all the mistakes."""
 
-    ref: NetworkReference
+    ref: Reference
 
     @property
-    def net(self) -> NetworkObjective:
+    def net(self) -> Objective:
         return self.ref.objective
 
     @property
-    def ev(self) -> NetworkEvaluation:
+    def ev(self) -> Evaluation:
         return self.ref.evaluation
 
     @property

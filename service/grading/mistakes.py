@@ -17,7 +17,7 @@ from service.compute.losses import LossName
 from service.compute.pairings import rhs
 from service.compute.stable import Array
 from service.grading import backprop_variants as backprop
-from service.grading.answer_key import NetworkReference, Reference, Variant, kept_parts, stack_variants
+from service.grading.answer_key import Reference, Variant, kept_parts, stack_variants
 from service.grading.backprop_variants import NetworkStrategy
 
 
@@ -443,7 +443,7 @@ def add_single_layer_variants(ref: Reference) -> None:
     stack_variants(ref, entries)
 
 
-def add_network_variants(ref: NetworkReference) -> None:
+def add_network_variants(ref: Reference) -> None:
     """Fill a network reference's variants (the first of each code, for its layer) and their stacks,
     one entry per place each mistake can happen."""
     network = backprop.Network(ref)
