@@ -26,6 +26,13 @@ from service.grading.answer_key import Reference, Variant
 NetworkVariants = list[tuple[str, Variant]]
 
 
+def layer_gradients(a: Array, delta: Array, scale: float, sign: float = 1.0) -> tuple[Array, Array]:
+    """A layer's (∂J/∂W, ∂J/∂b) data terms from its input a and its δ, with the mean's factor `scale`
+    (1/m when it is right) and a `sign`: what every mistake's variant, of any model kind, is made of."""
+    with np.errstate(all="ignore"):
+        return sign * (a.T @ delta) * scale, sign * np.sum(delta, axis=0) * scale
+
+
 def backprop(
     net: Objective,
     ev: Evaluation,
@@ -45,9 +52,7 @@ def backprop(
     d = delta_out
     with np.errstate(all="ignore"):
         for layer in range(net.depth, 0, -1):
-            s = (scale or {}).get(layer, 1.0 / m)
-            gW = sign * (ev.activations[layer - 1].T @ d) * s
-            gb = sign * np.sum(d, axis=0) * s
+            gW, gb = layer_gradients(ev.activations[layer - 1], d, (scale or {}).get(layer, 1.0 / m), sign)
             if reg is not None and reg.lam > 0:
                 gW = gW + reg_factor * reg.gradient(net.Ws[layer - 1], m)
                 if reg_bias:

@@ -39,16 +39,10 @@ class Mistake:
     steps: tuple[str, ...] = ()
 
 
-def _data_grad(ref: Reference, r: Array, scale: float) -> tuple[Array, Array]:
-    X = ref.objective.X
-    with np.errstate(over="ignore", invalid="ignore"):
-        return X.T @ r * scale, np.sum(r, axis=0) * scale
-
-
 def _gradients(ref: Reference, r: Array, scale: float | None = None, reg: Array | None = None) -> Variant:
     """The gradient parts that follow from a per-example ∂L/∂z = r."""
     m = ref.m
-    gw, gb = _data_grad(ref, r, 1.0 / m if scale is None else scale)
+    gw, gb = backprop.layer_gradients(ref.objective.X, r, 1.0 / m if scale is None else scale)
     with np.errstate(over="ignore", invalid="ignore"):
         return {"gradients.w": gw + (ref.grad_reg() if reg is None else reg), "gradients.b": gb}
 
