@@ -174,6 +174,9 @@ def from_sympy(e: Any) -> Expr:
     if e.is_Symbol:
         return _name(e)
     if e.is_Add:
+        denominators = {term.as_coeff_Mul()[0].q for term in sympy.Add.make_args(e)}
+        if len(denominators) == 1 and (q := denominators.pop()) > 1:  # 1/2 - f^2/2 as (1 - f^2)/2
+            return Div(from_sympy(sympy.expand(e * q)), Number(Fraction(int(q))))
         return add(*(from_sympy(term) for term in _ordered_terms(e)))
     if e.is_Mul:
         coefficient, _ = e.as_coeff_Mul()
