@@ -240,9 +240,12 @@ def _substituted(tree: Expr, substitutions: dict[str, Expr] | None) -> Any:
 
 
 def is_zero(e: Any) -> bool:
-    """Whether a SymPy expression is identically 0: simplified, then (if that cannot tell) SymPy's `equals`."""
+    """Whether a SymPy expression is identically 0: simplified, then with powers and hyperbolic functions written
+    with exp, then (if neither can tell) SymPy's `equals` (which also tries numbers)."""
     plain = _plain(e)
     if sympy.simplify(plain) == 0:
+        return True
+    if sympy.simplify(plain.rewrite(sympy.exp)) == 0:  # u^v as e^(v log u), tanh with exp: what the tracer writes
         return True
     verdict = plain.equals(0)
     return bool(verdict)
