@@ -16,6 +16,7 @@ from typing import Any
 from starlette.requests import Request
 
 from service.formulas import FormulaError, Symbol, parse, to_text
+from service.formulas.derive import MAX_OUTPUT
 from service.formulas.jobs import error_fields
 from service.formulas.pool import (
     JobFailed,
@@ -36,6 +37,7 @@ from service.settings import Settings
 log = logging.getLogger("service.formulas")
 
 DERIVE_JOB = "service.formulas.jobs:derive_job"
+SYMPY_SHARE = 0.5  # of the time limit, for the search of in_terms_of (the tracer has taken at most ~1 s before)
 WORKER_IMPORTS = ("service.formulas.jobs", "service.formulas.algebra", "service.formulas.warmup")
 
 
@@ -150,7 +152,8 @@ async def derive(req: DeriveRequest, pool: WorkerPool, key: str) -> dict[str, An
         tree = parse(req.expression, syntax=req.syntax)
     except FormulaError as exc:
         raise formula_problem(exc, "expression") from None
-    status, result = await run_formula_job(pool, key, DERIVE_JOB, tree, variable, req.in_terms_of)
+    budget = SYMPY_SHARE * pool.time_limit  # SymPy's search for the form in f gives up here, the tracer's form stays
+    status, result = await run_formula_job(pool, key, DERIVE_JOB, tree, variable, req.in_terms_of, MAX_OUTPUT, budget)
     if status != "ok":
         raise formula_problem(result, "expression")
     answer: dict[str, Any] = result
