@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from service.app import create_app
 from service.formulas import parse
+from service.formulas.derive import RULES
 from service.formulas.numeric import evaluate
 from service.formulas.pool import PoolBusy, WorkerPool
 from service.http.errors import ProblemError
@@ -23,20 +24,6 @@ from service.settings import Settings
 from tests.latex import collect_latex, katex_errors
 
 URN = "urn:gradient-service:problem:"
-RULES = {
-    "constant",
-    "identity",
-    "sum",
-    "constant_multiple",
-    "product",
-    "quotient",
-    "power",
-    "exp",
-    "log",
-    "chain",
-    "function",
-    "simplify",
-}
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +54,7 @@ def test_sigmoid_as_written(client: TestClient) -> None:
     assert body["variable"] == "z" and body["in_terms_of"] == "z"
     assert body["expression"]["text"] == "1/(1 + exp(-z))"
     rules = [s["rule"] for s in body["steps"]]
-    assert {"quotient", "exp", "chain"} <= set(rules) <= RULES
+    assert {"quotient", "exp", "chain"} <= set(rules) <= set(RULES)
     assert all(set(s) == {"rule", "latex", "text", "why"} and s["why"] for s in body["steps"])
     # the derivative, read back with the service's own parser, is the sigmoid's slope
     z = np.linspace(-5, 5, 21)
@@ -148,7 +135,7 @@ def test_schema_errors(client: TestClient) -> None:
     problem(client.post("/derive", content=b"{", headers={"content-type": "application/json"}), 400, "invalid-json")
 
 
-HOSTILE = {
+HOSTILE: dict[str, tuple[str, str, str | tuple[str, ...] | None]] = {
     "huge power": ("10^10^10", "formula-too-complex", "power"),
     "tower": ("2^2^2^2^2^2", "formula-too-complex", "power"),
     "nested powers": ("((9^9)^9999)^9999", "formula-too-complex", "power"),
@@ -160,7 +147,8 @@ HOSTILE = {
     "latex write": ("\\immediate\\write18{ls}", "formula-error", None),
     "5000-term sum": ("+".join(["z"] * 5000), "formula-too-complex", "characters"),
     "1000-term sum": ("+".join(["z"] * 1000), "formula-too-complex", "nodes"),
-    "product blow-up": ("*".join(["(z+1)"] * 300), "formula-too-complex", "derivative"),
+    # about a second of tracing before its output limit: on a loaded machine the time limit may come first
+    "product blow-up": ("*".join(["(z+1)"] * 300), "formula-too-complex", ("derivative", "time")),
 }
 
 
@@ -172,7 +160,7 @@ def test_hostile_inputs_are_refused_fast_and_clean(client: TestClient, name: str
     elapsed = time.perf_counter() - start
     assert elapsed < 3.0, elapsed  # the worker's time limit (2 s) bounds what is not refused before
     if limit is not None:
-        assert body["limit"] == limit
+        assert body["limit"] in (limit if isinstance(limit, tuple) else (limit,))
 
 
 def test_redundant_parentheses_are_not_nesting(client: TestClient) -> None:

@@ -92,15 +92,8 @@ def formula_problem(exc: FormulaError | dict[str, Any], field: str) -> ProblemEr
 
 
 def _too_complex(limit: str, maximum: float, message: str) -> ProblemError:
-    return ProblemError(
-        422,
-        "formula-too-complex",
-        f"The expression is too complex: {message}.",
-        errors=[{"loc": ["expression"], "msg": message}],
-        where={"field": "expression"},
-        limit=limit,
-        maximum=maximum,
-    )
+    fields = {"kind": "too_complex", "message": message, "column": None, "limit": limit, "maximum": maximum}
+    return formula_problem(fields, "expression")
 
 
 async def run_formula_job(pool: WorkerPool, client_key: str, job: str, *args: Any) -> Any:

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter
 
+from service.formulas.derive import Rule
 from service.http.schemas.gradient import Strict
 
 EXAMPLES: dict[str, dict[str, Any]] = {
@@ -55,20 +56,7 @@ class Spelled(BaseModel):
 
 
 class DeriveStep(BaseModel):
-    rule: Literal[
-        "constant",
-        "identity",
-        "sum",
-        "constant_multiple",
-        "product",
-        "quotient",
-        "power",
-        "exp",
-        "log",
-        "chain",
-        "function",
-        "simplify",
-    ]
+    rule: Rule
     latex: str
     text: str
     why: str = Field(description="One line, in a learner's words.")
