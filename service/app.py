@@ -120,6 +120,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except AttemptStoreError as exc:
             log.error("refusing to start: %s", exc)
             raise
+        if app.state.formula_pool.closed:  # the app started again after a shutdown (as test clients do)
+            app.state.formula_pool = make_pool(settings)
         if settings.formula_start_workers:
             await app.state.formula_pool.astart()  # its workers, SymPy loaded, before the first /derive
         app.state.ready = True

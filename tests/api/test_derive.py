@@ -195,3 +195,10 @@ def test_the_pool_is_closed_on_shutdown() -> None:
         pool: WorkerPool = c.app.state.formula_pool  # type: ignore[attr-defined]
         assert len(pool.pids()) == pool.size
     assert pool.closed and pool.pids() == []
+
+
+def test_an_app_started_again_gets_a_new_pool() -> None:
+    app = create_app(Settings(formula_start_workers=False))
+    for _ in range(2):
+        with TestClient(app) as c:
+            assert post(c, {"expression": "z^2", "variable": "z"}).status_code == 200
