@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from service.compute.derivations import DerivationStep, activation_derivation, loss_derivation
+from service.compute.custom import activation_steps, loss_steps
+from service.compute.derivations import DerivationStep
 from service.compute.domains import Formula
 from service.compute.pairings import Pairing
 from service.compute.stable import Array
@@ -166,8 +167,8 @@ def build_breakdown(objective: Objective, ev: Evaluation, *, full: bool) -> dict
     chain = chain_formulas(vector, objective.regularization.kind if objective.regularization else None)
     reg = objective.regularization
 
-    derivation_f: dict[str, Any] = {"derivation": _derivation(activation_derivation(act.name))} if full else {}
-    derivation_L: dict[str, Any] = {"derivation": _derivation(loss_derivation(loss.name))} if full else {}
+    derivation_f: dict[str, Any] = {"derivation": _derivation(activation_steps(act))} if full else {}
+    derivation_L: dict[str, Any] = {"derivation": _derivation(loss_steps(loss))} if full else {}
     canonical = pairing.canonical_info
 
     steps = [

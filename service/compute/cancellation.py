@@ -51,7 +51,7 @@ def _to_sympy(node: Expr, sp: Any, symbols: dict[str, Any]) -> Any:
 
 def simplifies_to_zero(tree: Expr) -> bool:
     """Whether `tree` simplifies to 0 (its symbols real): simplify, then rewrite hyperbolics in exp and retry."""
-    import sympy as sp  # in the worker only
+    import sympy as sp  # type: ignore[import-untyped]  # in the worker only
 
     expr = _to_sympy(tree, sp, {})
     if sp.simplify(expr) == 0:

@@ -118,7 +118,7 @@ def target_domain(lo: float | None, hi: float | None, integer: bool) -> TargetDo
     """The targets [lo, hi] (None: unbounded on that side); ValueError when empty."""
     low = -math.inf if lo is None else float(lo)
     high = math.inf if hi is None else float(hi)
-    if low > high or (integer and math.floor(high) < math.ceil(low)):
+    if low > high or (integer and np.floor(high) < np.ceil(low)):
         raise ValueError(f"the targets' domain is empty (min {lo}, max {hi}{', integers' if integer else ''})")
     return TargetDomain(low, high, lo is not None, hi is not None, integer)
 
@@ -218,7 +218,7 @@ def _sample_targets(domain: Interval, rng: np.random.Generator, size: int) -> Ar
         lo, hi = (domain.lo, domain.lo + 4.0) if math.isfinite(domain.lo) else (domain.hi - 4.0, domain.hi)
     y = rng.uniform(lo, hi, size)
     if isinstance(domain, TargetDomain) and domain.integer:
-        y = np.clip(np.round(y), math.ceil(domain.lo), math.floor(domain.hi))
+        y = np.clip(np.round(y), np.ceil(domain.lo), np.floor(domain.hi))
     return y
 
 

@@ -16,7 +16,7 @@ from service.compute.breakdown import (
     _formula,
     canonical_simplification,
 )
-from service.compute.derivations import activation_derivation, loss_derivation
+from service.compute.custom import activation_steps, loss_steps
 from service.compute.domains import Formula
 from service.compute.pairings import rhs
 
@@ -204,8 +204,8 @@ def build_network_breakdown(net: NetworkObjective, ev: NetworkEvaluation, *, ful
             "value": ev.loss,
         }
     )
-    full_L = {"derivation": _derivation(loss_derivation(loss.name))} if full else {}
-    full_f = {"derivation": _derivation(activation_derivation(out_act.name))} if full else {}
+    full_L = {"derivation": _derivation(loss_steps(loss))} if full else {}
+    full_f = {"derivation": _derivation(activation_steps(out_act))} if full else {}
     steps.append(
         {
             "factor": "dL/df",
@@ -257,7 +257,7 @@ def build_network_breakdown(net: NetworkObjective, ev: NetworkEvaluation, *, ful
         )
         if layer > 1:
             g = net.activation(layer - 1)
-            extra = {"derivation": _derivation(activation_derivation(g.name))} if full else {}
+            extra = {"derivation": _derivation(activation_steps(g))} if full else {}
             steps.append(
                 {
                     "factor": f"delta[{layer - 1}]",
