@@ -68,6 +68,16 @@ def is_formula(value: Any) -> bool:
     return not isinstance(value, str) and hasattr(value, "formula")
 
 
+def as_json(value: Any) -> Any:
+    """A request's name or formula as it is written in JSON."""
+    return value.model_dump(exclude_none=True) if is_formula(value) else str(value)
+
+
+def label(named: Any) -> str:
+    """A response's name of an activation or a loss (spec_json) in a sentence: the name, or the formula."""
+    return str(named["formula"]) if isinstance(named, dict) else str(named)
+
+
 def _spec(value: Any) -> Any:
     """A request's name (an enum, a str) or formula (a model) as resolve_* take it."""
     return value.model_dump(exclude_none=True) if is_formula(value) else value

@@ -9,6 +9,7 @@ import numpy as np
 
 from service.compute import descent
 from service.http.errors import ProblemError
+from service.http.handlers.custom_formulas import as_json, label
 from service.http.handlers.objectives import PreparedNetwork, prepare, prepare_network, within_limits
 from service.http.handlers.responses import pairing_json
 from service.http.schemas.descent import DESCENT_REQUEST, DescentRequest
@@ -71,11 +72,11 @@ def _with_pairing(problem_req: Any, other: Any) -> Any:
     # any valid matrix stands in for an array X: X's own validity does not depend on the pairing
     dump = request_json(problem_req, placeholder=True)
     if dump["model"] == "neural_network":
-        dump["layers"][-1] = {"activation": str(other.activation)}
+        dump["layers"][-1] = {"activation": as_json(other.activation)}
     else:
         dump["model"] = "single_layer"
-        dump["activation"] = str(other.activation)
-    dump["loss"] = str(other.loss)
+        dump["activation"] = as_json(other.activation)
+    dump["loss"] = as_json(other.loss)
     dump.pop("loss_params", None)
     if other.loss_params is not None:
         dump["loss_params"] = other.loss_params.model_dump(exclude_none=True)
@@ -168,7 +169,7 @@ def _compare(runs: list[dict[str, Any]]) -> str:
 
     def name(r: dict[str, Any]) -> str:
         p = r["pairing"]
-        return f"{p['activation']} + {p['loss']}" + (" (canonical)" if p["canonical"] else "")
+        return f"{label(p['activation'])} + {label(p['loss'])}" + (" (canonical)" if p["canonical"] else "")
 
     lines = [
         f"{name(r)}: {r['status']} after {r['steps_taken']} steps, J from {r['history']['loss'][0]:.6g} to "
