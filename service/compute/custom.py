@@ -16,6 +16,7 @@ callable the caller gives (SymPy in the worker pool: service.compute.cancellatio
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
@@ -320,17 +321,21 @@ def resolve_activation(name_or_formula: ActivationName | str | dict[str, Any]) -
 
 
 _CACHE: dict[Any, Any] = {}
+_CACHE_LOCK = threading.Lock()
 CACHE_SIZE = 256
 
 
 def _cached(key: Any, build: Callable[[], Any]) -> Any:
-    """A small bounded cache of read formulas and pairings (trees and pairings are immutable)."""
-    if key in _CACHE:
-        return _CACHE[key]
+    """A small bounded cache of read formulas and pairings (trees and pairings are immutable), first in first
+    out; requests run in threads, so it is locked, but not while `build` runs (it may wait for the prover)."""
+    with _CACHE_LOCK:
+        if key in _CACHE:
+            return _CACHE[key]
     value = build()
-    if len(_CACHE) >= CACHE_SIZE:
-        _CACHE.pop(next(iter(_CACHE)))
-    _CACHE[key] = value
+    with _CACHE_LOCK:
+        while len(_CACHE) >= CACHE_SIZE:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[key] = value
     return value
 
 

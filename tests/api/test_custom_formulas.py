@@ -199,3 +199,11 @@ def test_grade_and_descent_take_formula_problems(client: TestClient) -> None:
     runs = r.json()["runs"]
     assert runs[0]["history"]["loss"][0] == pytest.approx(right["loss"], rel=1e-12)
     assert runs[1]["pairing"]["canonical"] is True
+
+
+def test_the_openapi_example_of_formulas_answers(client: TestClient) -> None:
+    from service.http.schemas.gradient import FORMULA_EXAMPLE
+
+    out = post(client, FORMULA_EXAMPLE)
+    assert out["pairing"]["canonical"] is False
+    assert katex_errors(collect_latex(out)) == []

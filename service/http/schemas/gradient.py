@@ -340,8 +340,18 @@ REQUEST_MODELS: dict[ModelName, type[Strict]] = {
     ModelName.SINGLE_LAYER: SingleLayerRequest,
     ModelName.NEURAL_NETWORK: NeuralNetworkRequest,
 }
+# A custom pairing: formulas in place of the names (docs/custom-formulas.md), a second single_layer example
+FORMULA_EXAMPLE = _example(
+    ModelName.SINGLE_LAYER,
+    activation={"formula": "tanh(z/2)"},
+    loss={"formula": "log(cosh(f - y))"},
+    parameters={"w": [1.0, -0.5], "b": 0.25},
+    data={"X": WORKED_X, "y": [1.2, 0.8, 2.0, 3.1, 2.2, 0.9]},
+    explain="full",
+)
 for _model, _cls in REQUEST_MODELS.items():
-    _cls.model_config["json_schema_extra"] = {"examples": [EXAMPLES[_model]]}
+    _more = [FORMULA_EXAMPLE] if _model is ModelName.SINGLE_LAYER else []
+    _cls.model_config["json_schema_extra"] = {"examples": [EXAMPLES[_model], *_more]}
     _cls.model_rebuild(force=True)
 
 GradientRequest = Annotated[
