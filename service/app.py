@@ -17,6 +17,7 @@ from service import __version__
 from service.compute import fused
 from service.http import errors
 from service.http.handlers import gradient as gradient_handler
+from service.http.handlers.custom_formulas import close_pool as close_formula_pool
 from service.http.middleware.body_limit import BodyLimitMiddleware, limit_by_role
 from service.http.middleware.cors import ProblemCORSMiddleware
 from service.http.middleware.fastpath import FastPathMiddleware
@@ -125,6 +126,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if isinstance(app.state.limiter, RedisLimiter):
             await app.state.limiter.close()
         await app.state.attempts.close()
+        close_formula_pool()
 
     # FastAPI's OpenTelemetry hooks off: the service reports through /metrics and its JSON logs, and
     # the hooks' per-request check of the providers costs more than a small problem's computation.

@@ -50,10 +50,14 @@ def _to_sympy(node: Expr, sp: Any, symbols: dict[str, Any]) -> Any:
 
 
 def simplifies_to_zero(tree: Expr) -> bool:
-    """Whether `tree` simplifies to 0 (its symbols real): simplify, then rewrite hyperbolics in exp and retry."""
+    """Whether `tree` simplifies to 0 (its symbols real). First the quick way, which decides the catalogue's
+    canonical pairings in milliseconds: hyperbolics rewritten in exp, e^z named t (e^-z is then 1/t), and
+    the rational function in t cancelled; only if that leaves something, SymPy's general simplify."""
     import sympy as sp  # type: ignore[import-untyped]  # in the worker only
 
     expr = _to_sympy(tree, sp, {})
-    if sp.simplify(expr) == 0:
+    t = sp.Dummy("t", positive=True)
+    quick = sp.cancel(sp.together(expr.rewrite(sp.exp).subs(sp.exp(sp.Symbol("z", real=True)), t)))
+    if quick == 0:
         return True
-    return bool(sp.simplify(sp.expand(expr.rewrite(sp.exp))) == 0)
+    return bool(sp.simplify(expr) == 0)

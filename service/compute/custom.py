@@ -384,7 +384,7 @@ def resolve_pairing(
     def build() -> CustomPairing:
         return CustomPairing(act, loss_obj, detect_canonical(act, loss_obj, prove))
 
-    return cast(CustomPairing, _cached(("pairing", act_key, loss_key), build))
+    return cast(CustomPairing, _cached(("pairing", act_key, loss_key, prove), build))
 
 
 __all__ = [
