@@ -33,7 +33,7 @@ from service.compute.pairings import Canonical, Pairing, make_pairing
 from service.compute.stable import Array
 from service.formulas import Derivation, Expr, FormulaError, derive, parse, to_latex, to_text
 from service.formulas.numeric import evaluate
-from service.formulas.tree import Add, Call, Div, Mul, Neg, Number, Pow, Symbol, walk
+from service.formulas.tree import Add, Call, Div, Mul, Neg, Number, Pow, Symbol, count_nodes, walk
 
 # Not catalogue names: lookups by name (the canonical table, the fused kernels) miss them, as they should.
 FORMULA_ACTIVATION = cast(ActivationName, "formula")
@@ -41,9 +41,12 @@ FORMULA_LOSS = cast(LossName, "formula")
 
 # Symbolic check of an expression tree: True when it simplifies to 0, False when it does not, None undecided.
 Prove = Callable[[Expr], bool | None]
+# The tracer, derive(tree, variable): here by default; the service runs it in its worker pool (its time is
+# bounded there: a formula within the limits can take a second of pure Python to derive)
+Derive = Callable[[Expr, str], Derivation]
 
 
-def _read(text: str, names: tuple[str, ...], what: str) -> tuple[Expr, Derivation]:
+def _read(text: str, names: tuple[str, ...], what: str, derive_with: Derive) -> tuple[Expr, Derivation]:
     """The tree of a formula in `names` and its derivative by names[0]; FormulaError when it does not read."""
     tree = parse(text, names=names)
     for node in walk(tree):
@@ -51,7 +54,7 @@ def _read(text: str, names: tuple[str, ...], what: str) -> tuple[Expr, Derivatio
             raise FormulaError(f"{what} is a formula in {' and '.join(names)} alone, not in {to_text(node)}")
         if not isinstance(node, Number | Symbol | Call | Add | Mul | Div | Pow | Neg):
             raise FormulaError(f"{what} cannot hold {to_text(node)}: write it in {' and '.join(names)} alone")
-    return tree, derive(tree, names[0])
+    return tree, derive_with(tree, names[0])
 
 
 def _values(tree: Expr, values: dict[str, Array], shape: tuple[int, ...]) -> Array:
@@ -80,8 +83,8 @@ class FormulaActivation(Activation):
     output_range = REALS
     stable_evaluation = _as_written("activation")
 
-    def __init__(self, text: str) -> None:
-        self.tree, self.derivation = _read(text, ("z",), "an activation")
+    def __init__(self, text: str, derive_with: Derive = derive) -> None:
+        self.tree, self.derivation = _read(text, ("z",), "an activation", derive_with)
         self.formula = Formula("f = " + to_latex(self.tree), "f = " + to_text(self.tree))
         d = self.derivation.derivative
         self.derivative_formula = Formula(r"\frac{\partial f}{\partial z} = " + to_latex(d), "df/dz = " + to_text(d))
@@ -130,9 +133,9 @@ class FormulaLoss(Loss):
     name = FORMULA_LOSS
     f_domain = REALS
 
-    def __init__(self, text: str, targets: TargetDomain | None = None) -> None:
+    def __init__(self, text: str, targets: TargetDomain | None = None, derive_with: Derive = derive) -> None:
         super().__init__()
-        self.tree, self.derivation = _read(text, ("f", "y"), "a loss")
+        self.tree, self.derivation = _read(text, ("f", "y"), "a loss", derive_with)
         self.targets = targets or TargetDomain(-math.inf, math.inf)
         self.targets_text = f"y in {self.targets.text}"
         self.formula = Formula("L = " + to_latex(self.tree), "L = " + to_text(self.tree))
@@ -147,6 +150,13 @@ class FormulaLoss(Loss):
 
     def steps(self) -> tuple[DerivationStep, ...]:
         return _steps(self.formula, self.derivation)
+
+
+def nodes_of(obj: Activation | Loss) -> int:
+    """The tree nodes one example's evaluation walks (the formula and its derivative); 0 for the catalogue's."""
+    if isinstance(obj, FormulaActivation | FormulaLoss):
+        return count_nodes(obj.tree) + count_nodes(obj.derivation.derivative)
+    return 0
 
 
 def activation_steps(act: Activation) -> tuple[DerivationStep, ...]:
@@ -313,10 +323,12 @@ class CustomPairing(Pairing):
         return super().forward_backward(z, y)
 
 
-def resolve_activation(name_or_formula: ActivationName | str | dict[str, Any]) -> Activation:
+def resolve_activation(
+    name_or_formula: ActivationName | str | dict[str, Any], derive_with: Derive = derive
+) -> Activation:
     """The catalogue activation of a name, or the activation of {"formula": "..."} (FormulaError: it does not read)."""
     if isinstance(name_or_formula, dict):
-        return _formula_activation(str(name_or_formula["formula"]))
+        return _formula_activation(str(name_or_formula["formula"]), derive_with)
     return ACTIVATIONS[ActivationName(name_or_formula)]
 
 
@@ -339,12 +351,12 @@ def _cached(key: Any, build: Callable[[], Any]) -> Any:
     return value
 
 
-def _formula_activation(text: str) -> FormulaActivation:
-    return cast(FormulaActivation, _cached(("activation", text), lambda: FormulaActivation(text)))
+def _formula_activation(text: str, derive_with: Derive) -> FormulaActivation:
+    return cast(FormulaActivation, _cached(("activation", text), lambda: FormulaActivation(text, derive_with)))
 
 
-def _formula_loss(text: str, targets: TargetDomain | None) -> FormulaLoss:
-    return cast(FormulaLoss, _cached(("loss", text, targets), lambda: FormulaLoss(text, targets)))
+def _formula_loss(text: str, targets: TargetDomain | None, derive_with: Derive) -> FormulaLoss:
+    return cast(FormulaLoss, _cached(("loss", text, targets), lambda: FormulaLoss(text, targets, derive_with)))
 
 
 def resolve_pairing(
@@ -352,20 +364,21 @@ def resolve_pairing(
     loss: LossName | str | dict[str, Any],
     loss_params: dict[str, float] | None,
     prove: Prove,
+    derive_with: Derive = derive,
 ) -> Pairing:
     """The pairing of two names or formulas: a catalogue pairing when both are names (make_pairing), else a
     CustomPairing. A formula loss is {"formula": ..., "targets": {"min", "max", "integer"}} (targets optional).
     Raises FormulaError (and FormulaTooComplex) for a formula that does not read, IncompatiblePairing."""
     if not isinstance(activation, dict) and not isinstance(loss, dict):
         return make_pairing(activation, loss, loss_params)
-    act = resolve_activation(activation)
+    act = resolve_activation(activation, derive_with)
     if isinstance(loss, dict):
         t = loss.get("targets") or {}
         try:
             targets = target_domain(t.get("min"), t.get("max"), bool(t.get("integer", False))) if t else None
         except ValueError as exc:
             raise IncompatiblePairing(str(exc)) from None
-        loss_obj: Loss = _formula_loss(str(loss["formula"]), targets)
+        loss_obj: Loss = _formula_loss(str(loss["formula"]), targets, derive_with)
         loss_key: Any = ("formula", loss_obj.formula.text, targets)
     else:
         loss_obj = make_loss(loss, loss_params)
@@ -397,6 +410,7 @@ __all__ = [
     "activation_steps",
     "detect_canonical",
     "loss_steps",
+    "nodes_of",
     "resolve_activation",
     "resolve_pairing",
     "spec_json",

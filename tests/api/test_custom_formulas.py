@@ -153,6 +153,7 @@ def test_a_hidden_layer_and_the_output_of_a_network_take_formulas(client: TestCl
         ({"formula": "10^10^10 * z"}, "squared_error", "formula-too-complex", ["activation"]),
         ({"formula": "__import__('os')"}, "squared_error", "formula-error", ["activation"]),
         ({"formula": "max(0, z)"}, "squared_error", "formula-error", ["activation"]),
+        ({"formula": "tanh(" * 62 + "z" + ")" * 62}, "squared_error", "formula-too-complex", ["activation"]),
     ],
 )
 def test_formulas_that_do_not_read_are_clean_422s(
@@ -207,3 +208,18 @@ def test_the_openapi_example_of_formulas_answers(client: TestClient) -> None:
     out = post(client, FORMULA_EXAMPLE)
     assert out["pairing"]["canonical"] is False
     assert katex_errors(collect_latex(out)) == []
+
+
+def test_the_formulas_work_is_bounded(client: TestClient) -> None:
+    """m × the nodes of g, g', L, L' × the passes is at most max_formula_work (20,000,000 by default)."""
+    wide = " + ".join(f"{k % 7 + 1}*tanh(z)/(1+z^2)" for k in range(95))  # 950 nodes, ~3,700 with g', L, L'
+    m = 6_000
+    problem = {
+        **body({"formula": wide}, "squared_error"),
+        "data": {"X": [[0.1 * (i % 7), 0.2] for i in range(m)], "y": [0.0] * m},
+    }
+    out = post(client, problem, 422)
+    assert out["type"].endswith(":formula-too-complex") and out["limit"] == "work"
+    small = {**problem, "data": {"X": problem["data"]["X"][:1000], "y": [0.0] * 1000}}
+    post(client, small)
+    assert post(client, {**small, "verify": True, "explain": "full"}, 422)["type"].endswith(":formula-too-complex")

@@ -9,18 +9,30 @@ runs in a worker pool (service.formulas.pool) with SymPy preloaded, started at t
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 from service.compute.activations import Activation
-from service.compute.custom import resolve_activation, resolve_pairing
+from service.compute.custom import nodes_of, resolve_activation, resolve_pairing
 from service.compute.errors import IncompatiblePairing
 from service.compute.pairings import Pairing
-from service.formulas import Expr, FormulaError, FormulaTooComplex
-from service.formulas.pool import DEFAULT_TIME_LIMIT, PoolBusy, PoolError, WorkerPool, WorkTooBig, WorkTooLong
+from service.formulas import Derivation, Expr, FormulaError, FormulaTooComplex
+from service.formulas.pool import (
+    DEFAULT_TIME_LIMIT,
+    JobFailed,
+    PoolBusy,
+    PoolError,
+    WorkerPool,
+    WorkTooBig,
+    WorkTooLong,
+)
 from service.http.errors import ProblemError
+from service.settings import Settings
 
 Loc = list[str | int]
 PROVE_JOB = "service.compute.cancellation:simplifies_to_zero"
+DERIVE_JOB = "service.formulas.derive:derive"
+POOL_SIZE = 2
 
 _pool: WorkerPool | None = None
 _pool_lock = threading.Lock()
@@ -31,7 +43,11 @@ def _shared_pool() -> WorkerPool:
     global _pool
     with _pool_lock:
         if _pool is None or _pool.closed:
-            _pool = WorkerPool(size=1, time_limit=DEFAULT_TIME_LIMIT, imports=("sympy", "service.compute.cancellation"))
+            _pool = WorkerPool(
+                size=POOL_SIZE,
+                time_limit=DEFAULT_TIME_LIMIT,
+                imports=("sympy", "service.compute.cancellation", "service.formulas.derive"),
+            )
         return _pool
 
 
@@ -42,6 +58,31 @@ def close_pool() -> None:
         if _pool is not None:
             _pool.close()
             _pool = None
+
+
+def derive_in_pool(tree: Expr, variable: str) -> Derivation:
+    """The tracer's derivative and steps, computed in a worker (pure Python, up to a second or more for a
+    formula within the limits): an overrun is FormulaTooComplex, the tracer's own refusals come back as theirs."""
+    try:
+        derivation: Derivation = _shared_pool().run_sync(DERIVE_JOB, tree, variable)
+    except (WorkTooLong, WorkTooBig) as exc:
+        raise FormulaTooComplex("time", 0, None, f"deriving it passed the worker's limits ({exc})") from None
+    except PoolBusy:
+        raise _busy() from None
+    except JobFailed as exc:
+        kind = exc.type_name.rsplit(".", 1)[-1]  # the worker names the class with its module
+        if kind == "FormulaTooComplex":
+            raise FormulaTooComplex("derivative", 0, None, exc.message) from None
+        if kind in ("FormulaError", "NotDerivable"):
+            raise FormulaError(exc.message) from None
+        raise
+    return derivation
+
+
+def _busy() -> ProblemError:
+    return ProblemError(
+        503, "formulas-busy", "Every formula worker is busy; retry in a few seconds.", headers={"Retry-After": "2"}
+    )
 
 
 def prove_in_pool(tree: Expr) -> bool | None:
@@ -57,9 +98,7 @@ def prove_in_pool(tree: Expr) -> bool | None:
             limit="time" if isinstance(exc, WorkTooLong) else "memory",
         ) from None
     except PoolBusy:
-        raise ProblemError(
-            503, "formulas-busy", "Every formula worker is busy; retry in a few seconds.", headers={"Retry-After": "2"}
-        ) from None
+        raise _busy() from None
     except PoolError:
         return None  # a worker crashed or the job failed: undecided, so not reported canonical
 
@@ -87,7 +126,7 @@ def _formula_problem(exc: FormulaError, loc: Loc) -> ProblemError:
     slug = "formula-too-complex" if isinstance(exc, FormulaTooComplex) else "formula-error"
     extra: dict[str, Any] = {"column": exc.column}
     if isinstance(exc, FormulaTooComplex):
-        extra.update(limit=exc.limit, maximum=exc.maximum)
+        extra.update(limit=exc.limit, **({"maximum": exc.maximum} if exc.maximum else {}))
     elif exc.allowed_names:
         extra["allowed"] = list(exc.allowed_names)
     where = ".".join(map(str, loc))
@@ -97,7 +136,7 @@ def _formula_problem(exc: FormulaError, loc: Loc) -> ProblemError:
 def activation(value: Any, loc: Loc) -> Activation:
     """The activation of a name or a formula (422 formula-error at `loc` when the formula does not read)."""
     try:
-        return resolve_activation(_spec(value))
+        return resolve_activation(_spec(value), derive_in_pool)
     except FormulaError as exc:
         raise _formula_problem(exc, loc) from None
 
@@ -113,8 +152,45 @@ def formula_pairing(act: Any, loss: Any, loss_params: dict[str, float] | None, l
         )
     activation(act, loc)  # the activation's own errors first, at its own location
     try:
-        return resolve_pairing(_spec(act), _spec(loss), loss_params, prove_in_pool)
+        return resolve_pairing(_spec(act), _spec(loss), loss_params, prove_in_pool, derive_in_pool)
     except FormulaError as exc:
         raise _formula_problem(exc, ["loss"]) from None
     except IncompatiblePairing as exc:
         raise ProblemError(422, "incompatible-pairing", exc.detail) from None
+
+
+def check_work(per_example_nodes: int, m: int, passes: int, settings: Settings) -> None:
+    """Bounded work: m examples × the formulas' nodes per example × the passes over them, at most
+    settings.max_formula_work (422 formula-too-complex above; nothing to check without formulas)."""
+    work = per_example_nodes * m * passes
+    if work > settings.max_formula_work:
+        raise ProblemError(
+            422,
+            "formula-too-complex",
+            f"Evaluating these formulas takes about {work} node·examples ({m} examples × {per_example_nodes} tree "
+            f"nodes × {passes} passes), above the limit of {settings.max_formula_work}: send fewer examples, "
+            "simpler formulas, or leave out explain or verify.",
+            [
+                {
+                    "loc": ["data", "X"],
+                    "msg": f"at most {settings.max_formula_work // max(1, per_example_nodes * passes)} "
+                    "examples with these formulas",
+                }
+            ],
+            limit="work",
+            maximum=settings.max_formula_work,
+        )
+
+
+# A node·example of a formula in /descent's units of work (about 1 ns each; a node·example takes 10-50 ns)
+FORMULA_NODE_COST = 32
+
+
+def pairing_nodes(pairing: Pairing) -> int:
+    """Tree nodes per example of a pairing's formulas (0 for two catalogue entries)."""
+    return nodes_of(pairing.activation) + nodes_of(pairing.loss)
+
+
+def network_nodes(hidden: Sequence[Activation], widths: Sequence[int], pairing: Pairing) -> int:
+    """Tree nodes per example of a network's formulas: each hidden layer's times its units, and the output's."""
+    return sum(nodes_of(g) * units for g, units in zip(hidden, widths, strict=False)) + pairing_nodes(pairing)

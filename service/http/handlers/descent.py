@@ -9,7 +9,7 @@ import numpy as np
 
 from service.compute import descent
 from service.http.errors import ProblemError
-from service.http.handlers.custom_formulas import as_json, label
+from service.http.handlers.custom_formulas import FORMULA_NODE_COST, as_json, label, network_nodes, pairing_nodes
 from service.http.handlers.objectives import PreparedNetwork, prepare, prepare_network, within_limits
 from service.http.handlers.responses import pairing_json
 from service.http.schemas.descent import DESCENT_REQUEST, DescentRequest
@@ -58,11 +58,13 @@ def _model(problem_req: Any, settings: Settings) -> tuple[descent.Model, dict[st
         prepared_net: PreparedNetwork = prepare_network(problem_req, settings)
         net = prepared_net.network
         work = step_work(net.m, [W.shape for W in net.Ws])
+        work += FORMULA_NODE_COST * net.m * network_nodes(net.hidden, [len(b) for b in net.bs], net.pairing)
         return descent.network(net), pairing_json(net.pairing), work
     prepared = prepare(problem_req, settings)
     p = prepared.objective
     n, k = int(p.X.shape[1]), int(p.w.shape[1]) if p.w.ndim == 2 else 1
-    return descent.single_layer(p), pairing_json(p.pairing), step_work(p.m, [(n, k)])
+    work = step_work(p.m, [(n, k)]) + FORMULA_NODE_COST * p.m * pairing_nodes(p.pairing)
+    return descent.single_layer(p), pairing_json(p.pairing), work
 
 
 def _with_pairing(problem_req: Any, other: Any) -> Any:

@@ -32,7 +32,14 @@ from service.compute.network import NetworkObjective
 from service.compute.network import explain_size as network_explain_size
 from service.compute.pairings import PRESETS, Pairing, make_pairing
 from service.http.errors import ProblemError
-from service.http.handlers.custom_formulas import activation, formula_pairing, is_formula
+from service.http.handlers.custom_formulas import (
+    activation,
+    check_work,
+    formula_pairing,
+    is_formula,
+    network_nodes,
+    pairing_nodes,
+)
 from service.settings import Settings
 
 Loc = list[str | int]
@@ -248,6 +255,10 @@ def prepare(req: Any, settings: Settings) -> Prepared:
         b=np.asarray(b, dtype=np.float64),
         regularization=reg,
     )
+    formula_nodes = pairing_nodes(pairing)
+    if formula_nodes:
+        passes = 1 + (level is not ExplainLevel.NONE) + (evaluations_needed(objective) if req.verify else 0)
+        check_work(formula_nodes, m, passes, settings)
     work = m * n * k
     if req.verify:
         needed = evaluations_needed(objective) * work
@@ -403,4 +414,7 @@ def prepare_network(req: Any, settings: Settings) -> PreparedNetwork:
         y=prepare_targets(pairing, y_arr, width),
         regularization=reg,
     )
+    formula_nodes = network_nodes(hidden, widths, pairing)
+    if formula_nodes:
+        check_work(formula_nodes, m, 1 + (level is not ExplainLevel.NONE) + (2 * params if req.verify else 0), settings)
     return PreparedNetwork(net, level, bool(req.verify))
