@@ -4,6 +4,7 @@ detection, verification, the breakdown's derived formulas and steps (KaTeX-parse
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import autograd
@@ -12,12 +13,20 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from service.app import create_app
 from tests.latex import collect_latex, katex_errors
 
 X = [[0.5, 1.5], [1.0, 1.0], [1.5, 0.5], [3.0, 0.5], [2.0, 2.0], [1.0, 2.5]]
 Y = [0.2, -0.4, 1.0, 0.7, -1.2, 0.3]
 W, B = [0.3, -0.2], 0.1
 EXAMPLE = {"activation": {"formula": "tanh(z/2)"}, "loss": {"formula": "log(cosh(f - y))"}}
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[TestClient]:
+    """One app for the module: its formula workers (SymPy imported) start once, not per test."""
+    with TestClient(create_app()) as c:
+        yield c
 
 
 def body(activation: Any, loss: Any, **extra: Any) -> dict[str, Any]:
@@ -223,3 +232,19 @@ def test_the_formulas_work_is_bounded(client: TestClient) -> None:
     small = {**problem, "data": {"X": problem["data"]["X"][:1000], "y": [0.0] * 1000}}
     post(client, small)
     assert post(client, {**small, "verify": True, "explain": "full"}, 422)["type"].endswith(":formula-too-complex")
+
+
+def test_the_drawings_name_formulas_by_their_text(client: TestClient) -> None:
+    problem = body(**EXAMPLE)
+    r = client.post("/graph", json=problem)
+    assert r.status_code == 200, r.text[:500]
+    assert "(tanh(z/2) + log(cosh(f - y)))" in r.text and "{" + "'formula'" not in r.text
+    descent = {
+        "problem": problem,
+        "learning_rate": 0.5,
+        "steps": 3,
+        "compare_with": {"activation": "identity", "loss": "squared_error"},
+    }
+    r = client.post("/descent/plot", json=descent)
+    assert r.status_code == 200, r.text[:500]
+    assert "tanh(z/2) + log(cosh(f - y))" in r.text and "'formula'" not in r.text

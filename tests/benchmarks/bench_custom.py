@@ -1,11 +1,12 @@
 """What a custom formula costs: one forward and backward pass of a formula pairing, by formula size and m.
 
-    python -m tests.benchmarks.bench_custom [--m 1000 100000 1000000] [--repeat 3]
+    python -m tests.benchmarks.bench_custom [--m 1000 100000 1000000] [--repeat 3] [--limit 20000000]
 
 For each formula (a small one, the issue's example, and formulas near the limits of service/formulas/limits.py:
 1,000 nodes, 64 levels), it reports the nodes of g, g', L and L' (the tree walks that evaluation makes), the
 time of `forward_backward` on m examples (best of --repeat), the time per node and example, and the peak of
-numpy's allocations (tracemalloc sees them). A script that measures and reports, not a test.
+numpy's allocations (tracemalloc sees them); then the same at the largest m the settings admit for it in one
+pass, m = max_formula_work // nodes (--limit). A script that measures and reports, not a test.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 
 from service.compute.custom import FormulaActivation, FormulaLoss, resolve_pairing
 from service.formulas.tree import count_nodes
+from service.settings import Settings
 
 # 95 terms c·tanh(z)/(1 + z^2) of 10 nodes each: 950 nodes in 1,995 characters, near both limits (1,000; 2,000).
 WIDE = " + ".join(f"{k % 7 + 1}*tanh(z)/(1+z^2)" for k in range(95))
@@ -44,6 +46,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--m", type=int, nargs="+", default=[1_000, 100_000, 1_000_000])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--limit", type=int, default=Settings().max_formula_work, help="max_formula_work")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     for label, act_text, loss_text in CASES:
@@ -54,7 +57,7 @@ def main() -> None:
         assert isinstance(act, FormulaActivation) and isinstance(loss, FormulaLoss)
         total = nodes(act, loss)
         print(f"{label}: {total} nodes in g, g', L, L' (read and derived in {read * 1000:.1f} ms)")
-        for m in args.m:
+        for m in [*args.m, args.limit // total]:
             z = rng.uniform(-2, 2, m)
             y = rng.uniform(-1, 1, m)
             best = float("inf")
@@ -66,8 +69,9 @@ def main() -> None:
             pairing.forward_backward(z, y)
             peak = tracemalloc.get_traced_memory()[1]
             tracemalloc.stop()
+            at_limit = " (the largest admitted)" if m == args.limit // total else ""
             print(
-                f"  m={m:>9,}: {best * 1000:9.1f} ms, {best / (total * m) * 1e9:5.2f} ns per node·example, "
+                f"  m={m:>9,}{at_limit}: {best * 1000:9.1f} ms, {best / (total * m) * 1e9:5.2f} ns per node·example, "
                 f"peak {peak / 2**20:7.1f} MiB"
             )
 

@@ -76,6 +76,8 @@ def derive_in_pool(tree: Expr, variable: str) -> Derivation:
         if kind in ("FormulaError", "NotDerivable"):
             raise FormulaError(exc.message) from None
         raise
+    except PoolError as exc:  # the worker died (its memory, most likely) or the pool is closing
+        raise FormulaTooComplex("worker", 0, None, f"deriving it stopped its worker ({exc})") from None
     return derivation
 
 
@@ -110,11 +112,6 @@ def is_formula(value: Any) -> bool:
 def as_json(value: Any) -> Any:
     """A request's name or formula as it is written in JSON."""
     return value.model_dump(exclude_none=True) if is_formula(value) else str(value)
-
-
-def label(named: Any) -> str:
-    """A response's name of an activation or a loss (spec_json) in a sentence: the name, or the formula."""
-    return str(named["formula"]) if isinstance(named, dict) else str(named)
 
 
 def _spec(value: Any) -> Any:

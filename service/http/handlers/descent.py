@@ -9,7 +9,7 @@ import numpy as np
 
 from service.compute import descent
 from service.http.errors import ProblemError
-from service.http.handlers.custom_formulas import FORMULA_NODE_COST, as_json, label, network_nodes, pairing_nodes
+from service.http.handlers.custom_formulas import FORMULA_NODE_COST, as_json, network_nodes, pairing_nodes
 from service.http.handlers.objectives import PreparedNetwork, prepare, prepare_network, within_limits
 from service.http.handlers.responses import pairing_json
 from service.http.schemas.descent import DESCENT_REQUEST, DescentRequest
@@ -17,6 +17,7 @@ from service.http.schemas.gradient import GRADIENT_REQUEST
 from service.http.wire.arrays import parse_with_matrix, request_json
 from service.http.wire.binary import RawBody, parse_multipart
 from service.http.wire.json import parse
+from service.render.svg import named
 from service.settings import Settings
 
 
@@ -171,7 +172,7 @@ def _compare(runs: list[dict[str, Any]]) -> str:
 
     def name(r: dict[str, Any]) -> str:
         p = r["pairing"]
-        return f"{label(p['activation'])} + {label(p['loss'])}" + (" (canonical)" if p["canonical"] else "")
+        return f"{named(p['activation'])} + {named(p['loss'])}" + (" (canonical)" if p["canonical"] else "")
 
     lines = [
         f"{name(r)}: {r['status']} after {r['steps_taken']} steps, J from {r['history']['loss'][0]:.6g} to "
