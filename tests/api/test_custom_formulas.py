@@ -12,13 +12,19 @@ import autograd.numpy as anp
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from service.app import create_app
+from tests.api.helpers import all_finite, strict_loads
 from tests.latex import collect_latex, katex_errors
 
 X = [[0.5, 1.5], [1.0, 1.0], [1.5, 0.5], [3.0, 0.5], [2.0, 2.0], [1.0, 2.5]]
 Y = [0.2, -0.4, 1.0, 0.7, -1.2, 0.3]
 W, B = [0.3, -0.2], 0.1
+FUZZ_FORMULAS = settings(
+    max_examples=120, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 EXAMPLE = {"activation": {"formula": "tanh(z/2)"}, "loss": {"formula": "log(cosh(f - y))"}}
 
 
@@ -248,3 +254,50 @@ def test_the_drawings_name_formulas_by_their_text(client: TestClient) -> None:
     r = client.post("/descent/plot", json=descent)
     assert r.status_code == 200, r.text[:500]
     assert "tanh(z/2) + log(cosh(f - y))" in r.text and "'formula'" not in r.text
+
+
+ALPHABET = "zfyxw()+-*/^ 0123456789.e_{}\\,|" + "abcdefghijklmnopqrstuvwxyz"
+PIECES = [
+    "z",
+    "f",
+    "y",
+    "exp(",
+    "log(",
+    "tanh(",
+    "sigma(",
+    "sqrt(",
+    "abs(",
+    "cosh(",
+    ")",
+    "+",
+    "-",
+    "*",
+    "/",
+    "^",
+    "2",
+    "0.5",
+    "e^{",
+    "}",
+    r"\frac{",
+    "}{",
+    "(",
+    "max(",
+    ",",
+    "__import__",
+    "10^10^10",
+]
+
+
+@FUZZ_FORMULAS
+@given(
+    st.one_of(st.text(ALPHABET, max_size=40), st.lists(st.sampled_from(PIECES), max_size=14).map("".join)),
+    st.one_of(st.text(ALPHABET, max_size=40), st.lists(st.sampled_from(PIECES), max_size=14).map("".join)),
+)
+def test_random_formulas_answer_cleanly(client: TestClient, act: str, loss: str) -> None:
+    """Random and assembled formulas: a 200 with finite numbers, or a 4xx problem, never a 5xx."""
+    r = client.post("/gradient", json=body({"formula": act}, {"formula": loss}, explain="full"))
+    assert r.status_code < 500, r.text[:500]
+    if r.status_code == 200:
+        assert all_finite(strict_loads(r.text))
+    else:
+        assert r.headers["content-type"].startswith("application/problem+json")
