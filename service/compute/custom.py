@@ -19,6 +19,7 @@ import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, cast
 
 import numpy as np
@@ -26,7 +27,7 @@ import numpy as np
 from service.compute.activations import ACTIVATIONS, Activation, ActivationName
 from service.compute.derivations import DerivationStep, Rule, activation_derivation, loss_derivation
 from service.compute.domains import REALS, Formula, Interval
-from service.compute.errors import DomainError, IncompatiblePairing
+from service.compute.errors import DomainError, IncompatiblePairing, NonFiniteResult
 from service.compute.losses import Loss, LossName, make_loss
 from service.compute.model_names import ModelName
 from service.compute.pairings import Canonical, Pairing, make_pairing
@@ -251,15 +252,21 @@ def numerically_cancels(residual: Expr, targets: Interval, seed: int = 0) -> boo
     return bool(np.all(np.abs(r[finite]) <= CHECK_TOLERANCE * (1.0 + np.abs(y[finite]) + np.abs(z[finite]))))
 
 
+@cache
+def _catalogue_trees(text: str, variable: str) -> tuple[Expr, Expr]:
+    tree = parse(text)
+    return tree, derive(tree, variable).derivative
+
+
 def _tree_of(obj: Activation | Loss) -> tuple[Expr, Expr] | None:
     """(formula, its derivative) of a formula, or of a catalogue entry written as one (None: no such tree)."""
     if isinstance(obj, FormulaActivation | FormulaLoss):
         return obj.tree, obj.derivation.derivative
     if isinstance(obj, Activation):
         text = CATALOGUE_ACTIVATIONS.get(obj.name)
-        return (lambda t: (t, derive(t, "z").derivative))(parse(text)) if text else None
+        return _catalogue_trees(text, "z") if text else None
     text = CATALOGUE_LOSSES.get(obj.name)
-    return (lambda t: (t, derive(t, "f").derivative))(parse(text)) if text else None
+    return _catalogue_trees(text, "f") if text else None
 
 
 def detect_canonical(act: Activation, loss: Loss, prove: Prove) -> Formula | None:
@@ -307,20 +314,40 @@ class CustomPairing(Pairing):
         )
 
     def forward_backward(self, z: Array, y: Array) -> tuple[Array, Array, Array]:
-        if isinstance(self.activation, FormulaActivation) and not isinstance(self.loss, FormulaLoss):
+        """(f, L, ∂L/∂z) by the chain rule; a formula's nan or inf is a NonFiniteResult that says so, and a formula
+        activation's f outside a catalogue loss's domain a DomainError."""
+        act = self.activation
+        f, L, dL_dz = super().forward_backward(z, y)  # the plain chain rule, nan and inf left in place
+        if isinstance(act, FormulaActivation):
+            _require_finite("f", f, f"the activation {to_text(act.tree)}")
             dom = self.loss.f_domain
-            assert isinstance(dom, Interval)
-            with np.errstate(all="ignore"):
-                outside = ~dom.contains(self.activation.value(z)) & np.isfinite(z)
-            if np.any(outside):
-                bad = [int(i) for i in np.flatnonzero(outside)]
+            if not isinstance(self.loss, FormulaLoss) and isinstance(dom, Interval) and not dom.contains(f).all():
+                bad = [int(i) for i in np.flatnonzero(~dom.contains(f))]
                 raise DomainError(
-                    f"the activation {to_text(self.activation.tree)} gives f outside {dom.text}, where "
+                    f"the activation {to_text(act.tree)} gives f outside {dom.text}, where "
                     f"{self.loss.name} is defined, for examples {bad[:20]}",
                     ("activation",),
                     bad,
                 )
-        return super().forward_backward(z, y)
+        formulas = [f"the loss {to_text(self.loss.tree)}"] if isinstance(self.loss, FormulaLoss) else []
+        if isinstance(act, FormulaActivation):
+            formulas.append(f"the activation {to_text(act.tree)}")
+        what = " and ".join(formulas)
+        _require_finite("per-sample loss", L, what)
+        _require_finite("dL/dz", dL_dz, what)
+        return f, L, dL_dz
+
+
+def _require_finite(quantity: str, values: Array, what: str) -> None:
+    """NonFiniteResult for the examples where a formula's value is nan (undefined there) or ±inf (it overflows)."""
+    bad = ~np.isfinite(values)
+    if np.any(bad):
+        examples = np.flatnonzero(bad if bad.ndim == 1 else np.any(bad.reshape(bad.shape[0], -1), axis=1))
+        raise NonFiniteResult(
+            quantity,
+            [int(i) for i in examples],
+            f"{what}, evaluated as written, is undefined (nan) or overflows float64 (inf) there",
+        )
 
 
 def resolve_activation(

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from service.app import create_app
+from service.settings import Settings
 from tests.api.helpers import all_finite, strict_loads
 from tests.latex import collect_latex, katex_errors
 
@@ -225,19 +226,22 @@ def test_the_openapi_example_of_formulas_answers(client: TestClient) -> None:
     assert katex_errors(collect_latex(out)) == []
 
 
-def test_the_formulas_work_is_bounded(client: TestClient) -> None:
-    """m × the nodes of g, g', L, L' × the passes is at most max_formula_work (20,000,000 by default)."""
-    wide = " + ".join(f"{k % 7 + 1}*tanh(z)/(1+z^2)" for k in range(95))  # 950 nodes, ~3,700 with g', L, L'
-    m = 6_000
-    problem = {
-        **body({"formula": wide}, "squared_error"),
-        "data": {"X": [[0.1 * (i % 7), 0.2] for i in range(m)], "y": [0.0] * m},
+def test_the_formulas_work_is_bounded() -> None:
+    """m × the nodes of g, g', L, L' × the passes is at most max_formula_work (here set low: 20,000)."""
+    problem = body(**EXAMPLE)  # 32 nodes in tanh(z/2), its derivative, log(cosh(f - y)) and its derivative
+    rows = 400
+    big = {
+        **problem,
+        "explain": "factors",
+        "data": {"X": [[0.1 * (i % 7), 0.2] for i in range(rows)], "y": [0.0] * rows},
     }
-    out = post(client, problem, 422)
-    assert out["type"].endswith(":formula-too-complex") and out["limit"] == "work"
-    small = {**problem, "data": {"X": problem["data"]["X"][:1000], "y": [0.0] * 1000}}
-    post(client, small)
-    assert post(client, {**small, "verify": True, "explain": "full"}, 422)["type"].endswith(":formula-too-complex")
+    with TestClient(create_app(Settings(max_formula_work=20_000))) as c:
+        out = post(c, big, 422)  # 400 × 32 × 2 passes (explain) = 25,600
+        assert out["type"].endswith(":formula-too-complex") and out["limit"] == "work"
+        assert out["errors"][0]["msg"] == "at most 312 examples with these formulas"
+        post(c, {**big, "explain": False})  # 400 × 32 = 12,800
+        out = post(c, {**big, "explain": False, "verify": True}, 422)  # + 2·(n + 1) = 6 evaluations
+        assert out["type"].endswith(":formula-too-complex")
 
 
 def test_the_drawings_name_formulas_by_their_text(client: TestClient) -> None:

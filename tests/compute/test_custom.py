@@ -247,3 +247,14 @@ def test_derivation_steps_name_the_tracers_rules() -> None:
     assert steps[0].rule == "definition" and steps[0].text.startswith("f = ")
     rules = {str(s.rule) for s in steps}
     assert {"quotient", "exp", "chain"} <= rules
+
+
+def test_a_formula_undefined_at_some_examples_says_so() -> None:
+    pairing = resolve_pairing("identity", {"formula": "f - y*log(f)"}, None, always(False))
+    with pytest.raises(NonFiniteResult) as caught:
+        pairing.forward_backward(np.array([1.0, -1.0, 2.0]), np.array([1.0, 1.0, 1.0]))
+    assert caught.value.examples == [1] and "evaluated as written" in caught.value.reason
+    act_pairing = resolve_pairing({"formula": "log(z)"}, "squared_error", None, always(False))
+    with pytest.raises(NonFiniteResult) as caught:
+        act_pairing.forward_backward(np.array([-1.0, 1.0]), np.array([0.0, 0.0]))
+    assert caught.value.quantity == "f" and caught.value.examples == [0]
