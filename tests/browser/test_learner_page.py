@@ -586,3 +586,44 @@ def test_a_rate_limited_grading_says_when_to_retry(browser: Any) -> None:
         assert "/gradient" not in _paths(s) and "/graph" not in _paths(s)
         s.check_clean()
         s.context.close()
+
+
+def test_derive_box(browser: Any) -> None:
+    """Type a function, see its steps typeset by the vendored KaTeX; in f; an error shown where it is."""
+    with running_service() as service:
+        s = Session(browser, service)
+        page = s.page
+        page.goto(service.base + "/explain")
+        page.wait_for_selector("#derivation-body .katex")
+        page.fill("#derive-expression", "1/(1+e^{-z})")
+        page.fill("#derive-variable", "z")
+        page.click("#derive-button")
+        page.wait_for_selector("#derive-result ol.derive-steps li .katex")
+        expected = httpx.post(service.base + "/derive", json={"expression": "1/(1+e^{-z})", "variable": "z"}).json()
+        items = page.locator("#derive-result li.derive-step")
+        assert items.count() == len(expected["steps"])
+        assert [items.nth(k).get_attribute("data-rule") for k in range(items.count())] == [
+            step["rule"] for step in expected["steps"]
+        ]
+        assert page.locator("#derive-result .katex").count() == len(expected["steps"]) + 2
+        assert page.locator("#derive-result .katex-error").count() == 0
+        s.shot("06-derive", full_page=True)
+
+        # written in f: the sigmoid's slope as f(1 - f), the last step a simplify
+        page.check("#derive-in-f")
+        page.click("#derive-button")
+        page.wait_for_function(
+            "() => document.querySelector('#derive-result .derive-answer')?.textContent.includes('in f')"
+        )
+        last = page.locator("#derive-result li.derive-step").last
+        assert last.get_attribute("data-rule") == "simplify"
+        answer = page.locator("#derive-result > .math").last
+        assert answer.get_attribute("data-latex") == "f \\cdot \\left(1 - f\\right)"
+
+        # an error says where
+        page.fill("#derive-expression", "1/(1+e^{-z}")
+        page.click("#derive-button")
+        page.wait_for_function("() => document.getElementById('derive-error').textContent.length > 0")
+        assert "column" in page.locator("#derive-error").text_content()  # type: ignore[operator]
+        s.expect_refused(422, 1)
+        s.check_clean()

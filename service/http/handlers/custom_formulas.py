@@ -1,13 +1,17 @@
 """`{"formula": ...}` in place of an activation or a loss name: from the validated request to compute objects.
 
 Each formula is read by service.formulas under its limits; a formula that does not read is a 422
-`formula-error`, one past a limit (or whose cancellation check overruns the worker's time or memory)
-a 422 `formula-too-complex`, with the location of the field. The symbolic half of canonical detection
-runs in a worker pool (service.formulas.pool) with SymPy preloaded, started at the first formula pairing.
+`formula-error`, one past a limit (or whose derivation or cancellation check overruns the worker's time or
+memory) a 422 `formula-too-complex`, with the location of the field, in the same shape as POST /derive's
+(service/http/handlers/derive.py). The tracer and the symbolic half of canonical detection run in the app's
+formula pool (the lifespan registers it with `use_pool`); requests run in threads, so they wait on it with
+`run_sync`. Without an app (a script, a compute test) a pool of this module's own is started at the first job.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -17,92 +21,99 @@ from service.compute.custom import nodes_of, resolve_activation, resolve_pairing
 from service.compute.errors import IncompatiblePairing
 from service.compute.pairings import Pairing
 from service.formulas import Derivation, Expr, FormulaError, FormulaTooComplex
+from service.formulas.derive import NotDerivable
 from service.formulas.pool import (
-    DEFAULT_TIME_LIMIT,
     JobFailed,
     PoolBusy,
-    PoolError,
+    PoolClosed,
+    WorkerCrashed,
     WorkerPool,
     WorkTooBig,
     WorkTooLong,
 )
 from service.http.errors import ProblemError
-from service.settings import Settings
+from service.http.handlers.derive import formula_problem, make_pool
+from service.settings import Settings, get_settings
 
+log = logging.getLogger("service.formulas")
 Loc = list[str | int]
 PROVE_JOB = "service.compute.cancellation:simplifies_to_zero"
 DERIVE_JOB = "service.formulas.derive:derive"
-POOL_SIZE = 2
 
 _pool: WorkerPool | None = None
+_own = False  # whether _pool was started here (and is closed here), not the app's
 _pool_lock = threading.Lock()
 
 
+def use_pool(pool: WorkerPool | None) -> None:
+    """The app's formula pool for formula pairings (None at its shutdown)."""
+    global _pool, _own
+    with _pool_lock:
+        if _own and _pool is not None and _pool is not pool:
+            _pool.close()
+        _pool, _own = pool, False
+
+
 def _shared_pool() -> WorkerPool:
-    """The process's pool for the cancellation check (one worker, SymPy imported before its first job)."""
-    global _pool
+    global _pool, _own
     with _pool_lock:
         if _pool is None or _pool.closed:
-            _pool = WorkerPool(
-                size=POOL_SIZE,
-                time_limit=DEFAULT_TIME_LIMIT,
-                imports=("sympy", "service.compute.cancellation", "service.formulas.derive"),
-            )
+            _pool, _own = make_pool(get_settings()), True
         return _pool
 
 
-def close_pool() -> None:
-    """Stop the worker (tests, shutdown)."""
-    global _pool
-    with _pool_lock:
-        if _pool is not None:
-            _pool.close()
-            _pool = None
+def _run(job: str, *args: Any) -> Any:
+    """A formula job in the pool; the pool's refusals as /derive answers them (422 too complex, 503 busy)."""
+    pool = _shared_pool()
+    try:
+        return pool.run_sync(job, *args)
+    except WorkTooLong as exc:
+        raise FormulaTooComplex("time", int(exc.limit), None, f"the work took longer than {exc.limit:g} s") from None
+    except WorkTooBig as exc:
+        raise FormulaTooComplex(
+            "memory", exc.limit, None, f"the work needed more than {exc.limit / 2**20:g} MiB"
+        ) from None
+    except WorkerCrashed as exc:
+        log.warning("a formula worker died on a job: %s", exc)
+        raise FormulaTooComplex("worker", 0, None, "the work stopped its worker process") from None
+    except PoolBusy:
+        retry = max(1, math.ceil(pool.time_limit))
+        raise ProblemError(
+            503,
+            "formula-pool-busy",
+            f"The formula workers are busy; retry in {retry} s.",
+            headers={"Retry-After": str(retry)},
+            retry_after=retry,
+        ) from None
+    except PoolClosed:
+        raise ProblemError(503, "unavailable", "The service is stopping.", headers={"Retry-After": "5"}) from None
 
 
 def derive_in_pool(tree: Expr, variable: str) -> Derivation:
     """The tracer's derivative and steps, computed in a worker (pure Python, up to a second or more for a
-    formula within the limits): an overrun is FormulaTooComplex, the tracer's own refusals come back as theirs."""
+    formula within the limits); its refusals (NotDerivable, FormulaTooComplex) come back as themselves."""
     try:
-        derivation: Derivation = _shared_pool().run_sync(DERIVE_JOB, tree, variable)
-    except (WorkTooLong, WorkTooBig) as exc:
-        raise FormulaTooComplex("time", 0, None, f"deriving it passed the worker's limits ({exc})") from None
-    except PoolBusy:
-        raise _busy() from None
+        derivation: Derivation = _run(DERIVE_JOB, tree, variable)
     except JobFailed as exc:
         kind = exc.type_name.rsplit(".", 1)[-1]  # the worker names the class with its module
         if kind == "FormulaTooComplex":
             raise FormulaTooComplex("derivative", 0, None, exc.message) from None
-        if kind in ("FormulaError", "NotDerivable"):
+        if kind == "NotDerivable":
+            raise NotDerivable("formula", exc.message) from None
+        if kind == "FormulaError":
             raise FormulaError(exc.message) from None
+        log.error("formula job %s failed: %s\n%s", DERIVE_JOB, exc, exc.remote_traceback)
         raise
-    except PoolError as exc:  # the worker died (its memory, most likely) or the pool is closing
-        raise FormulaTooComplex("worker", 0, None, f"deriving it stopped its worker ({exc})") from None
     return derivation
 
 
-def _busy() -> ProblemError:
-    return ProblemError(
-        503, "formulas-busy", "Every formula worker is busy; retry in a few seconds.", headers={"Retry-After": "2"}
-    )
-
-
 def prove_in_pool(tree: Expr) -> bool | None:
-    """Whether the tree simplifies to 0, decided by SymPy in a worker; an overrun is 422 formula-too-complex."""
+    """Whether the tree simplifies to 0, decided by SymPy in a worker (None: the job failed, undecided)."""
     try:
-        return bool(_shared_pool().run_sync(PROVE_JOB, tree))
-    except (WorkTooLong, WorkTooBig) as exc:
-        raise ProblemError(
-            422,
-            "formula-too-complex",
-            "Deciding whether dL/df · df/dz simplifies to f − y (a canonical pairing) passed the worker's limits "
-            f"({exc}). Write the formulas more simply.",
-            limit="time" if isinstance(exc, WorkTooLong) else "memory",
-        ) from None
-    except PoolBusy:
-        raise _busy() from None
-    except PoolError:
-        return None  # a worker crashed or the job failed: undecided, so not reported canonical
+        return bool(_run(PROVE_JOB, tree))
+    except JobFailed as exc:
+        log.error("formula job %s failed: %s\n%s", PROVE_JOB, exc, exc.remote_traceback)
+        return None
 
 
 def is_formula(value: Any) -> bool:
@@ -120,14 +131,10 @@ def _spec(value: Any) -> Any:
 
 
 def _formula_problem(exc: FormulaError, loc: Loc) -> ProblemError:
-    slug = "formula-too-complex" if isinstance(exc, FormulaTooComplex) else "formula-error"
-    extra: dict[str, Any] = {"column": exc.column}
-    if isinstance(exc, FormulaTooComplex):
-        extra.update(limit=exc.limit, **({"maximum": exc.maximum} if exc.maximum else {}))
-    elif exc.allowed_names:
-        extra["allowed"] = list(exc.allowed_names)
-    where = ".".join(map(str, loc))
-    return ProblemError(422, slug, f"The formula at {where}: {exc}.", [{"loc": loc, "msg": str(exc)}], **extra)
+    """/derive's formula-error or formula-too-complex, located at the request's field (a JSON path)."""
+    problem = formula_problem(exc, ".".join(map(str, loc)))
+    problem.errors = [{"loc": loc, "msg": exc.message}]
+    return problem
 
 
 def activation(value: Any, loc: Loc) -> Activation:

@@ -749,6 +749,39 @@
     setGradeStatus(gradeSummary(result) + (result.correct ? "" : " The step where it went wrong is marked in the derivation."));
   }
 
+  // --- derive a function (POST /derive) -----------------------------------------------------------
+
+  async function deriveFormula() {
+    $("derive-error").textContent = "";
+    $("derive-status").textContent = "Deriving\u2026";
+    const body = { expression: $("derive-expression").value, variable: $("derive-variable").value.trim() || "z" };
+    if ($("derive-in-f").checked) body.in_terms_of = "f";
+    const result = await call("/derive", body);
+    const steps = result.steps.map((s) => el("li", { class: "derive-step", "data-rule": s.rule }, [
+      el("span", { class: "rule" }, s.rule.replace(/_/g, " ")),
+      math(s.latex, s.text),
+      el("p", { class: "why" }, s.why),
+    ]));
+    const d = "\\frac{d}{d" + result.variable + "}";
+    $("derive-result").replaceChildren(
+      math(d + "\\left(" + result.expression.latex + "\\right)", "d/d" + result.variable + " (" + result.expression.text + ")"),
+      el("ol", { class: "derive-steps" }, steps),
+      el("p", { class: "derive-answer" }, "The derivative" + (result.in_terms_of === "f" ? ", in f:" : ":")),
+      math(result.derivative.latex, result.derivative.text),
+    );
+    renderMath($("derive-result"));
+    $("derive-status").textContent = result.steps.length + " steps.";
+  }
+
+  function deriveFailure(err) {
+    $("derive-status").textContent = "";
+    const p = err.problem || {};
+    const allowed = p.allowed_names && p.type && p.type.endsWith(":formula-error") && /unknown/.test(p.detail || "")
+      ? "\nAllowed: " + p.allowed_names.slice(0, 40).join(" ") : "";
+    $("derive-error").textContent = (p.detail || err.message) + allowed;
+    return 0;
+  }
+
   // --- wiring -----------------------------------------------------------------------------------
 
   $("model").addEventListener("change", () => fillForm($("model").value));
@@ -763,6 +796,10 @@
   $("grade-form").addEventListener("submit", (e) => {
     e.preventDefault();
     busy($("grade-button"), grade, gradeFailure);
+  });
+  $("derive-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    busy($("derive-button"), deriveFormula, deriveFailure);
   });
   $("problem-token").addEventListener("input", showTokenProblem);
   showModelFields();
