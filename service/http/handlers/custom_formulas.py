@@ -11,7 +11,6 @@ formula pool (the lifespan registers it with `use_pool`); requests run in thread
 from __future__ import annotations
 
 import logging
-import math
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -22,17 +21,9 @@ from service.compute.errors import IncompatiblePairing
 from service.compute.pairings import Pairing
 from service.formulas import Derivation, Expr, FormulaError, FormulaTooComplex
 from service.formulas.derive import NotDerivable
-from service.formulas.pool import (
-    JobFailed,
-    PoolBusy,
-    PoolClosed,
-    WorkerCrashed,
-    WorkerPool,
-    WorkTooBig,
-    WorkTooLong,
-)
+from service.formulas.pool import JobFailed, PoolError, WorkerPool
 from service.http.errors import ProblemError
-from service.http.handlers.derive import formula_problem, make_pool
+from service.http.handlers.derive import formula_problem, make_pool, pool_refusal
 from service.settings import Settings, get_settings
 
 log = logging.getLogger("service.formulas")
@@ -63,30 +54,15 @@ def _shared_pool() -> WorkerPool:
 
 
 def _run(job: str, *args: Any) -> Any:
-    """A formula job in the pool; the pool's refusals as /derive answers them (422 too complex, 503 busy)."""
+    """A formula job in the pool; its refusals as /derive's (FormulaTooComplex, located by the caller; 503 busy)."""
     pool = _shared_pool()
     try:
         return pool.run_sync(job, *args)
-    except WorkTooLong as exc:
-        raise FormulaTooComplex("time", int(exc.limit), None, f"the work took longer than {exc.limit:g} s") from None
-    except WorkTooBig as exc:
-        raise FormulaTooComplex(
-            "memory", exc.limit, None, f"the work needed more than {exc.limit / 2**20:g} MiB"
-        ) from None
-    except WorkerCrashed as exc:
-        log.warning("a formula worker died on a job: %s", exc)
-        raise FormulaTooComplex("worker", 0, None, "the work stopped its worker process") from None
-    except PoolBusy:
-        retry = max(1, math.ceil(pool.time_limit))
-        raise ProblemError(
-            503,
-            "formula-pool-busy",
-            f"The formula workers are busy; retry in {retry} s.",
-            headers={"Retry-After": str(retry)},
-            retry_after=retry,
-        ) from None
-    except PoolClosed:
-        raise ProblemError(503, "unavailable", "The service is stopping.", headers={"Retry-After": "5"}) from None
+    except PoolError as exc:
+        answer = pool_refusal(exc, pool)
+        if answer is None:
+            raise
+        raise answer from None
 
 
 def derive_in_pool(tree: Expr, variable: str) -> Derivation:
