@@ -17,6 +17,7 @@ from service import __version__
 from service.compute import fused
 from service.http import errors
 from service.http.handlers import gradient as gradient_handler
+from service.http.handlers.custom_formulas import use_pool as use_formula_pool
 from service.http.handlers.derive import make_pool
 from service.http.middleware.body_limit import BodyLimitMiddleware, limit_by_role
 from service.http.middleware.cors import ProblemCORSMiddleware
@@ -124,11 +125,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.formula_pool = make_pool(settings)
         if settings.formula_start_workers:
             await app.state.formula_pool.astart()  # its workers, SymPy loaded, before the first /derive
+        use_formula_pool(app.state.formula_pool)  # formula activations and losses share it
         app.state.ready = True
         if settings.drain_seconds > 0:
             _drain_on_sigterm(app, settings.drain_seconds)
         yield
         app.state.ready = False
+        use_formula_pool(None)
         await app.state.formula_pool.aclose()
         if isinstance(app.state.limiter, RedisLimiter):
             await app.state.limiter.close()

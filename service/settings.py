@@ -38,6 +38,13 @@ class Settings(BaseSettings):
         gt=0,
         description="Largest finite-difference check, in multiply-adds: 2·(parameters)·m·n·k.",
     )
+    max_formula_work: int = Field(
+        20_000_000,
+        gt=0,
+        description="Largest evaluation of custom formulas in one request, in node·examples: m × the tree nodes of "
+        "each formula and its derivative (× units for a hidden layer) × the passes (1, +1 with explain, + the "
+        "finite-difference evaluations with verify); about 10-50 ns each.",
+    )
     max_layers: int = Field(16, gt=0, description="Most layers in a neural_network.")
     max_units: int = Field(1024, gt=0, description="Most units in one layer of a neural_network.")
     max_parameters: int = Field(1_000_000, gt=0, description="Most weights and biases in a neural_network.")

@@ -15,13 +15,14 @@ from typing import Any
 
 from starlette.requests import Request
 
-from service.formulas import FormulaError, Symbol, parse, to_text
+from service.formulas import FormulaError, FormulaTooComplex, Symbol, parse, to_text
 from service.formulas.derive import MAX_OUTPUT
 from service.formulas.jobs import error_fields
 from service.formulas.pool import (
     JobFailed,
     PoolBusy,
     PoolClosed,
+    PoolError,
     WorkerCrashed,
     WorkerPool,
     WorkTooBig,
@@ -91,9 +92,29 @@ def formula_problem(exc: FormulaError | dict[str, Any], field: str) -> ProblemEr
     )
 
 
-def _too_complex(limit: str, maximum: float, message: str) -> ProblemError:
-    fields = {"kind": "too_complex", "message": message, "column": None, "limit": limit, "maximum": maximum}
-    return formula_problem(fields, "expression")
+def pool_refusal(exc: PoolError, pool: WorkerPool) -> FormulaTooComplex | ProblemError | None:
+    """How a refusal of the pool is answered: FormulaTooComplex (the caller locates it: formula_problem) for a job
+    over its time or memory or one that killed its worker, 503 when the pool is busy or stopping, None for the
+    job's own exception (JobFailed). Shared by /derive and formula activations and losses (custom_formulas)."""
+    if isinstance(exc, WorkTooLong):
+        return FormulaTooComplex("time", exc.limit, None, f"the work took longer than {exc.limit:g} s")  # type: ignore[arg-type]
+    if isinstance(exc, WorkTooBig):
+        return FormulaTooComplex("memory", exc.limit, None, f"the work needed more than {exc.limit / 2**20:g} MiB")
+    if isinstance(exc, WorkerCrashed):
+        log.warning("a formula worker died on a job: %s", exc)
+        return FormulaTooComplex("worker", 0, None, "the work stopped its worker process")
+    if isinstance(exc, PoolBusy):
+        retry = max(1, math.ceil(pool.time_limit))
+        return ProblemError(
+            503,
+            "formula-pool-busy",
+            f"The formula workers are busy; retry in {retry} s.",
+            headers={"Retry-After": str(retry)},
+            retry_after=retry,
+        )
+    if isinstance(exc, PoolClosed):
+        return ProblemError(503, "unavailable", "The service is stopping.", headers={"Retry-After": "5"})
+    return None
 
 
 async def run_formula_job(pool: WorkerPool, client_key: str, job: str, *args: Any) -> Any:
@@ -101,25 +122,13 @@ async def run_formula_job(pool: WorkerPool, client_key: str, job: str, *args: An
     rate limiter names it) is the job's client: the pool holds each client to its share of the workers."""
     try:
         return await pool.run(job, *args, client=client_key)
-    except WorkTooLong as exc:
-        raise _too_complex("time", exc.limit, f"the work took longer than {exc.limit:g} s") from None
-    except WorkTooBig as exc:
-        raise _too_complex("memory", exc.limit, f"the work needed more than {exc.limit / 2**20:g} MiB") from None
-    except WorkerCrashed as exc:
-        log.warning("a formula worker died on a job: %s", exc)
-        raise _too_complex("worker", 0, "the work stopped its worker process") from None
-    except PoolBusy:
-        retry = max(1, math.ceil(pool.time_limit))
-        raise ProblemError(
-            503,
-            "formula-pool-busy",
-            f"The formula workers are busy; retry in {retry} s.",
-            headers={"Retry-After": str(retry)},
-            retry_after=retry,
-        ) from None
-    except PoolClosed:
-        raise ProblemError(503, "unavailable", "The service is stopping.", headers={"Retry-After": "5"}) from None
-    except JobFailed as exc:
+    except PoolError as exc:
+        answer = pool_refusal(exc, pool)
+        if isinstance(answer, FormulaTooComplex):
+            raise formula_problem(answer, "expression") from None
+        if answer is not None:
+            raise answer from None
+        assert isinstance(exc, JobFailed)
         log.error("formula job %s failed: %s\n%s", job, exc, exc.remote_traceback)
         raise ProblemError(500, "internal-error", "An unexpected error occurred; it has been logged.") from None
 
