@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
+from service.compute.activations import ActivationName
+from service.compute.losses import LossName
 from service.compute.pairings import Pairing
 from service.compute.stable import Array
 
@@ -184,7 +186,10 @@ def _split(X: Array, y: Array, w: Array, b: Array, pairing: Pairing, nthreads: i
 
 def _block(X: Array, y: Array, w: Array, b: Array, pairing: Pairing, start: int, stop: int) -> Sums | None:
     Xb = X[start:stop]
+    sums = _SUMS.get(pairing.key)
     with np.errstate(over="ignore", invalid="ignore"):  # one context for the block: 2 µs each
+        if sums is not None:
+            return sums(Xb, y[start:stop], w, b)
         z = Xb @ w
         z += b
         out = _kernel(pairing, z, y[start:stop])
@@ -192,6 +197,125 @@ def _block(X: Array, y: Array, w: Array, b: Array, pairing: Pairing, start: int,
             return None
         r, loss = out
         return _finite(loss, Xb.T @ r, _add(r, axis=0))
+
+
+# --- kernels for sums only -------------------------------------------------------------------
+# The canonical pairings' kernels again, for a block whose f and L are summed and never kept: the
+# same operations on the same operands in the same order, so every L_i and ∂L/∂z_i has the bits
+# the pairing's kernel gives (tests compare the two paths), but in per-thread buffers reused from
+# block to block, without the arrays only a breakdown needs, and with one finiteness test: each
+# kernel's Σ L is non-finite whenever any z_i is (inf − inf, 0·inf) or any L_i overflows, and its
+# f and ∂L/∂z are finite where z is. Measured on blocks of 16,384 × 10 (one thread, in cache),
+# the logistic kernel took 30 ns per example against the pairing kernel's 35–40.
+
+_local = threading.local()
+
+
+def _scratch(rows: int, count: int) -> list[Array]:
+    """`count` float64 buffers of `rows` entries, this thread's own, kept for the next block."""
+    bufs: Array | None = getattr(_local, "buffers", None)
+    if bufs is None or bufs.shape[0] < count or bufs.shape[1] < rows:
+        bufs = np.empty((count, rows))
+        _local.buffers = bufs
+    return [bufs[i, :rows] for i in range(count)]
+
+
+def _sums_sigmoid_bce(Xb: Array, y: Array, w: Array, b: Array) -> Sums | None:
+    # pairings._sigmoid_bce step by step: e = e^(−|z|); σ(z) is 1/(1+e) where z ≥ 0 and e/(1+e)
+    # elsewhere, taken here as max(e, [z ≥ 0])/(1+e) since 0 ≤ e ≤ 1 (no np.where: a pass and a
+    # temporary fewer); σ(−z) likewise with [z < 0]; L = log1p(e) + (1−y) z⁺ + y z⁻, r = (1−y) σ(z) − y σ(−z).
+    z, e, u, s, sn, zp, t = _scratch(Xb.shape[0], 7)
+    np.matmul(Xb, w, out=z)
+    z += b
+    np.abs(z, out=e)
+    np.negative(e, out=e)
+    np.exp(e, out=e)
+    np.add(e, 1.0, out=u)
+    np.greater_equal(z, 0.0, out=sn, casting="unsafe")  # 1.0 where z ≥ 0, else 0.0
+    np.maximum(e, sn, out=s)
+    s /= u  # σ(z)
+    np.subtract(1.0, sn, out=sn)
+    np.maximum(e, sn, out=sn)
+    sn /= u  # σ(−z)
+    L = np.log1p(e, out=e)
+    omy = np.subtract(1.0, y, out=u)
+    np.maximum(z, 0.0, out=zp)
+    L += np.multiply(omy, zp, out=t)
+    np.subtract(zp, z, out=zp)  # z⁻
+    zp *= y
+    L += zp
+    r = np.multiply(omy, s, out=s)
+    sn *= y
+    r -= sn
+    return _sums_of(Xb, L, r)
+
+
+def _sums_identity_squared_error(Xb: Array, y: Array, w: Array, b: Array) -> Sums | None:
+    # pairings._identity_squared_error: r = z − y, L = ½ r r.
+    r, L = _scratch(Xb.shape[0], 2)
+    np.matmul(Xb, w, out=r)
+    r += b
+    r -= y
+    np.multiply(0.5, r, out=L)
+    L *= r
+    return _sums_of(Xb, L, r)
+
+
+def _sums_exp_poisson(Xb: Array, y: Array, w: Array, b: Array) -> Sums | None:
+    # pairings._exp_poisson: f = e^z, L = f − y z, r = f − y.
+    z, f, L = _scratch(Xb.shape[0], 3)
+    np.matmul(Xb, w, out=z)
+    z += b
+    np.exp(z, out=f)
+    np.multiply(y, z, out=L)
+    np.subtract(f, L, out=L)
+    r = np.subtract(f, y, out=f)
+    return _sums_of(Xb, L, r)
+
+
+def _sums_softmax_cce(Xb: Array, y: Array, w: Array, b: Array) -> Sums | None:
+    # pairings._softmax_cce, whose L takes e^(z − max) a second time (stable.log1p_others): here the
+    # first one serves both, once f is taken from it. A z_l = −∞ leaves L finite where y_l = 0, so
+    # z is tested through Σ (z − max) as well (−∞ or NaN if any z is).
+    rows, k = Xb.shape[0], w.shape[1]
+    z, e, f, t = (a.reshape(rows, k) for a in _scratch(rows * k, 4))
+    np.matmul(Xb, w, out=z)
+    z += b
+    arg = np.argmax(z, axis=1)
+    index = np.arange(rows)
+    shifted = np.subtract(z, z[index, arg][:, None], out=z)
+    if not math.isfinite(float(_add(shifted, axis=None))):
+        return None
+    np.exp(shifted, out=e)
+    np.divide(e, np.sum(e, axis=1, keepdims=True), out=f)
+    np.negative(shifted, out=t)
+    t *= y
+    np.copyto(t, 0.0, where=y == 0.0)
+    L = np.sum(t, axis=1)
+    e[index, arg] = 0.0
+    L += np.log1p(np.sum(e, axis=1))
+    r = np.subtract(f, y, out=t)
+    hard = y[index, arg] == 1.0
+    if np.any(hard):  # f_k − 1 = −Σ_{l≠k} f_l at a dominant true class, which f − 1 would cancel
+        others = f[hard]
+        others[np.arange(others.shape[0]), arg[hard]] = 0.0
+        r[index[hard], arg[hard]] = -np.sum(others, axis=1)
+    return _sums_of(Xb, L, r)
+
+
+def _sums_of(Xb: Array, L: Array, r: Array) -> Sums | None:
+    loss = float(_add(L))
+    if not math.isfinite(loss):
+        return None
+    return _finite(loss, Xb.T @ r, _add(r, axis=0))
+
+
+_SUMS: dict[tuple[ActivationName, LossName], Callable[[Array, Array, Array, Array], Sums | None]] = {
+    (ActivationName.SIGMOID, LossName.BINARY_CROSS_ENTROPY): _sums_sigmoid_bce,
+    (ActivationName.IDENTITY, LossName.SQUARED_ERROR): _sums_identity_squared_error,
+    (ActivationName.EXP, LossName.POISSON): _sums_exp_poisson,
+    (ActivationName.SOFTMAX, LossName.CATEGORICAL_CROSS_ENTROPY): _sums_softmax_cce,
+}
 
 
 def summarize(
