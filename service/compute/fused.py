@@ -14,6 +14,7 @@ number of threads. Anything that is not finite (an overflowing z, f, L or ∂L/�
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import threading
@@ -32,10 +33,12 @@ from service.compute.pairings import Pairing
 from service.compute.stable import Array
 
 # Bytes of X per block, and at most MAX_BLOCK_ROWS rows (the kernel's ~10 temporaries are as long
-# as the block): X_b and its temporaries stay inside one core's L2 cache (4 MiB here), so the
-# backward product finds X_b cached. Measured at m = 10⁶: 2 MiB beat 128 and 512 KiB at n = 10 and
-# n = 100, where each block's ~25 numpy calls cost more, relatively, in smaller blocks.
-BLOCK_BYTES = 1 << 21
+# as the block): X_b stays in a cache between the forward and the backward product (one core's L2
+# on a 4 MiB-L2 machine; on a 512 KiB-L2 one with 32 MiB of shared L3, in L3), and each block's
+# ~25 numpy calls are spread over enough rows. Measured at m = 10⁶: 2 MiB beat 128 and 512 KiB at
+# n = 10 and n = 100 (pairing kernels); with the sums-only kernels at n = 100 (2·10⁵ rows,
+# callgrind), 4 MiB blocks took 378 instructions per example against 414 for 2 MiB.
+BLOCK_BYTES = 1 << 22
 MAX_BLOCK_ROWS = 16384
 # Below this many elements of X a problem runs as one block on the calling thread: handing blocks
 # to a pool costs tens of microseconds, more than such a problem takes.
@@ -128,9 +131,12 @@ def block_rows(n: int, k: int) -> int:
 
 _add = np.add.reduce
 
-# From this many columns of X (n·k) on, a big problem takes `_split`: reading X twice with every
-# core in BLAS beats one read in blocks whose products run one BLAS thread each. Measured at
+# From this many columns of X (n·k) on, a big problem whose pairing has no sums-only kernel (below)
+# takes `_split`: reading X twice with every core in BLAS beat one read in blocks whose products
+# run one BLAS thread each, with the pairing kernel's ~25 numpy calls per block. Measured at
 # m = 10⁶: at n = 10 blocks took 36 ms and the split 53 ms; at n = 100 blocks 164 ms, the split 97 ms.
+# The canonical pairings' sums-only kernels always take blocks: at n = 100 they used 170-188 ms
+# of CPU time in blocks against 234-254 ms split (2 threads, a loaded machine).
 SPLIT_MIN_COLUMNS = 32
 KERNEL_ROWS = 16384  # examples per piece of the element-wise stage of `_split`
 
@@ -212,12 +218,18 @@ _local = threading.local()
 
 
 def _scratch(rows: int, count: int) -> list[Array]:
-    """`count` float64 buffers of `rows` entries, this thread's own, kept for the next block."""
+    """`count` float64 buffers of `rows` entries, this thread's own, kept for the next block (and
+    the views of the last size asked for: blocks but the last have one size)."""
+    last: tuple[int, int, list[Array]] | None = getattr(_local, "last", None)
+    if last is not None and last[0] == rows and last[1] == count:
+        return last[2]
     bufs: Array | None = getattr(_local, "buffers", None)
     if bufs is None or bufs.shape[0] < count or bufs.shape[1] < rows:
         bufs = np.empty((count, rows))
         _local.buffers = bufs
-    return [bufs[i, :rows] for i in range(count)]
+    views = [bufs[i, :rows] for i in range(count)]
+    _local.last = (rows, count, views)
+    return views
 
 
 def _sums_sigmoid_bce(Xb: Array, y: Array, w: Array, b: Array) -> Sums | None:
@@ -318,6 +330,45 @@ _SUMS: dict[tuple[ActivationName, LossName], Callable[[Array, Array, Array, Arra
 }
 
 
+def _blocks_in_parallel(
+    X: Array, y: Array, w: Array, b: Array, pairing: Pairing, rows: int, nthreads: int
+) -> list[Sums | None]:
+    """Every block's sums, in block order, from `nthreads` threads (the caller and nthreads − 1 of
+    the pool) that each take the next block until none is left (or one is not finite).
+
+    One task per thread rather than per block: a task handed to the pool and its future cost more
+    than a block's numpy calls, and tasks as large as one thread's share would stall on the slowest
+    core. Which thread computes a block does not change its sums."""
+    m = X.shape[0]
+    count = -(-m // rows)
+    parts: list[Sums | None] = [None] * count
+    taken = itertools.count()
+    lock = threading.Lock()
+    failed = False
+
+    def work() -> None:
+        nonlocal failed
+        while not failed:
+            with lock:
+                i = next(taken)
+            if i >= count:
+                return
+            start = i * rows
+            part = _block(X, y, w, b, pairing, start, min(start + rows, m))
+            if part is None:
+                failed = True
+            parts[i] = part
+
+    pool = _get_pool()
+    helpers = [pool.submit(work) for _ in range(nthreads - 1)]
+    try:
+        work()
+    finally:
+        for helper in helpers:
+            helper.result()
+    return [None] if failed else parts
+
+
 def summarize(
     X: Array, y: Array, w: Array, b: Array, pairing: Pairing, *, max_threads: int | None = None
 ) -> Sums | None:
@@ -330,16 +381,15 @@ def summarize(
     rows = block_rows(n, k)
     if m <= rows:
         return _block(X, y, w, b, pairing, 0, m)
-    if n * k >= SPLIT_MIN_COLUMNS and X.size >= PARALLEL_MIN_ELEMENTS:
+    if n * k >= SPLIT_MIN_COLUMNS and X.size >= PARALLEL_MIN_ELEMENTS and pairing.key not in _SUMS:
         return _split(X, y, w, b, pairing, _threads if max_threads is None else max_threads)
     starts = range(0, m, rows)
     nthreads = min(_threads if max_threads is None else max_threads, len(starts))
     if nthreads <= 1 or X.size < PARALLEL_MIN_ELEMENTS:
         parts = [_block(X, y, w, b, pairing, s, min(s + rows, m)) for s in starts]
     else:
-        pool = _get_pool()
         with _one_blas_thread():
-            parts = list(pool.map(lambda s: _block(X, y, w, b, pairing, s, min(s + rows, m)), starts))
+            parts = _blocks_in_parallel(X, y, w, b, pairing, rows, nthreads)
     done = [p for p in parts if p is not None]
     if len(done) < len(parts):
         return None
