@@ -23,6 +23,7 @@ from service.http.middleware.fastpath import FastPathMiddleware
 from service.http.middleware.head import HeadMiddleware
 from service.http.routes import apidocs, catalog, descent, grade, gradient, health, learner, metrics, render
 from service.http.schemas.descent import DescentRequest
+from service.http.schemas.grade_formula import GradeFormulaRequest, SignQuestionRequest
 from service.http.schemas.gradient import GradientRequest
 from service.http.schemas.grading import (
     DOCUMENTED_ITEMS,
@@ -49,6 +50,8 @@ REQUEST_SCHEMAS: dict[str, Any] = {
     "GradeItem": GradeItem,
     "DescentRequest": DescentRequest,
     "SignRequest": SignRequest,
+    "GradeFormulaRequest": GradeFormulaRequest,
+    "SignQuestionRequest": SignQuestionRequest,
 }
 
 log = logging.getLogger("service.app")

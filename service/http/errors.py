@@ -37,6 +37,8 @@ TITLES = {
     "incompatible-pairing": "The activation cannot feed this loss",
     "non-finite-result": "The result is not representable in float64",
     "explain-too-large": "The requested breakdown is too large",
+    "formula-error": "The formula does not read",
+    "formula-too-complex": "The formula is too complex",
     "not-found": "No such resource",
     "method-not-allowed": "Method not allowed",
     "unauthorized": "Authentication required",

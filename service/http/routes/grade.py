@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import anyio.to_thread
+import orjson
 from fastapi import APIRouter, Request
 
 from service.grading.mistakes import catalogue
@@ -19,6 +20,8 @@ from service.http.handlers.grading import (
     sign_problem,
     student_tokens,
 )
+from service.http.handlers.grade_formula import grade_formula_request, sign_question, student_check
+from service.http.schemas.grade_formula import GRADE_FORMULA_REQUEST, SIGN_QUESTION_REQUEST, GradeFormulaResult
 from service.http.schemas.grading import (
     EXAMPLE_ANSWER,
     EXAMPLE_PROBLEM,
@@ -71,13 +74,64 @@ BATCH_SLICE_SECONDS = 0.01
     summary="Sign a problem for students",
     response_class=JSONBytes,
     responses={200: {"model": SignResponse, "description": "The token and its expiry."}, **PROBLEM_RESPONSES},
-    openapi_extra=_body("SignRequest"),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "oneOf": [
+                            {"$ref": "#/components/schemas/SignRequest"},
+                            {"$ref": "#/components/schemas/SignQuestionRequest"},
+                        ]
+                    }
+                }
+            },
+        }
+    },
     dependencies=[GRADER],
 )
 async def sign(request: Request, settings: SettingsDep) -> JSONBytes:
-    """A token for a problem (HMAC over the canonical problem, with an expiry) to grade it without revealing it."""
-    req = parse(SIGN_REQUEST, await read_json(request))
+    """A token for a problem (HMAC over the canonical problem, with an expiry) to grade it without revealing
+    it, or for a formula question (a body with `question`) to grade with POST /grade/formula."""
+    body = await read_json(request)
+    if _has_question(body):
+        question = parse(SIGN_QUESTION_REQUEST, body)
+        return JSONBytes(dumps(sign_question(question, settings, request.app.state.signer)))
+    req = parse(SIGN_REQUEST, body)
     return JSONBytes(dumps(sign_problem(req, settings, request.app.state.signer)))
+
+
+def _has_question(body: bytes | bytearray) -> bool:
+    try:
+        raw = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(raw, dict) and "question" in raw and "problem" not in raw
+
+
+@router.post(
+    "/grade/formula",
+    summary="Grade a learner's formula or derivation",
+    response_class=JSONBytes,
+    responses={
+        200: {"model": GradeFormulaResult, "description": "Verdict, mistake named, each step judged."},
+        **PROBLEM_RESPONSES,
+    },
+    openapi_extra=_body("GradeFormulaRequest"),
+)
+async def grade_formula(request: Request, principal: StudentOrGrader) -> JSONBytes:
+    """Grade a formula (or a derivation, step by step) against a question's target: equivalence at random
+    points of each quantity's domain, the mistake named (a rule of differentiation or the catalogue's)."""
+    body = await read_json(request)
+    try:
+        raw = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raw = None
+    student_check(raw, principal)
+    req = parse(GRADE_FORMULA_REQUEST, body)
+    result = await anyio.to_thread.run_sync(grade_formula_request, req, request.app.state.signer)
+    return JSONBytes(dumps(result))
 
 
 @router.post(
