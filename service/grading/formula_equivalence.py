@@ -84,7 +84,9 @@ def _draw(question: Question, seed: int) -> list[_Set]:
         x = rng.normal(0.0, 1.0, (P, m, n))
         b = rng.normal(0.0, 0.8, P)
         z = np.einsum("pin,pn->pi", x, w) + b[:, None]
-        if pairing is None:
+        if pairing is None:  # no model: z, f and y are names of their own; z > 0 in every other set (log z)
+            if len(sets) % 2 == 0:
+                z = rng.uniform(0.05, 3.0, (P, m))
             f = rng.uniform(0.05, 0.95, (P, m))
             y = rng.uniform(0.0, 1.0, (P, m))
         else:
@@ -123,7 +125,7 @@ def _integer(node: Expr, s: _Set) -> int:
     value = evaluate(node, {"m": float(s.m), "n": float(s.n)})
     if not np.isfinite(value) or value != round(float(value)):
         raise Ungroundable(f"a sum's bound {to_text(node)} is not a whole number")
-    return int(round(float(value)))
+    return round(float(value))
 
 
 class _Grounder:

@@ -115,10 +115,7 @@ def grade_formula(
     judged = [judge(prep, formula, confirm) for formula in steps]
     final = judged[-1]
     wrong = next((k for k, j in enumerate(judged) if j.verdict.equivalent is not True), None)
-    if wrong is None:
-        score = 1.0
-    else:
-        score = options.step_credit * wrong / len(steps) if isinstance(answer, list) else 0.0
+    score = 1.0 if wrong is None else options.step_credit * wrong / len(steps) if isinstance(answer, list) else 0.0
     blamed = judged[wrong] if wrong is not None else final
     result: dict[str, Any] = {
         "correct": wrong is None,

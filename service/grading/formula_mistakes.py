@@ -70,7 +70,9 @@ def _catalogue(q: Question) -> list[tuple[str, str, str]]:
 
     r = p.dL_dz
     not_identity = p.activation != "identity"
-    r_variant("sign_flipped", f"-({r})", "The sign is flipped: the error term is f − y (prediction minus target), not y − f.")
+    r_variant(
+        "sign_flipped", f"-({r})", "The sign is flipped: the error term is f − y (prediction minus target), not y − f."
+    )
     if t == "dL/df":
         out.append(("sign_flipped", f"-({p.dL_df})", f"The sign is flipped: ∂L/∂f = {p.dL_df}."))
     if t in {"dJ/dw_j", "dJ/db"}:
@@ -159,7 +161,9 @@ def _loss(q: Question, p: Pairing, reg: Regularization | None) -> list[tuple[str
         if p.loss == "squared_error":
             out.append(("loss_missing_half", "(f - y)^2", "The loss is ½(f − y)², with the ½."))
         if p.loss == "binary_cross_entropy":
-            out.append(("loss_sign_flipped", f"-({L})", "Cross-entropy has a minus sign: −y log f − (1 − y) log(1 − f)."))
+            out.append(
+                ("loss_sign_flipped", f"-({L})", "Cross-entropy has a minus sign: −y log f − (1 − y) log(1 − f).")
+            )
     if q.target == "J":
         if p.loss == "squared_error":
             out.append(
@@ -170,7 +174,11 @@ def _loss(q: Question, p: Pairing, reg: Regularization | None) -> list[tuple[str
                 )
             )
         out.append(
-            ("loss_missing_mean", f"sum_{{i=1}}^{{m}} ({L}){R}", "The cost sums the losses; J is their mean: divide by m.")
+            (
+                "loss_missing_mean",
+                f"sum_{{i=1}}^{{m}} ({L}){R}",
+                "The cost sums the losses; J is their mean: divide by m.",
+            )
         )
         if p.loss == "binary_cross_entropy":
             out.append(
@@ -212,7 +220,9 @@ def _rules(q: Question) -> list[tuple[str, Expr, str]]:
     try:
         if p is None:
             if q.expression is not None and q.variable is not None:
-                out += [(d.code, d.derivative, d.message) for d in mal_derivatives(q.expression, q.variable, show, known)]
+                out += [
+                    (d.code, d.derivative, d.message) for d in mal_derivatives(q.expression, q.variable, show, known)
+                ]
             return out
         if q.target == "df/dz":
             out += [(d.code, d.derivative, d.message) for d in mal_derivatives(read(p.g), "z", show, known)]
@@ -249,5 +259,3 @@ def variants(q: Question, points: Points) -> list[FormulaVariant]:
         found.append(FormulaVariant(code, formula, message))
     found.sort(key=lambda v: ORDER.get(v.code, len(ORDER)))
     return found
-
-

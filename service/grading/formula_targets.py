@@ -214,7 +214,9 @@ def pairing_for(model: str, activation: str | None, loss: str | None) -> Pairing
             f"single_layer formula questions take an activation among {', '.join(ACTIVATIONS)}",
         )
     if loss not in LOSSES:
-        raise QuestionError(("question", "loss"), f"single_layer formula questions take a loss among {', '.join(LOSSES)}")
+        raise QuestionError(
+            ("question", "loss"), f"single_layer formula questions take a loss among {', '.join(LOSSES)}"
+        )
     if activation not in COMPATIBLE[loss]:
         raise QuestionError(
             ("question", "activation"),

@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from service.formulas import Expr, to_text
 from service.formulas.derive import ONE, TWO, _outer, _Tracer, simplify
 from service.formulas.errors import FormulaError
-from service.formulas.tree import Add, Call, Div, Mul, Neg, Pow, Symbol, add, mul, walk
+from service.formulas.tree import Call, Div, Mul, Neg, Pow, Symbol, add, mul, walk
+from service.grading.mistakes import FORMULA_MISTAKES
 
-RULE_CODES = ("missing_inner_derivative", "product_rule_error", "quotient_rule_error", "power_rule_error")
+RULE_CODES = tuple(m.code for m in FORMULA_MISTAKES)
 MAX_SITES = 200  # nodes a formula's mal-rules are tried at (each is one more trace)
 MAX_OUTPUT = 200_000  # characters of one trace's steps
 

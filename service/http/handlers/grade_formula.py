@@ -41,7 +41,9 @@ def formula_problem(exc: FormulaError, loc: list[str | int]) -> ProblemError:
     extra: dict[str, Any] = {"column": exc.column} if exc.column is not None else {}
     if exc.allowed_names:
         extra["allowed"] = list(exc.allowed_names)
-    return ProblemError(422, "formula-error", f"The formula does not read: {exc}.", [{"loc": loc, "msg": str(exc)}], **extra)
+    return ProblemError(
+        422, "formula-error", f"The formula does not read: {exc}.", [{"loc": loc, "msg": str(exc)}], **extra
+    )
 
 
 def _read(text: str, syntax: str, loc: list[str | int]) -> Expr:
@@ -65,7 +67,10 @@ def build_question(q: FormulaQuestion, syntax: str = "auto") -> Question:
         return model_question(q.model, q.target, q.activation, q.loss, reg)
     except QuestionError as exc:
         raise ProblemError(
-            422, "validation-error", f"This question cannot be graded: {exc.message}.", [{"loc": list(exc.loc), "msg": exc.message}]
+            422,
+            "validation-error",
+            f"This question cannot be graded: {exc.message}.",
+            [{"loc": list(exc.loc), "msg": exc.message}],
         ) from None
     except FormulaError as exc:
         raise formula_problem(exc, ["question", "target"]) from None

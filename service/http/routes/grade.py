@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 
 from service.grading.mistakes import catalogue
 from service.http.deps import GRADER, STUDENT_OR_OPERATOR, SettingsDep, StudentOrGrader
+from service.http.handlers.grade_formula import grade_formula_request, sign_question, student_check
 from service.http.handlers.grading import (
     batch_body_work,
     batch_steps,
@@ -20,7 +21,6 @@ from service.http.handlers.grading import (
     sign_problem,
     student_tokens,
 )
-from service.http.handlers.grade_formula import grade_formula_request, sign_question, student_check
 from service.http.schemas.grade_formula import GRADE_FORMULA_REQUEST, SIGN_QUESTION_REQUEST, GradeFormulaResult
 from service.http.schemas.grading import (
     EXAMPLE_ANSWER,
