@@ -21,7 +21,12 @@ from service.http.handlers.grading import (
     sign_problem,
     student_tokens,
 )
-from service.http.schemas.grade_formula import GRADE_FORMULA_REQUEST, SIGN_QUESTION_REQUEST, GradeFormulaResult
+from service.http.schemas.grade_formula import (
+    EXAMPLE_QUESTION,
+    GRADE_FORMULA_REQUEST,
+    SIGN_QUESTION_REQUEST,
+    GradeFormulaResult,
+)
 from service.http.schemas.grading import (
     EXAMPLE_ANSWER,
     EXAMPLE_PROBLEM,
@@ -84,7 +89,14 @@ BATCH_SLICE_SECONDS = 0.01
                             {"$ref": "#/components/schemas/SignRequest"},
                             {"$ref": "#/components/schemas/SignQuestionRequest"},
                         ]
-                    }
+                    },
+                    "examples": {
+                        "problem": {"summary": "a problem, for POST /grade", "value": {"problem": EXAMPLE_PROBLEM}},
+                        "question": {
+                            "summary": "a formula question, for POST /grade/formula",
+                            "value": {"question": EXAMPLE_QUESTION, "step_credit": 0.5},
+                        },
+                    },
                 }
             },
         }
