@@ -21,6 +21,7 @@ from service.http.middleware.body_limit import BodyLimitMiddleware, limit_by_rol
 from service.http.middleware.cors import ProblemCORSMiddleware
 from service.http.middleware.fastpath import FastPathMiddleware
 from service.http.middleware.head import HeadMiddleware
+from service.http.middleware.request_context import RequestContextMiddleware
 from service.http.routes import apidocs, catalog, descent, grade, gradient, health, learner, metrics, render
 from service.http.schemas.descent import DescentRequest
 from service.http.schemas.grade_formula import GradeFormulaRequest, SignQuestionRequest
@@ -38,7 +39,6 @@ from service.http.security.attempts import AttemptStoreError, make_attempt_store
 from service.http.security.keys import KeyRing
 from service.http.security.limits import RedisLimiter, make_limiter
 from service.http.security.signing import Signer
-from service.observability import RequestContextMiddleware
 from service.runtime import tune_allocator
 from service.settings import Settings, get_settings
 

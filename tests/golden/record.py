@@ -2,7 +2,8 @@
 
 Only when a change of the service's answers is meant: the golden test exists to show that a
 refactor changes none. The file holds each request with the status, media type and exact bytes of
-its answer.
+its answer. It records in a process with the pinned numeric environment (numeric_env.py): run from
+another, it starts one.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from fastapi.testclient import TestClient
 from service.app import create_app
 from service.settings import Settings
 from tests.golden.cases import SECRET, Case, all_cases
+from tests.golden.numeric_env import is_pinned, machine_problem, pinned_env
 
 GOLDEN = Path(__file__).with_name("golden.jsonl.gz")
 
@@ -61,5 +63,13 @@ def record(path: Path = GOLDEN) -> Counter[int]:
 
 
 if __name__ == "__main__":
+    if (problem := machine_problem()) is not None:
+        sys.exit(problem)
+    if not is_pinned():
+        import subprocess
+
+        sys.exit(
+            subprocess.run([sys.executable, "-m", "tests.golden.record"], env=pinned_env(), check=False).returncode
+        )
     counts = record()
     print(f"wrote {GOLDEN}: {sum(counts.values())} requests, statuses {dict(sorted(counts.items()))}", file=sys.stderr)
