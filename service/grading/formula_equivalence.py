@@ -54,6 +54,7 @@ class Verdict:
     counterexample: dict[str, Any] | None = None
     method: str = "numeric"  # "numeric", "numeric+symbolic"
     reason: str | None = None  # why None
+    values: list[Any] | None = field(default=None, repr=False)  # the formula's values at the points
 
 
 @dataclass
@@ -261,20 +262,27 @@ def compare(points: Points, expr: Expr, confirm: Confirm | None = None) -> Verdi
                     "answer": answer if np.isfinite(answer) else None,
                     "expected": float(t[p]),
                 },
+                values=answers,
             )
     if compared < MIN_POINTS:
         return Verdict(None, compared, reason=f"the true value is finite at only {compared} of the points drawn")
     if confirm is None:
-        return Verdict(True, compared)
+        return Verdict(True, compared, values=answers)
     proved = confirm(expr, points.question.truth, points.question)
-    return Verdict(True, compared, method="numeric+symbolic" if proved else "numeric")
+    return Verdict(True, compared, method="numeric+symbolic" if proved else "numeric", values=answers)
 
 
-def equivalent(points: Points, a: Expr, b: Expr) -> bool:
-    """Are two formulas equal at every point (both finite where the truth is)? For comparing variants."""
+def values_or_none(points: Points, expr: Expr) -> list[Any] | None:
+    """The formula's values at the points, or None where it cannot be evaluated."""
     try:
-        va, vb = points.values(a), points.values(b)
+        return points.values(expr)
     except (Ungroundable, ValueError, OverflowError, ZeroDivisionError):
+        return None
+
+
+def agree(points: Points, va: list[Any] | None, vb: list[Any] | None) -> bool:
+    """Are two formulas' values equal at every point where both and the truth are finite (and one is)?"""
+    if va is None or vb is None:
         return False
     for x, y, t in zip(va, vb, points.truth, strict=True):
         finite = np.isfinite(t) & np.isfinite(x) & np.isfinite(y)
@@ -283,3 +291,8 @@ def equivalent(points: Points, a: Expr, b: Expr) -> bool:
         if not np.all(close[finite]) or not np.any(finite):
             return False
     return True
+
+
+def equivalent(points: Points, a: Expr, b: Expr) -> bool:
+    """Are two formulas equal at every point (both finite where the truth is)? For comparing variants."""
+    return agree(points, values_or_none(points, a), values_or_none(points, b))

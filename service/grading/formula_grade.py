@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from service.formulas import Expr, to_latex, to_text
-from service.grading.formula_equivalence import Confirm, Points, Verdict, compare, equivalent
+from service.grading.formula_equivalence import Confirm, Points, Verdict, agree, compare
 from service.grading.formula_mistakes import FormulaVariant, variants
 from service.grading.formula_targets import Question
 from service.grading.grade import version
@@ -70,7 +70,7 @@ def judge(prep: _Prepared, formula: Expr, confirm: Confirm | None = None) -> Jud
     verdict = compare(prep.points, formula, confirm)
     if verdict.equivalent is not False:
         return Judged(formula, verdict, None, [])
-    matches = [v for v in prep.variants if equivalent(prep.points, formula, v.formula)]
+    matches = [v for v in prep.variants if agree(prep.points, verdict.values, v.values)]
     also = list(dict.fromkeys(v.code for v in matches[1:] if v.code != matches[0].code)) if matches else []
     return Judged(formula, verdict, matches[0] if matches else None, also)
 

@@ -18,11 +18,12 @@ in the order codes are named: rules of differentiation first, then the catalogue
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from service.formulas import Expr, FormulaError, to_text
 from service.formulas.tree import Symbol
-from service.grading.formula_equivalence import Points, equivalent
+from service.grading.formula_equivalence import Points, agree, values_or_none
 from service.grading.formula_targets import Pairing, Question, Regularization, read, replace
 from service.grading.malrules import RULE_CODES, Display, mal_derivatives
 from service.grading.mistakes import MISTAKES
@@ -37,6 +38,7 @@ class FormulaVariant:
     code: str
     formula: Expr
     message: str
+    values: list[Any] = field(repr=False, compare=False)  # at the question's points
 
 
 def _compose(target: str, r: str, *, mean: bool = True, x: bool = True, dR: str | None = None, bias: str = "") -> str:
@@ -252,10 +254,11 @@ def variants(q: Question, points: Points) -> list[FormulaVariant]:
     found: list[FormulaVariant] = []
     candidates = [(code, read(text), message) for code, text, message in _catalogue(q)] + _rules(q)
     for code, formula, message in candidates[:MAX_VARIANTS]:
-        if equivalent(points, formula, q.truth):
+        values = values_or_none(points, formula)
+        if values is None or agree(points, values, points.truth):
             continue  # a "mistake" that gives the right answer is never named
-        if any(v.code == code and equivalent(points, formula, v.formula) for v in found):
+        if any(v.code == code and agree(points, values, v.values) for v in found):
             continue  # the same mistake reached another way
-        found.append(FormulaVariant(code, formula, message))
+        found.append(FormulaVariant(code, formula, message, values))
     found.sort(key=lambda v: ORDER.get(v.code, len(ORDER)))
     return found

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from service.formulas import Expr, to_text
-from service.formulas.derive import ONE, TWO, _outer, _Tracer, simplify
+from service.formulas.derive import ONE, TWO, Step, _outer, _Tracer, simplify
 from service.formulas.errors import FormulaError
 from service.formulas.tree import Call, Div, Mul, Neg, Pow, Symbol, add, mul, walk
 from service.grading.mistakes import FORMULA_MISTAKES
@@ -54,8 +54,24 @@ class _Mal(_Tracer):
         self.known = known
         self.message: str | None = None
 
+    # only the derivative is wanted, not the steps' text (printing them is most of a trace's time)
+    def record(self, rule: str, node: Expr, result: Expr, why: str) -> None:
+        return None
+
+    def record_pending(self, rule: str, node: Expr, outer: Expr, inner: Expr, why: str) -> None:
+        return None
+
+    def add_step(self, step: Step) -> None:
+        return None
+
+    def tidy(self, raw: Expr) -> Expr:
+        return simplify(raw)
+
+    def why(self, key: str, node: Expr | None = None, inner: Expr | None = None) -> str:
+        return ""
+
     def correct(self, node: Expr) -> Expr:
-        return _Tracer(self.variable, MAX_OUTPUT).derive(node)
+        return _Mal(self.variable, node, "", 0, self.show, {}).derive(node)  # no code: the rules as they are
 
     def derive(self, node: Expr) -> Expr:
         if node is self.target:
@@ -122,6 +138,13 @@ class _Mal(_Tracer):
         return self.depends(u) and not self.is_variable(u)
 
 
+# the nodes each rule is about (a trace is run only where it can apply)
+SITES: dict[str, type | tuple[type, ...]] = {
+    "missing_inner_derivative": (Call, Pow),
+    "product_rule_error": Mul,
+    "quotient_rule_error": Div,
+    "power_rule_error": Pow,
+}
 VARIANTS = {"missing_inner_derivative": 1, "product_rule_error": 1, "quotient_rule_error": 2, "power_rule_error": 2}
 
 
@@ -138,6 +161,8 @@ def mal_derivatives(
         if isinstance(node, Symbol):
             continue
         for code in RULE_CODES:
+            if not isinstance(node, SITES[code]):
+                continue
             for variant in range(VARIANTS[code]):
                 tracer = _Mal(variable, node, code, variant, show, known or {})
                 if not tracer.depends(node):
