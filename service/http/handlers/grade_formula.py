@@ -21,8 +21,9 @@ from service.http.schemas.grade_formula import (
     GradeFormulaRequest,
     SignQuestionRequest,
 )
+from service.http.security.attempts import AttemptStore
 from service.http.security.keys import Principal
-from service.http.security.signing import MalformedToken, Signer
+from service.http.security.signing import MalformedToken, Signer, token_digest
 from service.observability import GRADES
 from service.settings import Settings
 
@@ -115,6 +116,27 @@ def student_check(raw: Any, principal: Principal) -> None:
             f"A student key may not set {', '.join(names)}: the grader sealed it in the signed question.",
             [{"loc": [name], "msg": "a student key may not set this"} for name in names],
             fields=names,
+        )
+
+
+async def take_attempt(
+    principal: Principal, req: GradeFormulaRequest, signer: Signer | None, attempts: AttemptStore, settings: Settings
+) -> None:
+    """A student key's answer takes one of its attempts at the signed question (as /grade counts them)."""
+    if not principal.is_student_only or req.question_token is None:
+        return
+    if signer is None:
+        raise ProblemError(403, "forbidden", "This service does not accept problem tokens.")
+    sealed = signer.verify(req.question_token)
+    key = f"attempts:{principal.key_id}:{token_digest(req.question_token)}"
+    consumed = await attempts.consume(key, 1, settings.max_attempts, sealed.expires)
+    if not consumed.granted:
+        raise ProblemError(
+            403,
+            "forbidden",
+            f"This key has used its {settings.max_attempts} attempts at this question.",
+            attempts=consumed.used,
+            max_attempts=settings.max_attempts,
         )
 
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 
 from service.grading.mistakes import catalogue
 from service.http.deps import GRADER, STUDENT_OR_OPERATOR, SettingsDep, StudentOrGrader
-from service.http.handlers.grade_formula import grade_formula_request, sign_question, student_check
+from service.http.handlers.grade_formula import grade_formula_request, sign_question, student_check, take_attempt
 from service.http.handlers.grading import (
     batch_body_work,
     batch_steps,
@@ -132,7 +132,7 @@ def _has_question(body: bytes | bytearray) -> bool:
     },
     openapi_extra=_body("GradeFormulaRequest"),
 )
-async def grade_formula(request: Request, principal: StudentOrGrader) -> JSONBytes:
+async def grade_formula(request: Request, settings: SettingsDep, principal: StudentOrGrader) -> JSONBytes:
     """Grade a formula (or a derivation, step by step) against a question's target: equivalence at random
     points of each quantity's domain, the mistake named (a rule of differentiation or the catalogue's)."""
     body = await read_json(request)
@@ -142,6 +142,7 @@ async def grade_formula(request: Request, principal: StudentOrGrader) -> JSONByt
         raw = None
     student_check(raw, principal)
     req = parse(GRADE_FORMULA_REQUEST, body)
+    await take_attempt(principal, req, request.app.state.signer, request.app.state.attempts, settings)
     result = await anyio.to_thread.run_sync(grade_formula_request, req, request.app.state.signer)
     return JSONBytes(dumps(result))
 
