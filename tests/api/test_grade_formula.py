@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from tests.api.test_security import app_client, bearer
 
-G, S, O = bearer("g-key"), bearer("s-key"), bearer("o-key")
+G, S, OP = bearer("g-key"), bearer("s-key"), bearer("o-key")
 QUESTION = {"model": "logistic_regression", "target": "dJ/dw_j", "regularization": {"kind": "l2"}}
 RIGHT = r"\frac{1}{m}\sum_{i=1}^{m} (f^{(i)} - y^{(i)}) x_j^{(i)} + \frac{\lambda}{m} w_j"
 
@@ -30,7 +30,7 @@ def _token(client: TestClient, **fields: object) -> str:
 def test_roles(client: TestClient) -> None:
     body = {"question": QUESTION, "answer": RIGHT}
     assert client.post("/grade/formula", json=body, headers=G).json()["correct"] is True
-    assert client.post("/grade/formula", json=body, headers=O).status_code == 403
+    assert client.post("/grade/formula", json=body, headers=OP).status_code == 403
     assert client.post("/grade/formula", json=body, headers=S).status_code == 403  # in the clear: not for students
     assert client.post("/problems/sign", json={"question": QUESTION}, headers=S).status_code == 403
 
