@@ -66,9 +66,12 @@ def _catalogue(q: Question) -> list[tuple[str, str, str]]:
     dR = reg.gradient() if reg else None
     out: list[tuple[str, str, str]] = []
 
-    def r_variant(code: str, r: str, message: str) -> None:
-        if t in R_FAMILY:
-            out.append((code, _compose(t, r, dR=dR), message))
+    def r_variant(
+        code: str, r: str, message: str, targets: tuple[str, ...] = R_FAMILY, mean: bool = True, x: bool = True
+    ) -> None:
+        """The target with ∂L/∂z = r (without 1/m, or x_j, when told), where the target is one of `targets`."""
+        if t in targets:
+            out.append((code, _compose(t, r, mean=mean, x=x, dR=dR), message))
 
     r = p.dL_dz
     not_identity = p.activation != "identity"
@@ -77,24 +80,22 @@ def _catalogue(q: Question) -> list[tuple[str, str, str]]:
     )
     if t == "dL/df":
         out.append(("sign_flipped", f"-({p.dL_df})", f"The sign is flipped: ∂L/∂f = {p.dL_df}."))
-    if t in {"dJ/dw_j", "dJ/db"}:
-        out.append(
-            (
-                "missing_mean",
-                _compose(t, r, mean=False, dR=dR),
-                "This is the sum over the examples, not the mean: J averages the per-example losses, so the "
-                "sum needs the factor 1/m.",
-            )
-        )
-    if t in {"dL/dw_j", "dJ/dw_j"}:
-        out.append(
-            (
-                "missing_input_factor",
-                _compose(t, r, x=False, dR=dR),
-                "The factor ∂z/∂w_j = x_j is missing: z = Σ_j w_j x_j + b, so each example's ∂L/∂z is multiplied "
-                "by its x_j (only ∂z/∂b = 1).",
-            )
-        )
+    r_variant(
+        "missing_mean",
+        r,
+        "This is the sum over the examples, not the mean: J averages the per-example losses, so the sum needs "
+        "the factor 1/m.",
+        ("dJ/dw_j", "dJ/db"),
+        mean=False,
+    )
+    r_variant(
+        "missing_input_factor",
+        r,
+        "The factor ∂z/∂w_j = x_j is missing: z = Σ_j w_j x_j + b, so each example's ∂L/∂z is multiplied by its "
+        "x_j (only ∂z/∂b = 1).",
+        ("dL/dw_j", "dJ/dw_j"),
+        x=False,
+    )
     if t == "dz/dw_j":
         out.append(("missing_input_factor", "1", "∂z/∂w_j is x_j: z = Σ_j w_j x_j + b, and w_j is multiplied by x_j."))
     if not_identity:
