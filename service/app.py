@@ -24,7 +24,7 @@ from service.http.middleware.head import HeadMiddleware
 from service.http.middleware.request_context import RequestContextMiddleware
 from service.http.routes import apidocs, catalog, descent, grade, gradient, health, learner, metrics, render
 from service.http.schemas.descent import DescentRequest
-from service.http.schemas.grade_formula import GradeFormulaRequest, SignQuestionRequest
+from service.http.schemas.grade_formula import GradeFormulaBatch, GradeFormulaRequest, SignQuestionRequest
 from service.http.schemas.gradient import GradientRequest
 from service.http.schemas.grading import (
     DOCUMENTED_ITEMS,
@@ -51,6 +51,7 @@ REQUEST_SCHEMAS: dict[str, Any] = {
     "DescentRequest": DescentRequest,
     "SignRequest": SignRequest,
     "GradeFormulaRequest": GradeFormulaRequest,
+    "GradeFormulaBatch": GradeFormulaBatch,
     "SignQuestionRequest": SignQuestionRequest,
 }
 

@@ -10,7 +10,7 @@ the steps before it earn `step_credit` of the points, shared equally among the s
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,8 +19,10 @@ from service.grading.formula_equivalence import Confirm, Points, Verdict, agree,
 from service.grading.formula_mistakes import FormulaVariant, variants
 from service.grading.formula_targets import Question
 from service.grading.grade import version
+from service.grading.mistakes import ALL_MISTAKES, FORMULA_MISTAKES
 
 CACHE_SIZE = 128
+TITLES = {m.code: m.title.lower() for m in (*ALL_MISTAKES, *FORMULA_MISTAKES)}
 
 
 @dataclass(frozen=True)
@@ -154,3 +156,37 @@ def _feedback(judged: list[Judged], wrong: int | None, derivation: bool) -> str:
     if not derivation:
         return message
     return f"Step {wrong + 1} is the first that does not equal the target: {message}"
+
+
+SCORE_BINS = 10
+
+
+def class_summary(results: list[dict[str, Any] | None]) -> dict[str, Any]:
+    """What an instructor reads first about a class's native results (None: an answer not graded):
+    the score distribution, how many answers each mistake explains, the steps most often first wrong."""
+    graded = [r for r in results if r is not None]
+    n = len(graded)
+    bins = [0] * SCORE_BINS
+    for r in graded:
+        bins[min(SCORE_BINS - 1, int(r["score"] * SCORE_BINS))] += 1
+    codes = Counter(r["mistake"]["code"] for r in graded if r["mistake"])
+    steps = Counter(r["first_wrong_step"] for r in graded if r["first_wrong_step"] is not None)
+    unexplained = sum(1 for r in graded if not r["correct"] and r["mistake"] is None)
+    mistakes = [{"code": code, "answers": count, "share": count / n} for code, count in codes.most_common()]
+    headline = "No answer was graded." if not n else f"{sum(r['correct'] for r in graded)} of {n} answers are correct."
+    if mistakes:
+        top = mistakes[0]
+        headline += f" {top['share']:.0%} of the answers: {TITLES.get(str(top['code']), top['code'])}."
+    return {
+        "answers": len(results),
+        "graded": n,
+        "correct": sum(1 for r in graded if r["correct"]),
+        "mean_score": sum(r["score"] for r in graded) / n if n else 0.0,
+        "score_distribution": [
+            {"from": k / SCORE_BINS, "to": (k + 1) / SCORE_BINS, "answers": count} for k, count in enumerate(bins)
+        ],
+        "mistakes": mistakes,
+        "unexplained": unexplained,
+        "first_wrong_steps": [{"index": index, "answers": count} for index, count in sorted(steps.items())],
+        "headline": headline,
+    }

@@ -59,3 +59,25 @@ def test_a_grader_may_override_the_sealed_options_in_the_clear(client: TestClien
     r = client.post("/grade/formula", json={"question_token": token, "answer": "f - y", "reveal": True}, headers=G)
     assert r.status_code == 200 and "point" in r.json()["counterexample"]
     assert r.json()["expected"]["text"].startswith("1/m*sum")
+
+
+def test_a_class_batch_of_formulas_has_a_summary(client: TestClient) -> None:
+    answers = [RIGHT] * 3 + [r"\frac{1}{m}\sum_{i=1}^{m} (f - y) x_j"] * 4 + ["foo(z)", 7]
+    r = client.post("/grade/batch", json={"question": QUESTION, "answers": answers}, headers=G)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert [x.get("correct") for x in out["results"][:7]] == [True] * 3 + [False] * 4
+    assert out["results"][7]["type"].endswith("formula-error") and out["results"][8]["status"] == 422
+    summary = out["summary"]
+    assert (summary["answers"], summary["graded"], summary["correct"]) == (9, 7, 3)
+    assert summary["mistakes"][0] == {"code": "missing_regularization", "answers": 4, "share": 4 / 7}
+    assert sum(b["answers"] for b in summary["score_distribution"]) == 7
+    assert "57%" in summary["headline"]
+
+
+def test_a_students_batch_takes_an_attempt_per_answer(client: TestClient) -> None:
+    token = _token(client, expires_in=3600)  # not another test's token (signed in the same second)
+    body = {"question_token": token, "answers": ["f - y", "f - y"]}
+    assert client.post("/grade/batch", json=body, headers=S).status_code == 200
+    assert client.post("/grade/batch", json=body, headers=S).status_code == 403  # 4 > 3 attempts
+    assert client.post("/grade/batch", json={"question": QUESTION, "answers": ["f"]}, headers=S).status_code == 403

@@ -10,14 +10,18 @@ from pydantic import ValidationError
 
 from service.formulas import Expr, FormulaError, FormulaTooComplex, parse
 from service.grading.formats import render
-from service.grading.formula_grade import FormulaOptions, grade_formula
+from service.grading.formula_grade import FormulaOptions, class_summary, grade_formula
 from service.grading.formula_targets import Question, QuestionError, derivative_question, model_question
-from service.http.errors import ProblemError
+from service.http.errors import ProblemError, problem_body
 from service.http.schemas.grade_formula import (
+    FORMULA_ANSWER,
     FORMULA_SCORING_FIELDS,
+    MAX_STEPS,
     DerivativeOf,
     FormulaQuestion,
     FormulaScoringIn,
+    FormulaSteps,
+    GradeFormulaBatch,
     GradeFormulaRequest,
     SignQuestionRequest,
 )
@@ -120,16 +124,21 @@ def student_check(raw: Any, principal: Principal) -> None:
 
 
 async def take_attempt(
-    principal: Principal, req: GradeFormulaRequest, signer: Signer | None, attempts: AttemptStore, settings: Settings
+    principal: Principal,
+    req: GradeFormulaRequest | GradeFormulaBatch,
+    signer: Signer | None,
+    attempts: AttemptStore,
+    settings: Settings,
 ) -> None:
-    """A student key's answer takes one of its attempts at the signed question (as /grade counts them)."""
+    """A student key's answers each take one of its attempts at the signed question (as /grade counts them)."""
     if not principal.is_student_only or req.question_token is None:
         return
     if signer is None:
         raise ProblemError(403, "forbidden", "This service does not accept problem tokens.")
     sealed = signer.verify(req.question_token)
     key = f"attempts:{principal.key_id}:{token_digest(req.question_token)}"
-    consumed = await attempts.consume(key, 1, settings.max_attempts, sealed.expires)
+    n = len(req.answers) if isinstance(req, GradeFormulaBatch) else 1
+    consumed = await attempts.consume(key, n, settings.max_attempts, sealed.expires)
     if not consumed.granted:
         raise ProblemError(
             403,
@@ -140,7 +149,9 @@ async def take_attempt(
         )
 
 
-def grade_formula_request(req: GradeFormulaRequest, signer: Signer | None) -> dict[str, Any]:
+def _resolve(req: GradeFormulaRequest | GradeFormulaBatch, signer: Signer | None) -> tuple[Question, FormulaOptions]:
+    """The question (in the clear or signed) and how it is scored: sealed options, any a grader sets in the
+    clear taking their place (a student key's request never gets here with one)."""
     if req.question_token is not None:
         question_in, sealed = open_question(req.question_token, signer)
         clear = {n: getattr(req, n) for n in FORMULA_SCORING_FIELDS if n in req.model_fields_set}
@@ -148,15 +159,54 @@ def grade_formula_request(req: GradeFormulaRequest, signer: Signer | None) -> di
     else:
         assert req.question is not None
         question_in, scoring = req.question, req
-    question = build_question(question_in, req.syntax)
-    if isinstance(req.answer, str):
-        answer: Expr | list[Expr] = _read(req.answer, req.syntax, ["answer"])
-    else:
-        answer = [_read(step, req.syntax, ["answer", "steps", k]) for k, step in enumerate(req.answer.steps)]
     options = FormulaOptions(reveal=scoring.reveal, step_credit=scoring.step_credit)
-    native = grade_formula(question, answer, options)
+    return build_question(question_in, req.syntax), options
+
+
+def _answer(answer: str | FormulaSteps, syntax: str, loc: list[str | int]) -> Expr | list[Expr]:
+    if isinstance(answer, str):
+        return _read(answer, syntax, loc)
+    return [_read(step, syntax, [*loc, "steps", k]) for k, step in enumerate(answer.steps)]
+
+
+def _counted(native: dict[str, Any]) -> dict[str, Any]:
     GRADES.labels("correct" if native["correct"] else "incorrect").inc()
+    return native
+
+
+def grade_formula_request(req: GradeFormulaRequest, signer: Signer | None) -> dict[str, Any]:
+    question, options = _resolve(req, signer)
+    native = _counted(grade_formula(question, _answer(req.answer, req.syntax, ["answer"]), options))
     return render_formula(native, req.format)
+
+
+def grade_formula_batch(req: GradeFormulaBatch, signer: Signer | None) -> dict[str, Any]:
+    """Every answer graded on its own (one that does not read gets a problem object in its place), and the
+    class summary of the native results."""
+    question, options = _resolve(req, signer)
+    results: list[dict[str, Any]] = []
+    natives: list[dict[str, Any] | None] = []
+    for i, raw in enumerate(req.answers):
+        loc: list[str | int] = ["answers", i]
+        try:
+            try:
+                answer = FORMULA_ANSWER.validate_python(raw, strict=True)
+            except ValidationError:
+                raise ProblemError(
+                    422,
+                    "validation-error",
+                    f'answers[{i}] is neither a formula nor {{"steps": [...]}} of at most {MAX_STEPS} formulas.',
+                    [{"loc": loc, "msg": 'a string of at most 2000 characters, or {"steps": [strings]}'}],
+                ) from None
+            native = _counted(grade_formula(question, _answer(answer, req.syntax, loc), options))
+        except ProblemError as exc:
+            GRADES.labels("ungradable").inc()
+            natives.append(None)
+            results.append(problem_body(exc.status, exc.slug, exc.detail, exc.errors, **exc.extra))
+            continue
+        natives.append(native)
+        results.append(render_formula(native, req.format))
+    return {"results": results, "summary": class_summary(natives)}
 
 
 def _checks(native: dict[str, Any]) -> list[dict[str, Any]]:

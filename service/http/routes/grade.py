@@ -10,7 +10,13 @@ from fastapi import APIRouter, Request
 
 from service.grading.mistakes import catalogue
 from service.http.deps import GRADER, STUDENT_OR_OPERATOR, SettingsDep, StudentOrGrader
-from service.http.handlers.grade_formula import grade_formula_request, sign_question, student_check, take_attempt
+from service.http.handlers.grade_formula import (
+    grade_formula_batch,
+    grade_formula_request,
+    sign_question,
+    student_check,
+    take_attempt,
+)
 from service.http.handlers.grading import (
     batch_body_work,
     batch_steps,
@@ -23,6 +29,7 @@ from service.http.handlers.grading import (
 )
 from service.http.schemas.grade_formula import (
     EXAMPLE_QUESTION,
+    GRADE_FORMULA_BATCH,
     GRADE_FORMULA_REQUEST,
     SIGN_QUESTION_REQUEST,
     GradeFormulaResult,
@@ -46,8 +53,9 @@ from service.settings import Settings
 router = APIRouter(tags=["grading"])
 
 
-def _body(schema: str, examples: dict[str, Any] | None = None) -> dict[str, Any]:
-    content: dict[str, Any] = {"schema": {"$ref": f"#/components/schemas/{schema}"}}
+def _body(schema: str, examples: dict[str, Any] | None = None, also: str | None = None) -> dict[str, Any]:
+    ref = {"$ref": f"#/components/schemas/{schema}"}
+    content: dict[str, Any] = {"schema": {"oneOf": [ref, {"$ref": f"#/components/schemas/{also}"}]} if also else ref}
     if examples:
         content["examples"] = examples
     return {"requestBody": {"required": True, "content": {"application/json": content}}}
@@ -61,6 +69,10 @@ _BATCH_EXAMPLES = {
     "items": {
         "summary": "problem and answer pairs",
         "value": {"items": [{"problem": EXAMPLE_PROBLEM, "answer": EXAMPLE_ANSWER}]},
+    },
+    "formulas": {
+        "summary": "a class's formulas for one formula question, with a class summary",
+        "value": {"question": EXAMPLE_QUESTION, "answers": ["(f - y) x_j", "f - y"]},
     },
 }
 
@@ -112,6 +124,16 @@ async def sign(request: Request, settings: SettingsDep) -> JSONBytes:
         return JSONBytes(dumps(sign_question(question, settings, request.app.state.signer)))
     req = parse(SIGN_REQUEST, body)
     return JSONBytes(dumps(sign_problem(req, settings, request.app.state.signer)))
+
+
+def _formula_batch(body: bytes | bytearray) -> dict[str, Any] | None:
+    """The body, when it is a batch of formulas for one question (it names a question, not a problem)."""
+    try:
+        raw = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    named = isinstance(raw, dict) and ("question" in raw or "question_token" in raw)
+    return raw if named and "problem" not in raw and "problem_token" not in raw else None
 
 
 def _has_question(body: bytes | bytearray) -> bool:
@@ -179,16 +201,23 @@ async def grade(
     summary="Grade many answers",
     response_class=JSONBytes,
     responses={200: {"model": BatchResponse, "description": "One result per answer, in order."}, **PROBLEM_RESPONSES},
-    openapi_extra=_body("GradeBatchRequest", _BATCH_EXAMPLES),
+    openapi_extra=_body("GradeBatchRequest", _BATCH_EXAMPLES, also="GradeFormulaBatch"),
 )
 async def grade_many(
     request: Request,
     settings: SettingsDep,
     principal: StudentOrGrader,
 ) -> JSONBytes:
-    """Grade a whole class's answers to one problem, or many problem/answer pairs, each on its own."""
+    """Grade a whole class's answers to one problem, or many problem/answer pairs, each on its own; or a
+    class's formulas for one formula question (with `question` or `question_token`), with a class summary."""
     body = await read_json(request)
     state = request.app.state
+    formula = _formula_batch(body)
+    if formula is not None:
+        student_check(formula, principal)
+        req_f = parse(GRADE_FORMULA_BATCH, body)
+        await take_attempt(principal, req_f, state.signer, state.attempts, settings)
+        return JSONBytes(dumps(await anyio.to_thread.run_sync(grade_formula_batch, req_f, state.signer)))
     opened = student_tokens(body, principal, state.signer)  # before any answer is parsed
     batch_body_work(len(body), settings)  # a body too big to grade is refused before it is parsed
     req = await anyio.to_thread.run_sync(parse_batch, body)

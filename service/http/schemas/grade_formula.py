@@ -84,6 +84,32 @@ class GradeFormulaRequest(FormulaScoringIn):
         return self
 
 
+MAX_BATCH_ANSWERS = 2_000
+
+
+class GradeFormulaBatch(FormulaScoringIn):
+    """A class's answers to one formula question, each graded on its own, with a class summary."""
+
+    model_config = ConfigDict(  # type: ignore[typeddict-item]
+        json_schema_extra={"examples": [{"question": EXAMPLE_QUESTION, "answers": ["(f - y) x_j", "f - y"]}]}
+    )
+    question: FormulaQuestion | None = None
+    question_token: str | None = Field(None, max_length=100_000)
+    answers: list[Any] = Field(
+        min_length=1,
+        max_length=MAX_BATCH_ANSWERS,
+        description='Each a formula or {"steps": [...]}; one that does not read gets its own problem object.',
+    )
+    syntax: Literal["auto", "text", "latex"] = "auto"
+    format: Literal["native", "gradescope", "prairielearn"] = "native"
+
+    @model_validator(mode="after")
+    def _one_of(self) -> GradeFormulaBatch:
+        if (self.question is None) == (self.question_token is None):
+            raise ValueError("give exactly one of question and question_token")
+        return self
+
+
 class SignQuestionRequest(FormulaScoringIn):
     question: FormulaQuestion
     expires_in: int | None = Field(None, gt=0, le=366 * 24 * 3600, description="Seconds (default from settings).")
@@ -128,4 +154,6 @@ class GradeFormulaResult(BaseModel):
 
 
 GRADE_FORMULA_REQUEST: TypeAdapter[GradeFormulaRequest] = TypeAdapter(GradeFormulaRequest)
+GRADE_FORMULA_BATCH: TypeAdapter[GradeFormulaBatch] = TypeAdapter(GradeFormulaBatch)
+FORMULA_ANSWER: TypeAdapter[str | FormulaSteps] = TypeAdapter(FORMULA | FormulaSteps)  # type: ignore[arg-type]
 SIGN_QUESTION_REQUEST: TypeAdapter[SignQuestionRequest] = TypeAdapter(SignQuestionRequest)
