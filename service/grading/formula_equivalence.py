@@ -28,7 +28,7 @@ import numpy as np
 
 from service.formulas import Expr, to_text
 from service.formulas.numeric import evaluate
-from service.formulas.tree import Add, Call, Derivative, Number, Sum, Symbol, walk
+from service.formulas.tree import Add, Call, Derivative, Number, Sum, Symbol, children, walk
 from service.grading.formula_targets import Question, read, replace
 
 RTOL = 1e-8
@@ -37,7 +37,7 @@ MIN_POINTS = 20
 POINTS_PER_SET = 8
 # (m, n, the feature j stands for) of each data set
 DATA_SETS: tuple[tuple[int, int, int], ...] = ((3, 2, 0), (4, 3, 1), (5, 2, 1), (2, 3, 2), (3, 1, 0))
-MAX_GROUNDED_NODES = 60_000
+MAX_GROUNDED_NODES = 20_000
 
 # an algebra engine's verdict on (answer, truth, question): True (proved equal), None (cannot tell)
 Confirm = Callable[[Expr, Expr, Question], bool | None]
@@ -196,7 +196,28 @@ class _OutOfRange(Ungroundable):
     """A sum with more terms than the data: the formula is not the quantity (it needs more examples)."""
 
 
+def _expanded_size(question: Question, node: Expr, terms: int, depth: int = 0) -> int:
+    """About how many nodes grounding makes of `node` when each sum has `terms` terms (its bounds unread)."""
+    if depth > 64 + 8:
+        return MAX_GROUNDED_NODES + 1
+    if isinstance(node, Sum):
+        return 1 + terms * _expanded_size(question, node.body, terms, depth + 1)
+    if isinstance(node, Derivative):
+        truth = question.leibniz.get(to_text(node))
+        return 1 if truth is None else _expanded_size(question, truth, terms, depth + 1)
+    if isinstance(node, Call) and node.function in {"max", "min"}:
+        raise Ungroundable(f"{node.function}() is not evaluated when formulas are compared")
+    total = 1
+    for child in children(node):
+        total += _expanded_size(question, child, terms, depth + 1)
+        if total > MAX_GROUNDED_NODES:
+            break
+    return total
+
+
 def _values(question: Question, expr: Expr, s: _Set) -> Any:
+    if _expanded_size(question, expr, max(s.m, s.n)) > MAX_GROUNDED_NODES:
+        raise Ungroundable("the formula's sums expand to too many terms to evaluate")
     grounded = _Grounder(question, s).ground(expr, None, s.j)
     with np.errstate(all="ignore"):
         out = evaluate(grounded, s.values)

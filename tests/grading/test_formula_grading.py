@@ -132,3 +132,24 @@ def test_endpoint_formats_token_and_errors(client: TestClient) -> None:
     assert r.status_code == 403
     r = client.post("/grade", json={"problem_token": token, "answer": {"loss": 1.0}})
     assert r.status_code == 403  # a question's token is not a problem's
+
+
+@pytest.mark.parametrize(
+    ("answer", "verdict"),
+    [
+        ("sum_{i=1}^{m} " * 40 + "f", None),  # expands past the cap: refused before any term is made
+        ("sum_{j=1}^{n} sum_{i=1}^{m} " * 10 + "(f - y)", None),
+        ("sum_{i=1}^{10^50} (f - y)", False),  # more terms than examples
+        ("sum_{i=1}^{m/2} (f - y)", None),
+        ("max(f, y)", None),
+        ("dJ/dz", None),  # a Leibniz name without a meaning in the question
+        ("log(-f)", False),
+        ("e^(e^(e^(e^(e^(e^z)))))", False),
+    ],
+)
+def test_hostile_or_undecidable_answers_are_bounded_and_never_guessed(answer: str, verdict: bool | None) -> None:
+    q = model_question("logistic_regression", "dJ/db")
+    result = grade_formula(q, parse(answer))
+    assert result["equivalent"] is verdict and result["correct"] is False
+    if verdict is None:
+        assert result["feedback"].startswith("This could not be decided")
