@@ -27,6 +27,7 @@ from service.http.middleware.request_context import RequestContextMiddleware
 from service.http.routes import apidocs, catalog, derive, descent, grade, gradient, health, learner, metrics, render
 from service.http.schemas.derive import DeriveRequest
 from service.http.schemas.descent import DescentRequest
+from service.http.schemas.grade_formula import GradeFormulaBatch, GradeFormulaRequest, SignQuestionRequest
 from service.http.schemas.gradient import GradientRequest
 from service.http.schemas.grading import (
     DOCUMENTED_ITEMS,
@@ -53,6 +54,9 @@ REQUEST_SCHEMAS: dict[str, Any] = {
     "DescentRequest": DescentRequest,
     "DeriveRequest": DeriveRequest,
     "SignRequest": SignRequest,
+    "GradeFormulaRequest": GradeFormulaRequest,
+    "GradeFormulaBatch": GradeFormulaBatch,
+    "SignQuestionRequest": SignQuestionRequest,
 }
 
 log = logging.getLogger("service.app")

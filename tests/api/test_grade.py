@@ -427,8 +427,10 @@ def test_get_mistakes_lists_math_md_s_table(client: TestClient) -> None:
     assert r.status_code == 200
     everything = r.json()
     network_codes = ["missing_hidden_derivative", "weights_not_transposed", "layer_missing_mean"]
-    assert [m["code"] for m in everything] == [*MATH_MD_CODES, *network_codes]
-    assert [m["models"] for m in everything] == ["all"] * len(MATH_MD_CODES) + ["neural_network"] * 3
+    formula_codes = ["missing_inner_derivative", "product_rule_error", "quotient_rule_error", "power_rule_error"]
+    assert [m["code"] for m in everything] == [*MATH_MD_CODES, *network_codes, *formula_codes]
+    assert [m["models"] for m in everything] == ["all"] * len(MATH_MD_CODES) + ["neural_network"] * 3 + ["formulas"] * 4
+    assert all(m.get("formula_example") for m in everything[-4:])
     mistakes = everything[: len(MATH_MD_CODES)]
     parts = {"loss", "gradients.w", "gradients.b", "per_sample.dL_dz"}
     for m in mistakes:

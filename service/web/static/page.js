@@ -782,6 +782,73 @@
     return 0;
   }
 
+  // --- a derivation, graded step by step (POST /grade/formula) ---------------------------------------
+
+  function looksLatex(line) {
+    return /\\[a-zA-Z]|[{}]/.test(line);
+  }
+
+  function stepLines() {
+    return $("formula-steps").value.split("\n").map((l) => l.trim()).filter((l) => l !== "");
+  }
+
+  // each line as typed, typeset when it is LaTeX (the service's reading comes back with the verdict)
+  function previewSteps() {
+    const items = stepLines().map((line) =>
+      looksLatex(line) && window.katex ? math(line, line, "div") : el("div", { class: "math plain" }, line));
+    $("steps-preview").replaceChildren(...items);
+    renderMath($("steps-preview"));
+  }
+
+  function questionToken() {
+    return $("question-token").value.trim();
+  }
+
+  async function gradeDerivation() {
+    $("formula-error").textContent = "";
+    const steps = stepLines();
+    if (!steps.length) throw new FieldError("Write at least one step.", "formula-steps");
+    const token = questionToken();
+    const body = { answer: { steps: steps } };
+    if (token) body.question_token = token;
+    else body.question = { model: $("formula-model").value, target: $("formula-target").value };
+    $("formula-status").textContent = "Grading the derivation\u2026";
+    const result = await call("/grade/formula", body);
+    const items = result.steps.map((step) => {
+      const wrong = !step.correct;
+      const first = step.index === result.first_wrong_step;
+      const note = el("p", { class: "step-note" }, (step.correct ? "\u2713 " : "\u2717 ") + step.message);
+      return el("li", { class: "step" + (wrong ? " wrong" : " right") + (first ? " first-wrong" : ""),
+        "data-index": step.index, tabindex: first ? "-1" : null },
+      [math(step.latex, step.text, "div"), note, step.mistake ? el("p", { class: "step-code" }, step.mistake.code) : null]);
+    });
+    $("formula-result").replaceChildren(...items);
+    renderMath($("formula-result"));
+    const score = "Score " + Math.round(result.score * 100) + "%. ";
+    $("formula-status").textContent = score + (result.correct ? "Every step equals the target."
+      : "Step " + (result.first_wrong_step + 1) + " is the first that does not equal the target.");
+    const marked = $("formula-result").querySelector(".first-wrong");
+    if (marked) marked.focus();
+  }
+
+  function formulaFailure(err) {
+    const lines = [err.message];
+    $("formula-error").textContent = lines.join("\n");
+    $("formula-status").textContent = "";
+    if (err.field) $(err.field).focus();
+    return 0;
+  }
+
+  $("formula-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    busy($("formula-button"), gradeDerivation, formulaFailure);
+  });
+  $("formula-steps").addEventListener("input", previewSteps);
+  $("question-token").addEventListener("input", () => {
+    $("question-fields").hidden = questionToken() !== "";
+  });
+  previewSteps();
+
   // --- wiring -----------------------------------------------------------------------------------
 
   $("model").addEventListener("change", () => fillForm($("model").value));
