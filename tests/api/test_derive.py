@@ -4,6 +4,8 @@ fast problem+json: syntax errors with where and the names allowed, the hostile l
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -202,3 +204,10 @@ def test_an_app_started_again_gets_a_new_pool() -> None:
     for _ in range(2):
         with TestClient(app) as c:
             assert post(c, {"expression": "z^2", "variable": "z"}).status_code == 200
+
+
+def test_the_service_process_does_not_load_sympy() -> None:
+    """SymPy loads in the formula workers (and their fork server) only, never in the process that serves HTTP."""
+    code = "import sys, service.app; print('sympy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False"
