@@ -30,8 +30,9 @@ URN = "urn:gradient-service:problem:"
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[TestClient]:
-    """The app with its formula workers started by the lifespan, as the service runs."""
-    with TestClient(create_app(Settings(formula_start_workers=True))) as c:
+    """The app with its formula workers started by the lifespan, as the service runs; a time limit of 10 s, so that
+    SymPy's search for a form in f (half of it) finds it on a loaded machine too (its budget has its own test)."""
+    with TestClient(create_app(Settings(formula_start_workers=True, formula_time_limit_seconds=10.0))) as c:
         yield c
 
 
@@ -160,7 +161,8 @@ def test_hostile_inputs_are_refused_fast_and_clean(client: TestClient, name: str
     start = time.perf_counter()
     body = problem(post(client, {"expression": expression, "variable": "z"}), 422, slug)
     elapsed = time.perf_counter() - start
-    assert elapsed < 3.0, elapsed  # the worker's time limit (2 s) bounds what is not refused before
+    assert elapsed < 11.0, elapsed  # the worker's time limit (10 s here) bounds what is not refused before
+    assert name == "product blow-up" or elapsed < 2.0, elapsed  # the rest are refused before any worker
     if limit is not None:
         assert body["limit"] in (limit if isinstance(limit, tuple) else (limit,))
 
