@@ -22,6 +22,7 @@ from service.http.middleware.body_limit import BodyLimitMiddleware, limit_by_rol
 from service.http.middleware.cors import ProblemCORSMiddleware
 from service.http.middleware.fastpath import FastPathMiddleware
 from service.http.middleware.head import HeadMiddleware
+from service.http.middleware.request_context import RequestContextMiddleware
 from service.http.routes import apidocs, catalog, derive, descent, grade, gradient, health, learner, metrics, render
 from service.http.schemas.derive import DeriveRequest
 from service.http.schemas.descent import DescentRequest
@@ -39,7 +40,6 @@ from service.http.security.attempts import AttemptStoreError, make_attempt_store
 from service.http.security.keys import KeyRing
 from service.http.security.limits import RedisLimiter, make_limiter
 from service.http.security.signing import Signer
-from service.observability import RequestContextMiddleware
 from service.runtime import tune_allocator
 from service.settings import Settings, get_settings
 

@@ -1,4 +1,7 @@
-"""Operations: JSON logs with a request id, Prometheus metrics (multiprocess-safe), timing.
+"""Operations: JSON logs with a request id, Prometheus metrics (multiprocess-safe).
+
+The middleware that gives each request its id, times it, counts it and logs it is
+service/http/middleware/request_context.py; this module holds what it writes to.
 
 With several uvicorn workers, set PROMETHEUS_MULTIPROC_DIR to an empty writable directory: every
 worker then writes its samples there and GET /metrics aggregates them (prometheus_client's
@@ -11,18 +14,13 @@ import contextvars
 import json
 import logging
 import os
-import random
-import re
-import time
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
-_VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 REQUESTS = Counter(
     "gradient_http_requests_total", "HTTP requests by route, method and status.", ["route", "method", "status"]
@@ -50,7 +48,7 @@ _children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 _CHILDREN_MAX = 4096  # routes × methods × statuses seen; past it, children are looked up each time
 
 
-def _request_metrics(route: str, method: str, status: int) -> tuple[Any, Any]:
+def request_metrics(route: str, method: str, status: int) -> tuple[Any, Any]:
     """The request counter's and the latency histogram's children for a request (cached: prometheus'
     labels() takes a lock and checks its values, ~1.4 µs a call on the hot path)."""
     method = method if method in _METHODS else "other"
@@ -109,58 +107,3 @@ def log_config(level: str) -> dict[str, Any]:
             "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
         },
     }
-
-
-access_log = logging.getLogger("service.access")
-
-
-class RequestContextMiddleware:
-    """Give every request an id (X-Request-ID, accepted when well-formed, else new), return it,
-    time the request, count it in the metrics and write one access log line."""
-
-    def __init__(self, app: ASGIApp, routes: frozenset[str]) -> None:
-        self.app = app
-        self.routes = routes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        incoming = next((v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"x-request-id"), "")
-        # a new id need only be unique, not secret: 128 random bits without a system call each time
-        rid = incoming if _VALID_ID.match(incoming) else f"{random.getrandbits(128):032x}"
-        token = request_id_var.set(rid)
-        start = time.perf_counter()
-        status = 500
-        header = (b"x-request-id", rid.encode())
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message["headers"] = [*message.get("headers", []), header]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            elapsed = time.perf_counter() - start
-            path = scope.get("path", "")
-            route = path if path in self.routes else "other"
-            requests, latency = _request_metrics(route, scope.get("method", ""), status)
-            requests.inc()
-            latency.observe(elapsed)
-            if access_log.isEnabledFor(logging.INFO):  # else not even the record's fields are made
-                access_log.info(
-                    "%s %s %s",
-                    scope.get("method", ""),
-                    path,
-                    status,
-                    extra={
-                        "method": scope.get("method", ""),
-                        "path": path,
-                        "status": status,
-                        "duration_ms": round(elapsed * 1000, 3),
-                    },
-                )
-            request_id_var.reset(token)

@@ -1,23 +1,37 @@
-"""The chain-rule breakdown, recorded as data from the arrays the computation already made.
+"""The chain-rule breakdown of any model, recorded as data from the arrays the computation already made.
 
-It only reads what `models.evaluate` computed (z, f, L, ∂L/∂z, the gradients) and adds the
-display factors ∂L/∂f and ∂f/∂z, so turning it on never changes a number of the result.
+One builder, `build_breakdown`, for every model kind: it only reads what `models.evaluate` computed
+(z, f, L, ∂L/∂z per layer, the gradients) and adds the output layer's display factors ∂L/∂f and ∂f/∂z,
+the same for a single-layer model and a network's output layer, so turning it on never changes a number
+of the result. Then the steps: a single-layer model's chain (z, f, L, J, the factors, dJ/dw, dJ/db), or
+a network's layers and its steps forward and back.
 Values are numpy arrays (examples first); entries that are not representable in float64 are
 replaced by None and explained in `notes`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from service.compute.activations import Activation
 from service.compute.derivations import DerivationStep, activation_derivation, loss_derivation
 from service.compute.domains import Formula
-from service.compute.pairings import Pairing
+from service.compute.pairings import Pairing, rhs
 from service.compute.stable import Array
+from service.compute.step_formulas import (
+    FIRST_LAYER_NOTE,
+    a_formula,
+    chain_formulas,
+    cost_formula,
+    db_formula,
+    dW_formula,
+    g_prime_formula,
+    hidden_delta_formula,
+    output_delta_formula,
+    z_formula,
+)
 
 if TYPE_CHECKING:
     from service.compute.models import Evaluation, Objective
@@ -76,95 +90,46 @@ RULE_CANONICAL = "canonical simplification"
 RULE_CHAIN = "chain rule: dL/dz = dL/df * df/dz"
 
 
-@dataclass(frozen=True)
-class ChainFormulas:
-    """The formulas of the derivation that depend only on the output's shape and the regularization,
-    not on the activation and loss (whose formulas the catalogue gives): the same for every problem
-    of that kind, so the learner's page can show them without any of the problem's numbers."""
-
-    z: Formula
-    J: Formula
-    dz_dw: Formula
-    dz_db: Formula
-    dR_dw: Formula | None
-    dJ_dw: Formula
-    dJ_db: Formula
+def build_breakdown(model: Objective, ev: Evaluation, *, full: bool) -> dict[str, Any]:
+    """The breakdown of any model: the output layer's factors per example (the same for every kind),
+    then a single-layer model's chain of steps or a network's layers and steps."""
+    notes: list[dict[str, Any]] = []
+    per_sample = _output_factors(model, ev, notes)
+    if model.is_network:
+        return _network_breakdown(model, ev, per_sample, notes, full=full)
+    return _single_layer_breakdown(model, ev, per_sample, notes, full=full)
 
 
-@cache
-def chain_formulas(vector: bool, reg_kind: str | None) -> ChainFormulas:
-    """z, J, ∂z/∂w, ∂z/∂b, ∂R/∂w, ∂J/∂w and ∂J/∂b for k outputs (`vector`) or one, and regularization
-    `reg_kind` ("l2", "l1" or None)."""
-    if vector:
-        z_formula = Formula(r"z_k = \sum_{j} x_j W_{jk} + b_k", "z_k = sum_j x_j W_jk + b_k")
-        dzdw = Formula(r"\frac{\partial z_k}{\partial W_{jk}} = x_j", "dz_k/dW_jk = x_j")
-        dzdb = Formula(r"\frac{\partial z_k}{\partial b_k} = 1", "dz_k/db_k = 1")
-        djdw_data = Formula(
-            r"\frac{1}{m} \sum_{i=1}^{m} \left(\frac{\partial L}{\partial z_k}\right)_i x_{ij}",
-            "(1/m) sum_i (dL/dz_k)_i x_ij",
-        )
-        djdb = Formula(
-            r"\frac{\partial J}{\partial b_k} = "
-            r"\frac{1}{m} \sum_{i=1}^{m} \left(\frac{\partial L}{\partial z_k}\right)_i",
-            "dJ/db_k = (1/m) sum_i (dL/dz_k)_i",
-        )
-        lhs_w = (r"\frac{\partial J}{\partial W_{jk}}", "dJ/dW_jk")
-    else:
-        z_formula = Formula(r"z = w \cdot x + b = \sum_{j} w_j x_j + b", "z = w . x + b = sum_j w_j x_j + b")
-        dzdw = Formula(r"\frac{\partial z}{\partial w_j} = x_j", "dz/dw_j = x_j")
-        dzdb = Formula(r"\frac{\partial z}{\partial b} = 1", "dz/db = 1")
-        djdw_data = Formula(
-            r"\frac{1}{m} \sum_{i=1}^{m} \left(\frac{\partial L}{\partial z}\right)_i x_{ij}",
-            "(1/m) sum_i (dL/dz)_i x_ij",
-        )
-        djdb = Formula(
-            r"\frac{\partial J}{\partial b} = \frac{1}{m} \sum_{i=1}^{m} \left(\frac{\partial L}{\partial z}\right)_i",
-            "dJ/db = (1/m) sum_i (dL/dz)_i",
-        )
-        lhs_w = (r"\frac{\partial J}{\partial w_j}", "dJ/dw_j")
-
-    reg_latex = reg_text = ""
-    dR: tuple[str, str] | None = None
-    if reg_kind == "l2":
-        reg_latex, reg_text = r" + \frac{\lambda}{2m} \sum_{j} w_j^{2}", " + lambda/(2m) sum_j w_j^2"
-        dR = (r"\frac{\lambda}{m} w_j", "(lambda/m) w_j")
-    elif reg_kind is not None:
-        reg_latex, reg_text = r" + \frac{\lambda}{m} \sum_{j} \lvert w_j \rvert", " + (lambda/m) sum_j |w_j|"
-        dR = (r"\frac{\lambda}{m} \operatorname{sign}(w_j)", "(lambda/m) sign(w_j)")
-
-    return ChainFormulas(
-        z=z_formula,
-        J=Formula(r"J = \frac{1}{m} \sum_{i=1}^{m} L_i" + reg_latex, "J = (1/m) sum_i L_i" + reg_text),
-        dz_dw=dzdw,
-        dz_db=dzdb,
-        dR_dw=Formula(r"\frac{\partial R}{\partial w_j} = " + dR[0], "dR/dw_j = " + dR[1]) if dR else None,
-        dJ_dw=Formula(
-            lhs_w[0] + " = " + djdw_data.latex + (" + " + dR[0] if dR else ""),
-            lhs_w[1] + " = " + djdw_data.text + (" + " + dR[1] if dR else ""),
-        ),
-        dJ_db=djdb,
-    )
+# why a display factor may be missing: a single-layer model's answers always said more
+_UNREPRESENTABLE = (
+    " is not representable in float64 for these examples (f rounds to a boundary of the loss's domain, "
+    "so the factor overflows); the gradient does not need it: dL/dz was computed from z in stable form"
+)
+_UNREPRESENTABLE_NETWORK = " is not representable in float64 for these examples; the gradient does not need it"
 
 
-def build_breakdown(objective: Objective, ev: Evaluation, *, full: bool) -> dict[str, Any]:
-    """per_sample factors, ordered steps ending in dJ/dw and dJ/db, simplification and notes."""
-    pairing = objective.pairing
+def _output_factors(model: Objective, ev: Evaluation, notes: list[dict[str, Any]]) -> dict[str, Any]:
+    """per_sample: the output layer's z, f, L, ∂L/∂f, ∂f/∂z and ∂L/∂z, in the pairing's shapes."""
+    pairing = model.pairing
+    dL_df_raw, df_dz_raw = pairing.factors(ev.z, ev.f, model.y)
+    why = _UNREPRESENTABLE_NETWORK if model.is_network else _UNREPRESENTABLE
+    dL_df = _displayable(dL_df_raw, "dL/df", "dL/df" + why, notes)
+    df_dz = _displayable(df_dz_raw, "df/dz", "df/dz" + why, notes)
+    if not model.is_network:
+        _note_rounding(model, ev, notes)
+    return {"z": ev.z, "f": ev.f, "loss": ev.per_sample_loss, "dL_df": dL_df, "df_dz": df_dz, "dL_dz": ev.dL_dz}
+
+
+def _single_layer_breakdown(
+    model: Objective, ev: Evaluation, per_sample: dict[str, Any], notes: list[dict[str, Any]], *, full: bool
+) -> dict[str, Any]:
+    """Ordered steps ending in dJ/dw and dJ/db, simplification and notes."""
+    pairing = model.pairing
     act, loss = pairing.activation, pairing.loss
     vector = pairing.vector
-    notes: list[dict[str, Any]] = []
-    dL_df_raw, df_dz_raw = pairing.factors(ev.z, ev.f, objective.y)
-    unrepresentable = (
-        "not representable in float64 for these examples (f rounds to a boundary of the loss's domain, "
-        "so the factor overflows); the gradient does not need it: dL/dz was computed from z in stable form"
-    )
-    dL_df = _displayable(dL_df_raw, "dL/df", "dL/df is " + unrepresentable, notes)
-    df_dz = _displayable(df_dz_raw, "df/dz", "df/dz is " + unrepresentable, notes)
-    _note_rounding(objective, ev, notes)
-
-    per_sample = {"z": ev.z, "f": ev.f, "loss": ev.per_sample_loss, "dL_df": dL_df, "df_dz": df_dz, "dL_dz": ev.dL_dz}
-
-    chain = chain_formulas(vector, objective.regularization.kind if objective.regularization else None)
-    reg = objective.regularization
+    dL_df, df_dz = per_sample["dL_df"], per_sample["df_dz"]
+    reg = model.regularization
+    chain = chain_formulas(vector, reg.kind if reg else None)
 
     derivation_f: dict[str, Any] = {"derivation": _derivation(activation_derivation(act.name))} if full else {}
     derivation_L: dict[str, Any] = {"derivation": _derivation(loss_derivation(loss.name))} if full else {}
@@ -196,9 +161,9 @@ def build_breakdown(objective: Objective, ev: Evaluation, *, full: bool) -> dict
     return {"per_sample": per_sample, "steps": steps, "simplification": simplification, "notes": notes}
 
 
-def _note_rounding(objective: Objective, ev: Evaluation, notes: list[dict[str, Any]]) -> None:
+def _note_rounding(model: Objective, ev: Evaluation, notes: list[dict[str, Any]]) -> None:
     """Say where f rounds to a boundary of its range, which a learner would otherwise take as exact."""
-    for bound, reason in objective.pairing.activation.rounding_notes:
+    for bound, reason in model.pairing.activation.rounding_notes:
         ex = _examples(ev.f == bound)
         if ex:
             notes.append({"quantity": "f", "examples": ex[:MAX_EXAMPLES_LISTED], "count": len(ex), "reason": reason})
@@ -238,3 +203,196 @@ def canonical_simplification(pairing: Pairing, at_output_of: int | None = None) 
         ),
         "explanation": explanation,
     }
+
+
+SATURATION = 1e-4  # g'(z) below this fraction of its largest value: the unit passes almost no gradient
+
+
+def _network_breakdown(
+    net: Objective, ev: Evaluation, per_sample: dict[str, Any], notes: list[dict[str, Any]], *, full: bool
+) -> dict[str, Any]:
+    """layers (z, a, δ, g'(z), gradients per layer), ordered steps forward and back, notes."""
+    L = net.depth
+    pairing = net.pairing
+    out_act, loss = pairing.activation, pairing.loss
+    layers: list[dict[str, Any]] = []
+    steps: list[dict[str, Any]] = []
+    for layer in range(1, L + 1):
+        act = net.activation(layer)
+        z = ev.zs[layer - 1]
+        entry: dict[str, Any] = {
+            "layer": layer,
+            "activation": str(act.name),
+            "units": int(z.shape[1]),
+            "z": z,
+            "a": ev.activations[layer],
+            "delta": ev.deltas[layer - 1],
+            "dJ_dW": ev.grad_Ws[layer - 1],
+            "dJ_db": ev.grad_bs[layer - 1],
+        }
+        if layer < L:
+            gp = act.derivative(z, ev.activations[layer])
+            entry["g_prime"] = gp
+            _note_vanishing(layer, act, z, gp, notes)
+        layers.append(entry)
+        steps.append(
+            {
+                "factor": f"z[{layer}]",
+                "layer": layer,
+                "kind": "forward",
+                **_formula(z_formula(layer, layer - 1, FIRST_LAYER_NOTE if layer == 1 else "")),
+                "value": z,
+            }
+        )
+        steps.append(
+            {
+                "factor": f"a[{layer}]",
+                "layer": layer,
+                "kind": "forward",
+                **_formula(a_formula(layer, str(act.name), rhs(act.formula))),
+                "value": ev.activations[layer],
+            }
+        )
+    reg = net.regularization
+    reg_kind = reg.kind if reg is not None else None
+    steps.append({"factor": "L", "layer": L, "kind": "forward", **_formula(loss.formula), "value": ev.per_sample_loss})
+    steps.append(
+        {
+            "factor": "J",
+            "kind": "forward",
+            **_formula(cost_formula(reg_kind)),
+            "value": ev.loss,
+        }
+    )
+    full_L = {"derivation": _derivation(loss_derivation(loss.name))} if full else {}
+    full_f = {"derivation": _derivation(activation_derivation(out_act.name))} if full else {}
+    steps.append(
+        {
+            "factor": "dL/df",
+            "layer": L,
+            "kind": "local",
+            **_formula(loss.derivative_formula),
+            "value": per_sample["dL_df"],
+            **full_L,
+        }
+    )
+    steps.append(
+        {
+            "factor": "df/dz",
+            "layer": L,
+            "kind": "local",
+            **_formula(out_act.derivative_formula),
+            "value": per_sample["df_dz"],
+            **full_f,
+        }
+    )
+    steps.append(
+        {
+            "factor": f"delta[{L}]",
+            "layer": L,
+            "kind": "chain",
+            **_formula(output_delta_formula(L, pairing.dL_dz_formula)),
+            "value": ev.deltas[-1],
+            "rule": RULE_CANONICAL if pairing.canonical else RULE_CHAIN,
+        }
+    )
+    for layer in range(L, 0, -1):
+        steps.append(
+            {
+                "factor": f"dJ/dW[{layer}]",
+                "layer": layer,
+                "kind": "aggregate",
+                **_formula(dW_formula(layer, layer - 1, reg_kind)),
+                "value": ev.grad_Ws[layer - 1],
+            }
+        )
+        steps.append(
+            {
+                "factor": f"dJ/db[{layer}]",
+                "layer": layer,
+                "kind": "aggregate",
+                **_formula(db_formula(layer)),
+                "value": ev.grad_bs[layer - 1],
+            }
+        )
+        if layer > 1:
+            g = net.activation(layer - 1)
+            extra = {"derivation": _derivation(activation_derivation(g.name))} if full else {}
+            steps.append(
+                {
+                    "factor": f"delta[{layer - 1}]",
+                    "layer": layer - 1,
+                    "kind": "chain",
+                    **_formula(
+                        hidden_delta_formula(
+                            layer, layer - 1, g_prime_formula(g.derivative_formula, layer - 1), str(g.name)
+                        )
+                    ),
+                    "value": ev.deltas[layer - 2],
+                    **extra,
+                }
+            )
+    simplification = canonical_simplification(pairing, at_output_of=L)
+    _note_gradient_scale(ev, notes)
+    return {
+        "layers": layers,
+        "per_sample": per_sample,
+        "steps": steps,
+        "simplification": simplification,
+        "notes": notes,
+    }
+
+
+def _note_vanishing(layer: int, act: Activation, z: Any, gp: Any, notes: list[dict[str, Any]]) -> None:
+    """Say where a hidden layer's g'(z) lets almost no gradient through: what learners need to see."""
+    name, peak = act.name, act.saturation_peak
+    if peak is not None:
+        saturated = gp < SATURATION * peak
+        if np.any(saturated):
+            units = sorted({int(j) for j in np.flatnonzero(np.any(saturated, axis=0))})
+            examples = np.flatnonzero(np.any(saturated, axis=1))
+            notes.append(
+                {
+                    "quantity": f"g'(z[{layer}])",
+                    "examples": [int(i) for i in examples[:50]],
+                    "count": int(examples.size),
+                    "units": units[:50],
+                    "reason": f"{name} is saturated in layer {layer} (units {units[:10]}): g'(z) < {SATURATION:g}·"
+                    f"{peak:g} for |z| this large, so δ[{layer}] = (δ W^T) ⊙ g'(z) is nearly 0 there and the "
+                    "weights feeding those units barely learn (vanishing gradient)",
+                }
+            )
+    elif act.dead_below_zero:
+        dead = np.all(z <= 0, axis=0)
+        if np.any(dead):
+            units = [int(j) for j in np.flatnonzero(dead)]
+            notes.append(
+                {
+                    "quantity": f"g'(z[{layer}])",
+                    "examples": [],
+                    "count": 0,
+                    "units": units[:50],
+                    "reason": f"{name} units {units[:10]} of layer {layer} are dead on this data: z ≤ 0 for every "
+                    "example, so g'(z) = 0, their δ is 0 and no gradient reaches the weights feeding them",
+                }
+            )
+
+
+def _note_gradient_scale(ev: Evaluation, notes: list[dict[str, Any]]) -> None:
+    if len(ev.deltas) < 2:
+        return
+    with np.errstate(over="ignore", invalid="ignore"):
+        top = float(np.mean(np.abs(ev.deltas[-1])))
+        bottom = float(np.mean(np.abs(ev.deltas[0])))
+    if not (np.isfinite(top) and np.isfinite(bottom)):
+        return
+    if top > 0 and bottom < 1e-3 * top:
+        notes.append(
+            {
+                "quantity": "delta[1]",
+                "examples": [],
+                "count": 0,
+                "reason": f"|δ| shrinks from {top:.3g} at the output to {bottom:.3g} at layer 1 (mean absolute "
+                "values): each layer multiplies it by W^T and by g'(z), and the product vanishes",
+            }
+        )

@@ -7,56 +7,44 @@ gradients (the same list's shapes), so single-layer models and networks share on
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from service.compute.errors import NonFiniteResult
-from service.compute.models import Objective
-from service.compute.models import gradients as model_gradients
-from service.compute.network import NetworkObjective
-from service.compute.network import evaluate as evaluate_network
+from service.compute.models import Objective, gradients
 from service.compute.stable import Array
 
 CostAndGradients = Callable[[list[Array]], tuple[float, list[Array]]]
 
 
 @dataclass(frozen=True)
-class Model:
-    """How to run descent on one kind of model: its parameters, J and ∇J as a function of them, and its JSON shape."""
+class Trainable:
+    """How to run descent on a model: its parameters, J and ∇J as a function of them, and its JSON shape."""
 
     params: list[Array]
     cost_and_gradients: CostAndGradients
     to_json: Callable[[list[Array]], dict[str, Any]]
 
 
-def single_layer(objective: Objective) -> Model:
-    """w and b of a single-layer model (b a number, or k numbers with softmax)."""
+def trainable(model: Objective) -> Trainable:
+    """W[l] and b[l] of every layer (W[1..L] then b[1..L]), for a model of any kind: a single-layer
+    model's are its w and b (b a number, or k numbers with softmax), and its answers name them so."""
+    depth = model.depth
 
     def cost_and_gradients(params: list[Array]) -> tuple[float, list[Array]]:
-        ev = model_gradients(objective, params[0], params[1])
-        return ev.loss, [ev.grad_w, np.asarray(ev.grad_b)]
-
-    def to_json(params: list[Array]) -> dict[str, Any]:
-        b = params[1]
-        return {"w": params[0], "b": float(b) if b.ndim == 0 else b}
-
-    return Model([objective.w.copy(), objective.b.copy()], cost_and_gradients, to_json)
-
-
-def network(net: NetworkObjective) -> Model:
-    """W[l] and b[l] of every layer."""
-    depth = net.depth
-
-    def cost_and_gradients(params: list[Array]) -> tuple[float, list[Array]]:
-        ev = evaluate_network(replace(net, Ws=params[:depth], bs=params[depth:]))
+        ev = gradients(model.with_parameters(params[:depth], params[depth:]))
         return ev.loss, [*ev.grad_Ws, *ev.grad_bs]
 
     def to_json(params: list[Array]) -> dict[str, Any]:
-        return {"layers": [{"W": W, "b": b} for W, b in zip(params[:depth], params[depth:], strict=True)]}
+        Ws, bs = params[:depth], params[depth:]
+        if model.is_network:
+            return {"layers": [{"W": W, "b": b} for W, b in zip(Ws, bs, strict=True)]}
+        b = bs[0]
+        return {"w": Ws[0], "b": float(b) if b.ndim == 0 else b}
 
-    return Model([W.copy() for W in net.Ws] + [b.copy() for b in net.bs], cost_and_gradients, to_json)
+    return Trainable([W.copy() for W in model.Ws] + [b.copy() for b in model.bs], cost_and_gradients, to_json)
 
 
 def _norm(grads: list[Array]) -> float:
@@ -69,7 +57,7 @@ def _norm(grads: list[Array]) -> float:
 
 
 def gradient_descent(
-    model: Model,
+    model: Trainable,
     learning_rate: float,
     steps: int,
     *,

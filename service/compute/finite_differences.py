@@ -13,7 +13,6 @@ import numpy as np
 
 from service.compute.errors import NonFiniteResult
 from service.compute.models import Evaluation, Objective, cost
-from service.compute.stable import Array
 
 STEP = 1e-6
 EXPECTED_AGREEMENT = 1e-6
@@ -29,83 +28,27 @@ def relative_error(a: float, n: float) -> float:
     return abs(a - n) / max(abs(a), abs(n), 1e-8)
 
 
-def evaluations_needed(objective: Objective) -> int:
+def evaluations_needed(parameters: int) -> int:
     """How many cost evaluations a check takes: two per parameter."""
-    return 2 * (objective.w.size + objective.b.size)
+    return 2 * parameters
 
 
-def _central(objective: Objective, w: Array, b: Array, which: str, idx: tuple[int, ...]) -> float:
-    target = w if which == "w" else b
-    theta = float(target[idx])
-    h = step_size(theta)
-    plus, minus = target.copy(), target.copy()
-    plus[idx] = theta + h
-    minus[idx] = theta - h
-    if which == "w":
-        jp, jm = cost(objective, plus, b), cost(objective, minus, b)
-    else:
-        jp, jm = cost(objective, w, plus), cost(objective, w, minus)
-    # divide by the step actually taken: θ ± h rounds in float64
-    return (jp - jm) / (float(plus[idx]) - float(minus[idx]))
+def _parameter_name(model: Objective, layer: int, which: str, idx: tuple[int, ...]) -> str:
+    """As the answer names the component: w[j], b (or w[j][c], b[c]), or layers[l].W[j][c] in a network."""
+    index = "".join(f"[{i}]" for i in idx)
+    return f"layers[{layer}].{which}{index}" if model.is_network else which.lower() + index
 
 
-def _kinks(objective: Objective, ev: Evaluation) -> list[dict[str, Any]]:
-    act, loss = objective.pairing.activation, objective.pairing.loss
-    # the largest change of z one perturbation can make, per example
-    hw = STEP * max(1.0, float(np.max(np.abs(objective.w)))) if objective.w.size else STEP
-    hb = STEP * max(1.0, float(np.max(np.abs(objective.b))))
-    width = np.maximum(hw * np.max(np.abs(objective.X), axis=1), hb)
-    out = []
-    if act.kinks and not act.vector:
-        ex = np.flatnonzero(act.kink_mask(ev.z, width))
-        if ex.size:
-            out.append({"at": act.kinks, "examples": [int(i) for i in ex[:50]], "count": int(ex.size)})
-    if loss.kinks and not act.vector:
-        df = np.abs(act.derivative(ev.z, ev.f))
-        ex = np.flatnonzero(loss.kink_mask(ev.f, objective.y, width * np.maximum(df, 1.0)))
-        if ex.size:
-            out.append({"at": loss.kinks, "examples": [int(i) for i in ex[:50]], "count": int(ex.size)})
-    return out
-
-
-def verify(objective: Objective, ev: Evaluation) -> dict[str, Any]:
-    """Compare every analytic gradient component of `ev` with its central difference."""
-    w, b = objective.w, objective.b
+def verify(model: Objective, ev: Evaluation) -> dict[str, Any]:
+    """Compare every analytic gradient component of `ev` with its central difference, layer by layer
+    (W then b of each)."""
     components: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
-    for which, grad in (("w", ev.grad_w), ("b", ev.grad_b)):
-        arr = w if which == "w" else b
-        for idx in np.ndindex(arr.shape):
-            analytic = float(grad[idx])
-            name = which + "".join(f"[{i}]" for i in idx)
-            try:
-                numeric = _central(objective, w, b, which, idx)
-            except NonFiniteResult as exc:
-                skipped.append({"parameter": name, "reason": f"J(θ ± h) is not finite: {exc.detail}"})
-                continue
-            components.append(
-                {
-                    "parameter": name,
-                    "analytic": analytic,
-                    "numeric": numeric,
-                    "relative_error": relative_error(analytic, numeric),
-                }
-            )
-    kinks = _kinks(objective, ev)
-    return _report(components, kinks, skipped)
-
-
-def verify_network(net: Any, ev: Any) -> dict[str, Any]:
-    """Central differences of a network's cost for every weight and bias (service.compute.network)."""
-    from service.compute.network import cost as network_cost
-
-    components: list[dict[str, Any]] = []
-    skipped: list[dict[str, Any]] = []
-    for layer in range(net.depth):
-        for which, params, grads in (("W", net.Ws, ev.grad_Ws), ("b", net.bs, ev.grad_bs)):
+    for layer in range(model.depth):
+        for which, params, grads in (("W", model.Ws, ev.grad_Ws), ("b", model.bs, ev.grad_bs)):
             arr = params[layer]
             for idx in np.ndindex(arr.shape):
-                name = f"layers[{layer}].{which}" + "".join(f"[{i}]" for i in idx)
+                name = _parameter_name(model, layer, which, idx)
                 theta = float(arr[idx])
                 h = step_size(theta)
                 plus, minus = [p.copy() for p in params], [p.copy() for p in params]
@@ -113,12 +56,13 @@ def verify_network(net: Any, ev: Any) -> dict[str, Any]:
                 minus[layer][idx] = theta - h
                 try:
                     if which == "W":
-                        jp, jm = network_cost(net, plus, None), network_cost(net, minus, None)
+                        jp, jm = cost(model, plus, None), cost(model, minus, None)
                     else:
-                        jp, jm = network_cost(net, None, plus), network_cost(net, None, minus)
+                        jp, jm = cost(model, None, plus), cost(model, None, minus)
                 except NonFiniteResult as exc:
                     skipped.append({"parameter": name, "reason": f"J(θ ± h) is not finite: {exc.detail}"})
                     continue
+                # divide by the step actually taken: θ ± h rounds in float64
                 numeric = (jp - jm) / (float(plus[layer][idx]) - float(minus[layer][idx]))
                 analytic = float(grads[layer][idx])
                 components.append(
@@ -129,9 +73,36 @@ def verify_network(net: Any, ev: Any) -> dict[str, Any]:
                         "relative_error": relative_error(analytic, numeric),
                     }
                 )
+    return _report(components, _network_kinks(model, ev) if model.is_network else _kinks(model, ev), skipped)
+
+
+def _kinks(model: Objective, ev: Evaluation) -> list[dict[str, Any]]:
+    """A single-layer model's kinks within one perturbation's reach: the largest change of z that one
+    step of w or b makes, per example."""
+    act, loss = model.pairing.activation, model.pairing.loss
+    hw = STEP * max(1.0, float(np.max(np.abs(model.w)))) if model.w.size else STEP
+    hb = STEP * max(1.0, float(np.max(np.abs(model.b))))
+    width = np.maximum(hw * np.max(np.abs(model.X), axis=1), hb)
+    out = []
+    if act.kinks and not act.vector:
+        ex = np.flatnonzero(act.kink_mask(ev.z, width))
+        if ex.size:
+            out.append({"at": act.kinks, "examples": [int(i) for i in ex[:50]], "count": int(ex.size)})
+    if loss.kinks and not act.vector:
+        df = np.abs(act.derivative(ev.z, ev.f))
+        ex = np.flatnonzero(loss.kink_mask(ev.f, model.y, width * np.maximum(df, 1.0)))
+        if ex.size:
+            out.append({"at": loss.kinks, "examples": [int(i) for i in ex[:50]], "count": int(ex.size)})
+    return out
+
+
+def _network_kinks(model: Objective, ev: Evaluation) -> list[dict[str, Any]]:
+    """A network's kinks, per layer, within a step relative to the layer's largest |z| (a coarser reach
+    than the single-layer rule's: a perturbation deep in the network moves z by an amount not bounded
+    from one layer's parameters alone)."""
     kinks: list[dict[str, Any]] = []
-    for layer in range(1, net.depth + 1):
-        act = net.activation(layer)
+    for layer in range(1, model.depth + 1):
+        act = model.activation(layer)
         if act.kinks and not act.vector:
             z = ev.zs[layer - 1]
             near = np.any(np.abs(z) <= STEP * max(1.0, float(np.max(np.abs(z)))), axis=1)
@@ -140,15 +111,15 @@ def verify_network(net: Any, ev: Any) -> dict[str, Any]:
                 kinks.append(
                     {"at": f"layer {layer}: {act.kinks}", "examples": [int(i) for i in ex[:50]], "count": int(ex.size)}
                 )
-    out_act, loss = net.pairing.activation, net.pairing.loss
+    out_act, loss = model.pairing.activation, model.pairing.loss
     if loss.kinks and not out_act.vector:
-        z_out, f_out = ev.zs[-1][:, 0], ev.activations[-1][:, 0]
+        z_out, f_out = ev.z, ev.f
         slope = np.maximum(np.abs(out_act.derivative(z_out, f_out)), 1.0)
         width = STEP * max(1.0, float(np.max(np.abs(z_out)))) * slope
-        ex = np.flatnonzero(loss.kink_mask(f_out, net.y, width))
+        ex = np.flatnonzero(loss.kink_mask(f_out, model.y, width))
         if ex.size:
             kinks.append({"at": loss.kinks, "examples": [int(i) for i in ex[:50]], "count": int(ex.size)})
-    return _report(components, kinks, skipped)
+    return kinks
 
 
 def _report(

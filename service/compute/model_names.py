@@ -1,9 +1,9 @@
 """The names of the models a request can ask for, as the API spells them.
 
 Four are presets, each a canonical pairing (`pairings.CANONICAL` says which); `single_layer` takes any
-compatible activation and loss; `neural_network` is several layers (`network.py`). The names live
-apart from the pairings and the models so that both, the catalogue and the HTTP schemas can import
-them without importing one another.
+compatible activation and loss; `neural_network` is several layers (`models.py`, where a single-layer
+model is a network of depth one). The names live apart from the pairings and the models so that
+both, the catalogue and the HTTP schemas can import them without importing one another.
 """
 
 from __future__ import annotations

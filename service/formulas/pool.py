@@ -16,8 +16,15 @@ chance between bytecodes. A process can always be killed, so every job runs in a
   (SIGKILL), reaped and replaced, and the caller gets :class:`WorkTooLong`. A worker that dies for
   another reason gives :class:`WorkerCrashed`.
 - At most ``size`` jobs run at once; others wait for a free worker, at most ``max_waiting`` of them
-  (default ``4 * size``), beyond which :class:`PoolBusy` is raised at once. As every running job ends
-  within its time limit, a waiting job waits at most about ``ceil(waiting / size)`` time limits.
+  (default ``4 * size``), beyond which :class:`PoolBusy` is raised at once.
+- Fair between clients: each job may name its ``client`` (the caller's identity, e.g. a key's id or
+  an address). One client holds at most ``per_client`` workers at once (default ``max(1, size // 2)``)
+  and at most ``per_client_waiting`` waiting jobs (default ``max_waiting // 2``); a freed worker goes
+  to the next client in turn (round robin), not to the oldest job. So one client flooding the pool
+  with formulas that run to the time limit occupies ``per_client`` workers and its own queue, and
+  another client's job starts on one of the other workers at once, or within one time limit if
+  every worker is held by distinct hostile clients. Jobs without a ``client`` (tests, the command line)
+  take their turn as one client, with no share limit.
 - :meth:`WorkerPool.run` is for asyncio: the result pipe is read with ``loop.add_reader`` and a
   non-blocking descriptor, and process starts and reaps run in a thread (``asyncio.to_thread``), so
   the event loop never blocks on a worker. :meth:`WorkerPool.run_sync` is the same for threads,
@@ -403,6 +410,7 @@ class _Slot:
 
 @dataclass(eq=False)
 class _Waiter:
+    client: str = ""
     event: threading.Event | None = None
     loop: asyncio.AbstractEventLoop | None = None
     future: asyncio.Future[None] | None = None
@@ -441,6 +449,8 @@ class WorkerPool:
         memory_limit_bytes: int | None = DEFAULT_MEMORY_LIMIT_BYTES,
         *,
         max_waiting: int | None = None,
+        per_client: int | None = None,
+        per_client_waiting: int | None = None,
         start_method: str = "forkserver",
         preload: Sequence[str] = (),
         imports: Sequence[str] = (),
@@ -468,6 +478,10 @@ class WorkerPool:
         self.time_limit = float(time_limit)
         self.memory_limit_bytes = memory_limit_bytes
         self.max_waiting = 4 * size if max_waiting is None else max_waiting
+        self.per_client = max(1, size // 2) if per_client is None else per_client
+        self.per_client_waiting = max(1, self.max_waiting // 2) if per_client_waiting is None else per_client_waiting
+        if self.per_client < 1 or self.per_client_waiting < 1:
+            raise ValueError("per_client and per_client_waiting must be at least 1")
         self.start_method = start_method
         self.imports = tuple(imports)
         self.start_timeout = float(start_timeout)
@@ -479,7 +493,9 @@ class WorkerPool:
         self._lock = threading.Lock()
         self._slots = [_Slot(i) for i in range(size)]
         self._idle: collections.deque[_Slot] = collections.deque(self._slots)
-        self._waiters: collections.deque[_Waiter] = collections.deque()
+        # waiting jobs by client, in the order the clients take turns (a dict keeps insertion order)
+        self._queues: dict[str, collections.deque[_Waiter]] = {}
+        self._running: collections.Counter[str] = collections.Counter()
         self._closed = False
         self.counters = _Counters()
 
@@ -506,8 +522,8 @@ class WorkerPool:
         """Kill and reap every worker; waiting and running jobs get PoolClosed. Idempotent."""
         with self._lock:
             self._closed = True
-            waiters = list(self._waiters)
-            self._waiters.clear()
+            waiters = [waiter for queue in self._queues.values() for waiter in queue]
+            self._queues.clear()
             for waiter in waiters:
                 waiter.closed = True
                 self._signal(waiter)
@@ -556,16 +572,46 @@ class WorkerPool:
 
     # ------------------------------------------------------------------ acquiring a worker
 
+    def waiting(self) -> int:
+        """Jobs waiting for a worker, all clients together."""
+        with self._lock:
+            return self._waiting()
+
+    def _waiting(self) -> int:
+        return sum(len(queue) for queue in self._queues.values())
+
     def _try_acquire(self, waiter: _Waiter) -> _Slot | None:
-        """Under the lock: an idle slot now, or the waiter queued (or PoolBusy / PoolClosed)."""
+        """Under the lock: an idle slot now (if the client is under its share), or the waiter queued
+        (or PoolBusy / PoolClosed)."""
         if self._closed:
             raise PoolClosed()
-        if self._idle:
+        client = waiter.client
+        queue = self._queues.get(client)
+        if self._idle and self._under_share(client) and not queue:
+            self._running[client] += 1
             return self._idle.popleft()
-        if len(self._waiters) >= self.max_waiting:
+        waiting = self._waiting()
+        if waiting >= self.max_waiting or (client and queue is not None and len(queue) >= self.per_client_waiting):
             self.counters.busy += 1
-            raise PoolBusy(len(self._waiters))
-        self._waiters.append(waiter)
+            raise PoolBusy(waiting)
+        if queue is None:
+            queue = self._queues[client] = collections.deque()
+        queue.append(waiter)
+        return None
+
+    def _under_share(self, client: str) -> bool:
+        return not client or self._running[client] < self.per_client
+
+    def _next_waiter(self) -> _Waiter | None:
+        """Under the lock: the first waiting job of the first client in turn that is under its share; that
+        client goes to the back of the turn."""
+        for client, queue in self._queues.items():
+            if self._under_share(client):
+                waiter = queue.popleft()
+                del self._queues[client]
+                if queue:
+                    self._queues[client] = queue
+                return waiter
         return None
 
     def _signal(self, waiter: _Waiter) -> None:
@@ -574,19 +620,28 @@ class WorkerPool:
         elif waiter.loop is not None and waiter.future is not None:
             waiter.loop.call_soon_threadsafe(_wake, waiter.future)
 
-    def _release(self, slot: _Slot) -> None:
+    def _release(self, slot: _Slot, client: str | None = None) -> None:
+        """A slot is free: `client` (if any) ran on it and its share goes down; the slot goes to the next
+        client in turn that waits and is under its share, or back to the idle ones."""
         with self._lock:
+            if client is not None:
+                self._running[client] -= 1
+                if self._running[client] <= 0:
+                    del self._running[client]
             if self._closed:
                 closed = True
             else:
                 closed = False
-                while self._waiters:
-                    waiter = self._waiters.popleft()
+                while (waiter := self._next_waiter()) is not None:
                     waiter.slot = slot
+                    self._running[waiter.client] += 1
                     try:
                         self._signal(waiter)
                     except RuntimeError:  # its event loop is closed: the next one
                         waiter.slot = None
+                        self._running[waiter.client] -= 1
+                        if self._running[waiter.client] <= 0:
+                            del self._running[waiter.client]
                         continue
                     return
                 self._idle.append(slot)
@@ -597,16 +652,18 @@ class WorkerPool:
     def _abandon(self, waiter: _Waiter) -> None:
         """A waiter gives up (cancelled): out of the queue, or pass on the slot it was just given."""
         with self._lock:
-            try:
-                self._waiters.remove(waiter)
+            queue = self._queues.get(waiter.client)
+            if queue is not None and waiter in queue:
+                queue.remove(waiter)
+                if not queue:
+                    del self._queues[waiter.client]
                 return
-            except ValueError:
-                slot = waiter.slot
+            slot = waiter.slot
         if slot is not None:
-            self._release(slot)
+            self._release(slot, waiter.client)
 
-    def _acquire_sync(self) -> _Slot:
-        waiter = _Waiter(event=threading.Event())
+    def _acquire_sync(self, client: str) -> _Slot:
+        waiter = _Waiter(client=client, event=threading.Event())
         with self._lock:
             slot = self._try_acquire(waiter)
         if slot is not None:
@@ -621,9 +678,9 @@ class WorkerPool:
             raise PoolClosed()
         return waiter.slot
 
-    async def _acquire_async(self) -> _Slot:
+    async def _acquire_async(self, client: str) -> _Slot:
         loop = asyncio.get_running_loop()
-        waiter = _Waiter(loop=loop, future=loop.create_future())
+        waiter = _Waiter(client=client, loop=loop, future=loop.create_future())
         with self._lock:
             slot = self._try_acquire(waiter)
         if slot is not None:
@@ -710,18 +767,22 @@ class WorkerPool:
 
     # ------------------------------------------------------------------ running: sync
 
-    def run_sync(self, job: Job, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
+    def run_sync(
+        self, job: Job, *args: Any, timeout: float | None = None, client: str | None = None, **kwargs: Any
+    ) -> Any:
         """Run `job(*args, **kwargs)` in a worker and return its result (blocking; for threads, tests, CLI).
+        `timeout` and `client` (whose share of the pool the job takes) are the pool's, not the job's.
 
         Raises WorkTooLong, WorkTooBig, WorkerCrashed, JobFailed (the job's own exception), PoolBusy, PoolClosed.
         """
         limit = self.time_limit if timeout is None else float(timeout)
         payload = self._request(job, args, kwargs)
-        slot = self._acquire_sync()
+        key = client or ""
+        slot = self._acquire_sync(key)
         try:
             return self._run_on_sync(slot, payload, limit)
         finally:
-            self._recycle(slot)
+            self._recycle(slot, key)
 
     def _run_on_sync(self, slot: _Slot, payload: bytes, limit: float) -> Any:
         self._prepare(slot)
@@ -745,18 +806,19 @@ class WorkerPool:
             slot.dirty = True
         return self._outcome(reply, exitcode)
 
-    def _recycle(self, slot: _Slot) -> None:
+    def _recycle(self, slot: _Slot, client: str) -> None:
         """After a job: a healthy worker goes back to the pool; a killed or dead one is replaced in a thread first,
-        so that the caller has its answer at once and the slot rejoins the pool when its new worker is ready."""
+        so that the caller has its answer at once and the slot rejoins the pool when its new worker is ready
+        (the client's share is held until then: a client whose jobs kill workers waits for their replacement)."""
         if not slot.dirty or self._closed:
-            self._release(slot)
+            self._release(slot, client)
             return
 
         def replace() -> None:
             try:
                 self._prepare_quietly(slot)
             finally:
-                self._release(slot)
+                self._release(slot, client)
 
         threading.Thread(target=replace, name="formula-pool-replace", daemon=True).start()
 
@@ -769,18 +831,21 @@ class WorkerPool:
 
     # ------------------------------------------------------------------ running: asyncio
 
-    async def run(self, job: Job, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
+    async def run(
+        self, job: Job, *args: Any, timeout: float | None = None, client: str | None = None, **kwargs: Any
+    ) -> Any:
         """Run `job(*args, **kwargs)` in a worker and return its result, without blocking the event loop.
 
         Raises as run_sync. If the calling task is cancelled while its job runs, the worker is killed.
         """
         limit = self.time_limit if timeout is None else float(timeout)
         payload = self._request(job, args, kwargs)
-        slot = await self._acquire_async()
+        key = client or ""
+        slot = await self._acquire_async(key)
         try:
             return await self._run_on_async(slot, payload, limit)
         finally:
-            self._recycle(slot)
+            self._recycle(slot, key)
 
     async def _run_on_async(self, slot: _Slot, payload: bytes, limit: float) -> Any:
         if not slot.ready():

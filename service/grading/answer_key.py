@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 
 from service.compute.models import Evaluation, Objective
-from service.compute.network import NetworkEvaluation, NetworkObjective
 from service.compute.stable import Array
 from service.grading.compare import Tolerance
 
@@ -34,7 +33,9 @@ PER_SAMPLE = ("z", "f", "dL_df", "df_dz", "dL_dz")
 
 @dataclass
 class Reference:
-    """Expected value of every part, and each applicable mistake's variant (see mistakes.py)."""
+    """The answer key of a model of any kind: the expected value of every part (a single-layer model's
+    PART_NAMES, or a network's loss and gradients.layers.<i>.W / .b), and each applicable mistake's
+    variant (see mistakes.py)."""
 
     objective: Objective
     evaluation: Evaluation
@@ -51,21 +52,6 @@ class Reference:
     def grad_reg(self) -> Array:
         g = self.evaluation.grad_w_regularization
         return np.zeros_like(self.objective.w) if g is None else g
-
-
-@dataclass
-class NetworkReference:
-    """A neural network's answer key: loss and gradients.layers.<i>.W / .b, and the variants."""
-
-    objective: NetworkObjective
-    evaluation: NetworkEvaluation
-    expected: dict[str, Array]
-    variants: dict[str, Variant] = field(default_factory=dict)
-    stacked: dict[str, tuple[list[str], list[str], Array]] = field(default_factory=dict)
-
-    @property
-    def m(self) -> int:
-        return self.objective.m
 
 
 # A variant is compared with the exact answer key at this tolerance to decide whether a mistake

@@ -17,18 +17,25 @@ import numpy as np
 
 from service.compute.activations import ActivationName
 from service.compute.losses import LossName
-from service.compute.network import NetworkEvaluation, NetworkObjective
+from service.compute.models import Evaluation, Objective
 from service.compute.pairings import rhs
 from service.compute.stable import Array
-from service.grading.answer_key import NetworkReference, Variant
+from service.grading.answer_key import Reference, Variant
 
 # one mistake's variants of a network: (the learner's feedback, the parts it changes), per layer
 NetworkVariants = list[tuple[str, Variant]]
 
 
+def layer_gradients(a: Array, delta: Array, scale: float, sign: float = 1.0) -> tuple[Array, Array]:
+    """A layer's (∂J/∂W, ∂J/∂b) data terms from its input a and its δ, with the mean's factor `scale`
+    (1/m when it is right) and a `sign`: what every mistake's variant, of any model kind, is made of."""
+    with np.errstate(all="ignore"):
+        return sign * (a.T @ delta) * scale, sign * np.sum(delta, axis=0) * scale
+
+
 def backprop(
-    net: NetworkObjective,
-    ev: NetworkEvaluation,
+    net: Objective,
+    ev: Evaluation,
     delta_out: Array,
     *,
     scale: dict[int, float] | None = None,
@@ -45,9 +52,7 @@ def backprop(
     d = delta_out
     with np.errstate(all="ignore"):
         for layer in range(net.depth, 0, -1):
-            s = (scale or {}).get(layer, 1.0 / m)
-            gW = sign * (ev.activations[layer - 1].T @ d) * s
-            gb = sign * np.sum(d, axis=0) * s
+            gW, gb = layer_gradients(ev.activations[layer - 1], d, (scale or {}).get(layer, 1.0 / m), sign)
             if reg is not None and reg.lam > 0:
                 gW = gW + reg_factor * reg.gradient(net.Ws[layer - 1], m)
                 if reg_bias:
@@ -68,14 +73,14 @@ class Network:
     """What the network's variants are computed from: the objective, its evaluation and the output
     layer's factors, computed once for all the mistakes."""
 
-    ref: NetworkReference
+    ref: Reference
 
     @property
-    def net(self) -> NetworkObjective:
+    def net(self) -> Objective:
         return self.ref.objective
 
     @property
-    def ev(self) -> NetworkEvaluation:
+    def ev(self) -> Evaluation:
         return self.ref.evaluation
 
     @property

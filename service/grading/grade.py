@@ -111,7 +111,7 @@ class _Chain:
 def grade(ref: Any, answer: dict[str, Any], options: GradeOptions) -> dict[str, Any]:
     """The native result: score, points, checks with messages and diagnosed mistakes, feedback.
 
-    `ref` is a Reference (single-layer models) or a NetworkReference (service.grading.answer_key)."""
+    `ref` is a Reference of any model kind (service.grading.answer_key)."""
     tol = options.tolerance
     parsed: dict[str, Parsed] = {
         part: parse_answer(answer[part], ref.expected[part].shape) for part in ref.expected if part in answer

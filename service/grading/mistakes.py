@@ -17,7 +17,7 @@ from service.compute.losses import LossName
 from service.compute.pairings import rhs
 from service.compute.stable import Array
 from service.grading import backprop_variants as backprop
-from service.grading.answer_key import NetworkReference, Reference, Variant, kept_parts, stack_variants
+from service.grading.answer_key import Reference, Variant, kept_parts, stack_variants
 from service.grading.backprop_variants import NetworkStrategy
 
 
@@ -39,16 +39,10 @@ class Mistake:
     steps: tuple[str, ...] = ()
 
 
-def _data_grad(ref: Reference, r: Array, scale: float) -> tuple[Array, Array]:
-    X = ref.objective.X
-    with np.errstate(over="ignore", invalid="ignore"):
-        return X.T @ r * scale, np.sum(r, axis=0) * scale
-
-
 def _gradients(ref: Reference, r: Array, scale: float | None = None, reg: Array | None = None) -> Variant:
     """The gradient parts that follow from a per-example ∂L/∂z = r."""
     m = ref.m
-    gw, gb = _data_grad(ref, r, 1.0 / m if scale is None else scale)
+    gw, gb = backprop.layer_gradients(ref.objective.X, r, 1.0 / m if scale is None else scale)
     with np.errstate(over="ignore", invalid="ignore"):
         return {"gradients.w": gw + (ref.grad_reg() if reg is None else reg), "gradients.b": gb}
 
@@ -443,7 +437,7 @@ def add_single_layer_variants(ref: Reference) -> None:
     stack_variants(ref, entries)
 
 
-def add_network_variants(ref: NetworkReference) -> None:
+def add_network_variants(ref: Reference) -> None:
     """Fill a network reference's variants (the first of each code, for its layer) and their stacks,
     one entry per place each mistake can happen."""
     network = backprop.Network(ref)

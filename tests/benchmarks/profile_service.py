@@ -30,7 +30,7 @@ STAGES = [
     ("sync dependency run in the thread pool (thread hop)", "run_in_threadpool"),
     ("access log (JSON formatting and write)", "Logger.info"),
     ("parse: pydantic validate_json", "parse (service/http/wire/json.py"),
-    ("prepare: checks, domains, np.asarray", "prepare_any"),
+    ("prepare: checks, domains, np.asarray", "prepare"),
     ("compute: evaluate", "evaluate (service/compute/models.py"),
     ("response: build + orjson", "_compute (service/http/handlers/gradient.py"),
     ("reading the body", "read_json"),

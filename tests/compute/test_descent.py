@@ -20,8 +20,7 @@ from service.compute import descent
 from service.compute.activations import ACTIVATIONS
 from service.compute.errors import NonFiniteResult
 from service.compute.model_names import ModelName
-from service.compute.models import Regularization, build_objective
-from service.compute.network import build_network
+from service.compute.models import Regularization, build_network, build_objective
 from service.compute.pairings import make_pairing
 
 # --- plain formulas (autograd.numpy), independent of the service's stable kernels --------------
@@ -204,7 +203,7 @@ def test_linear_regression_converges_to_least_squares() -> None:
     lam_max = hessian_lambda_max(X)
     alpha = 1.0 / lam_max  # below 2/λ_max: converges
     p = _problem(ModelName.LINEAR_REGRESSION, "identity", "squared_error", X, y, np.zeros(3), 0.0)
-    run = descent.gradient_descent(descent.single_layer(p), alpha, 5000, record_every=500, gradient_tolerance=1e-12)
+    run = descent.gradient_descent(descent.trainable(p), alpha, 5000, record_every=500, gradient_tolerance=1e-12)
     _check_shape(run)
     assert run["status"] == "converged", run["explanation"]
     assert run["steps_taken"] < 5000
@@ -230,7 +229,7 @@ def test_linear_regression_converges_to_ridge_solution() -> None:
         0.0,
         regularization=Regularization("l2", lam),
     )
-    run = descent.gradient_descent(descent.single_layer(p), alpha, 5000, record_every=1000, gradient_tolerance=1e-12)
+    run = descent.gradient_descent(descent.trainable(p), alpha, 5000, record_every=1000, gradient_tolerance=1e-12)
     assert run["status"] == "converged", run["explanation"]
     w, b = _params(run["final"]["parameters"])
     w_r, b_r = ridge(X, y, lam)
@@ -253,7 +252,7 @@ def test_logistic_cost_decreases_monotonically_and_norms_match() -> None:
     # rounding for all the steps (near the minimum J would only move by an ulp either way)
     alpha = 0.1 / smoothness
     p = _problem(ModelName.LOGISTIC_REGRESSION, "sigmoid", "binary_cross_entropy", X, y, np.zeros(2), 0.0)
-    run = descent.gradient_descent(descent.single_layer(p), alpha, 150, record_every=7)
+    run = descent.gradient_descent(descent.trainable(p), alpha, 150, record_every=7)
     _check_shape(run)
     assert run["status"] == "completed" and run["steps_taken"] == 150
     losses = run["history"]["loss"]
@@ -351,7 +350,7 @@ def test_each_step_is_theta_minus_alpha_grad(name: str) -> None:
         loss_params={"delta": delta} if loss == "huber" else None,
     )
     alpha = c["alpha"]
-    run = descent.gradient_descent(descent.single_layer(p), alpha, 12, record_every=1)
+    run = descent.gradient_descent(descent.trainable(p), alpha, 12, record_every=1)
     _check_shape(run)
     assert [s["step"] for s in run["snapshots"]] == list(range(13))
     w0, b0 = _params(run["snapshots"][0]["parameters"])
@@ -382,7 +381,7 @@ def test_each_network_step_is_theta_minus_alpha_grad() -> None:
         Regularization("l2", 0.4),
     )
     alpha = 0.8
-    run = descent.gradient_descent(descent.network(net), alpha, 6, record_every=1)
+    run = descent.gradient_descent(descent.trainable(net), alpha, 6, record_every=1)
     _check_shape(run)
     for before, after in zip(run["snapshots"], run["snapshots"][1:], strict=False):
         layers = before["parameters"]["layers"]
@@ -414,7 +413,7 @@ def test_linear_regression_diverges_far_above_two_over_lambda_max(patience: int)
     X, y = linear_data(seed=5)
     alpha = float(f"{20.0 / hessian_lambda_max(X):.3g}")  # 10× the stability limit 2/λ_max
     p = _problem(ModelName.LINEAR_REGRESSION, "identity", "squared_error", X, y, np.zeros(3), 0.0)
-    run = descent.gradient_descent(descent.single_layer(p), alpha, 200, record_every=10, patience=patience)
+    run = descent.gradient_descent(descent.trainable(p), alpha, 200, record_every=10, patience=patience)
     _check_shape(run)
     assert run["status"] == "diverged"
     losses = run["history"]["loss"]
@@ -429,7 +428,7 @@ def test_linear_regression_below_limit_does_not_diverge() -> None:
     alpha = 1.9 / hessian_lambda_max(X)
     p = _problem(ModelName.LINEAR_REGRESSION, "identity", "squared_error", X, y, np.zeros(3), 0.0)
     # 80 steps: J − J* stays far above rounding, where an ulp of noise could count as a rise
-    run = descent.gradient_descent(descent.single_layer(p), alpha, 80, record_every=100, patience=1)
+    run = descent.gradient_descent(descent.trainable(p), alpha, 80, record_every=100, patience=1)
     assert run["status"] == "completed"
     assert run["history"]["loss"][-1] < run["history"]["loss"][0]
 
@@ -438,7 +437,7 @@ def test_linear_blow_up_with_endless_patience_is_non_finite() -> None:
     X, y = linear_data(seed=6)
     alpha = 1e3 / hessian_lambda_max(X)
     p = _problem(ModelName.LINEAR_REGRESSION, "identity", "squared_error", X, y, np.zeros(3), 0.0)
-    run = descent.gradient_descent(descent.single_layer(p), alpha, 1000, record_every=1, patience=1000)
+    run = descent.gradient_descent(descent.trainable(p), alpha, 1000, record_every=1, patience=1000)
     _check_shape(run)
     assert run["status"] == "non-finite"
     assert 10 < run["steps_taken"] < 1000
@@ -460,7 +459,7 @@ def test_poisson_blow_up_stops_at_the_last_finite_parameters() -> None:
     # z = w + b climbs by 2α(y − e^z) ≈ 800 per step: −1680, −880, −80, then 720 > 709.78, where e^z overflows
     alpha = 400.0
     p = _problem(ModelName.POISSON_REGRESSION, "exp", "poisson", [[1.0]], [1.0], [-840.0], -840.0)
-    run = descent.gradient_descent(descent.single_layer(p), alpha, 10, record_every=1)
+    run = descent.gradient_descent(descent.trainable(p), alpha, 10, record_every=1)
     _check_shape(run)
     assert run["status"] == "non-finite"
     assert run["steps_taken"] == 2
@@ -479,13 +478,13 @@ def test_poisson_blow_up_stops_at_the_last_finite_parameters() -> None:
 def test_non_finite_at_step_zero_raises() -> None:
     p = _problem(ModelName.POISSON_REGRESSION, "exp", "poisson", [[1.0]], [1.0], [800.0], 0.0)
     with pytest.raises(NonFiniteResult):
-        descent.gradient_descent(descent.single_layer(p), 0.1, 5, record_every=1)
+        descent.gradient_descent(descent.trainable(p), 0.1, 5, record_every=1)
 
 
 def test_gradient_norm_that_is_representable_is_not_non_finite() -> None:
     # z = 1e100, J = ½ 1e200 (finite), ∂J/∂w = x·z = 1e200, ∂J/∂b = 1e100: ‖∇J‖ ≈ 1e200 < 1.8e308
     p = _problem(ModelName.LINEAR_REGRESSION, "identity", "squared_error", [[1e100]], [0.0], [1.0], 0.0)
-    run = descent.gradient_descent(descent.single_layer(p), 1e-300, 0, record_every=1)
+    run = descent.gradient_descent(descent.trainable(p), 1e-300, 0, record_every=1)
     assert math.isclose(run["history"]["gradient_norm"][0], math.hypot(1e200, 1e100), rel_tol=1e-12)
 
 
@@ -498,7 +497,7 @@ def test_network_cost_decreases_and_snapshots_mirror_the_layers() -> None:
     Ws = [0.5 * rng.normal(size=(2, 4)), 0.5 * rng.normal(size=(4, 1))]
     bs = [np.zeros(4), np.zeros(1)]
     net = build_network([ACTIVATIONS["tanh"]], make_pairing("sigmoid", "binary_cross_entropy"), Ws, bs, X, y)
-    run = descent.gradient_descent(descent.network(net), 0.05, 200, record_every=50)
+    run = descent.gradient_descent(descent.trainable(net), 0.05, 200, record_every=50)
     _check_shape(run)
     losses = run["history"]["loss"]
     assert all(losses[t + 1] <= losses[t] for t in range(len(losses) - 1))
@@ -519,7 +518,7 @@ def test_network_cost_decreases_and_snapshots_mirror_the_layers() -> None:
 
 def test_zero_steps_gives_the_start_only() -> None:
     p = _problem(ModelName.LINEAR_REGRESSION, "identity", "squared_error", WORKED_X, [1, 2, 3, 4, 5, 6], [1, 2], 3)
-    run = descent.gradient_descent(descent.single_layer(p), 0.1, 0, record_every=1)
+    run = descent.gradient_descent(descent.trainable(p), 0.1, 0, record_every=1)
     assert run["steps_taken"] == 0 and run["status"] == "completed"
     assert len(run["history"]["loss"]) == len(run["history"]["gradient_norm"]) == 1
     assert len(run["snapshots"]) == 1 and run["snapshots"][0]["step"] == 0
@@ -534,13 +533,13 @@ def test_zero_steps_gives_the_start_only() -> None:
 
 def test_record_every_above_steps_gives_start_and_end() -> None:
     p = _problem(ModelName.LINEAR_REGRESSION, "identity", "squared_error", WORKED_X, [1, 2, 3, 4, 5, 6], [0, 0], 0)
-    run = descent.gradient_descent(descent.single_layer(p), 0.01, 7, record_every=100)
+    run = descent.gradient_descent(descent.trainable(p), 0.01, 7, record_every=100)
     assert [s["step"] for s in run["snapshots"]] == [0, 7]
     assert run["steps_taken"] == 7 and len(run["history"]["loss"]) == 8
 
 
 def test_large_tolerance_converges_at_step_zero() -> None:
     p = _problem(ModelName.LINEAR_REGRESSION, "identity", "squared_error", WORKED_X, [1, 2, 3, 4, 5, 6], [0, 0], 0)
-    run = descent.gradient_descent(descent.single_layer(p), 0.01, 50, record_every=5, gradient_tolerance=1e9)
+    run = descent.gradient_descent(descent.trainable(p), 0.01, 50, record_every=5, gradient_tolerance=1e9)
     assert run["status"] == "converged" and run["steps_taken"] == 0
     assert len(run["snapshots"]) == 1

@@ -140,7 +140,7 @@ def test_gradients_at_other_parameters_leaves_the_problem_alone() -> None:
     objective = build_objective(
         ModelName.LINEAR_REGRESSION, make_pairing("identity", "squared_error"), [[1.0], [2.0]], [1.0, 3.0], [0.5], 0.0
     )
-    g = gradients(objective, np.array([2.0]), np.asarray(1.0))
+    g = gradients(objective.with_parameters([np.array([2.0])], [np.asarray(1.0)]))
     # z = 2x + 1 = (3, 5), r = (2, 2): J = (2 + 2)/2 = 2, dJ/dw = (2·1 + 2·2)/2 = 3, dJ/db = 2
     assert (g.loss, float(g.grad_w[0]), float(g.grad_b)) == (2.0, 3.0, 2.0)
     assert objective.w.tolist() == [0.5]

@@ -133,7 +133,7 @@ def test_matches_autograd_of_plain_cost(
     # cost() at the problem's parameters and elsewhere
     np.testing.assert_allclose(cost(c.objective), J(c.w, c.b), rtol=RTOL, atol=ATOL)
     w2, b2 = 0.5 * c.w + 0.1, np.asarray(c.b) * 0.5 - 0.1
-    np.testing.assert_allclose(cost(c.objective, w2, b2), J(w2, b2), rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(cost(c.objective, [w2], [b2]), J(w2, b2), rtol=RTOL, atol=ATOL)
 
 
 @pytest.mark.parametrize(("model", "activation", "loss", "params", "form", "reg", "seed"), CASES)
@@ -191,9 +191,9 @@ def test_matches_finite_differences_of_cost(
             tm[idx] -= h
             step = float(tp[idx] - tm[idx])
             if name == "w":
-                Jp, Jm = cost(c.objective, w=tp), cost(c.objective, w=tm)
+                Jp, Jm = cost(c.objective, Ws=[tp]), cost(c.objective, Ws=[tm])
             else:
-                Jp, Jm = cost(c.objective, b=tp), cost(c.objective, b=tm)
+                Jp, Jm = cost(c.objective, bs=[tp]), cost(c.objective, bs=[tm])
             numeric = (Jp - Jm) / step
             noise = 8 * oracles.EPS * max(abs(Jp), abs(Jm)) / step
             a = float(analytic[idx])
@@ -277,7 +277,7 @@ def test_evaluate_does_not_modify_the_problem() -> None:
     p = _problem_lin(X, w, 0.3, Regularization("l2", 1.0))
     saved = [a.copy() for a in (p.X, p.y, p.w, p.b)]
     evaluate(p)
-    cost(p, w=w + 1.0, b=np.asarray(2.0))
+    cost(p, Ws=[w + 1.0], bs=[np.asarray(2.0)])
     for a, s in zip((p.X, p.y, p.w, p.b), saved, strict=True):
         np.testing.assert_array_equal(a, s)
 

@@ -16,14 +16,12 @@ import pytest
 from autograd import elementwise_grad, grad
 
 from service.compute.activations import ACTIVATIONS, ActivationName
+from service.compute.breakdown import build_breakdown
 from service.compute.errors import DomainError, NonFiniteResult, ShapeError
-from service.compute.finite_differences import STEP, verify_network
+from service.compute.finite_differences import STEP, verify
 from service.compute.losses import LOSSES, LossName
 from service.compute.model_names import ModelName
-from service.compute.models import Regularization, build_objective
-from service.compute.models import evaluate as single_evaluate
-from service.compute.network import NetworkObjective, build_network, cost, evaluate
-from service.compute.network_breakdown import build_network_breakdown
+from service.compute.models import Objective, Regularization, build_network, build_objective, cost, evaluate
 from service.compute.pairings import CANONICAL, compatibility, make_pairing
 from tests.compute import oracles
 
@@ -220,8 +218,8 @@ def test_matches_autograd_of_plain_composed_cost(
 def test_evaluate_does_not_modify_the_problem() -> None:
     c = NetCase(ActivationName.SIGMOID, LossName.BINARY_CROSS_ENTROPY, {}, [ActivationName.TANH] * 2, "l2", 5)
     saved = [a.copy() for a in (c.net.X, c.net.y, *c.net.Ws, *c.net.bs)]
-    build_network_breakdown(c.net, evaluate(c.net), full=True)
-    verify_network(c.net, evaluate(c.net))
+    build_breakdown(c.net, evaluate(c.net), full=True)
+    verify(c.net, evaluate(c.net))
     for a, s in zip((c.net.X, c.net.y, *c.net.Ws, *c.net.bs), saved, strict=True):
         np.testing.assert_array_equal(a, s)
 
@@ -265,7 +263,7 @@ def test_finite_differences_agree_on_smooth_networks(
     hidden = [SMOOTH_HIDDEN[int(i)] for i in rng.integers(0, len(SMOOTH_HIDDEN), 1 + seed % 3)]
     c = NetCase(activation, loss, params, hidden, REGS[seed % 3], seed)
     ev = evaluate(c.net)
-    report = verify_network(c.net, ev)
+    report = verify(c.net, ev)
     assert report["skipped"] == [] and report["kinks"] == []
     assert report["agrees"] is True
     # one component per weight and bias, in order, analytic values exactly the evaluation's
@@ -289,7 +287,7 @@ def test_finite_differences_agree_on_smooth_networks(
     assert report["max_relative_error"] < 1e-5
 
 
-def _relu_net(layer_with_zero: int, loss: str = "squared_error") -> tuple[NetworkObjective, int]:
+def _relu_net(layer_with_zero: int, loss: str = "squared_error") -> tuple[Objective, int]:
     """A relu network whose z[layer_with_zero] is exactly 0 for example 1 (unit 0), nowhere near 0 elsewhere."""
     X = np.array([[1.0, 2.0], [2.0, -1.0], [0.5, 0.25], [-1.5, 1.0]])
     W1 = np.array([[1.0, -0.75], [0.5, 0.5]])  # X W1 = [[2, 0.25], [1.5, -2], [0.625, -0.25], [-1, 1.625]]
@@ -314,7 +312,7 @@ def test_kink_report_lists_the_relu_layer_with_z_exactly_zero(layer: int) -> Non
     ev = evaluate(net)
     z = ev.zs[layer - 1]
     assert z[example, 0] == 0.0  # the construction is exact
-    report = verify_network(net, ev)
+    report = verify(net, ev)
     relu_kinks = [k for k in report["kinks"] if "layer" in k["at"]]
     assert len(relu_kinks) == 1, report["kinks"]
     kink = relu_kinks[0]
@@ -329,7 +327,7 @@ def test_kink_report_lists_the_relu_layer_with_z_exactly_zero(layer: int) -> Non
 def test_no_kink_reported_away_from_zero() -> None:
     c = NetCase(ActivationName.IDENTITY, LossName.SQUARED_ERROR, {}, [ActivationName.RELU] * 2, None, 21)
     assert all(np.min(np.abs(z)) > 1e3 * STEP * max(1.0, np.max(np.abs(z))) for z in evaluate(c.net).zs[:-1])
-    assert verify_network(c.net, evaluate(c.net))["kinks"] == []
+    assert verify(c.net, evaluate(c.net))["kinks"] == []
 
 
 def test_kink_report_lists_absolute_error_at_f_equal_y() -> None:
@@ -341,7 +339,7 @@ def test_kink_report_lists_absolute_error_at_f_equal_y() -> None:
     net = build_network([tanh], make_pairing("identity", "absolute_error"), Ws, bs, X, y)
     ev = evaluate(net)
     assert ev.activations[-1][0, 0] == 0.5
-    report = verify_network(net, ev)
+    report = verify(net, ev)
     assert any(0 in k["examples"] and "f = y" in k["at"] for k in report["kinks"]), report["kinks"]
 
 
@@ -359,7 +357,7 @@ def test_depth_one_equals_the_single_layer_model(
     W, b = c.Ws[0], c.bs[0]
     w, b0 = (W, b) if c.vector else (W[:, 0], float(b[0]))
     objective = build_objective(ModelName.SINGLE_LAYER, c.pairing, c.X, c.y, w, b0, c.reg)
-    single = single_evaluate(objective)
+    single = evaluate(objective)
     ev = evaluate(c.net)
     tight: dict[str, Any] = {"rtol": 1e-15, "atol": 0.0}
     np.testing.assert_allclose(ev.loss, single.loss, **tight)
@@ -389,7 +387,7 @@ def test_depth_one_equals_the_single_layer_model(
 )
 def test_depth_one_equals_the_single_layer_model_near_overflow(X: list[list[float]], w: float, y: list[float]) -> None:
     pairing = make_pairing("identity", "absolute_error")
-    single = single_evaluate(build_objective(ModelName.SINGLE_LAYER, pairing, X, y, [w], 0.0))
+    single = evaluate(build_objective(ModelName.SINGLE_LAYER, pairing, X, y, [w], 0.0))
     assert np.isfinite(single.loss) and np.all(np.isfinite(single.grad_w))
     ev = evaluate(build_network([], pairing, [[[w]]], [[0.0]], X, y))
     assert ev.loss == single.loss
@@ -428,7 +426,7 @@ def _plain_dL_dz(c: NetCase, z_out: np.ndarray) -> np.ndarray:
 def test_breakdown_layers_and_factors_multiply_back(key: str) -> None:
     c = _breakdown_case(key)
     ev = evaluate(c.net)
-    breakdown = build_network_breakdown(c.net, ev, full=True)
+    breakdown = build_breakdown(c.net, ev, full=True)
     bd = breakdown
     assert bd is not None
     assert set(bd) == {"layers", "per_sample", "steps", "simplification", "notes"}
@@ -502,7 +500,7 @@ def test_breakdown_steps_are_ordered_forward_then_backward(key: str) -> None:
     c = _breakdown_case(key)
     depth = len(c.Ws)
     ev = evaluate(c.net)
-    breakdown = build_network_breakdown(c.net, ev, full=False)
+    breakdown = build_breakdown(c.net, ev, full=False)
     assert breakdown is not None
     steps = breakdown["steps"]
     assert [s["factor"] for s in steps] == _expected_factors(depth)
@@ -537,7 +535,7 @@ def test_full_adds_derivations(key: str) -> None:
     c = _breakdown_case(key)
     depth = len(c.Ws)
     ev = evaluate(c.net)
-    breakdown = build_network_breakdown(c.net, ev, full=True)
+    breakdown = build_breakdown(c.net, ev, full=True)
     assert breakdown is not None
     steps = breakdown["steps"]
     assert [s["factor"] for s in steps] == _expected_factors(depth)
@@ -557,7 +555,7 @@ def test_explain_never_changes_the_numbers(key: str) -> None:
     plain = evaluate(c.net)
     for full in (False, True):
         ev = evaluate(c.net)
-        build_network_breakdown(c.net, ev, full=full)  # the breakdown only reads the evaluation
+        build_breakdown(c.net, ev, full=full)  # the breakdown only reads the evaluation
         assert ev.loss == plain.loss
         for a, b in zip((*ev.grad_Ws, *ev.grad_bs), (*plain.grad_Ws, *plain.grad_bs), strict=True):
             np.testing.assert_array_equal(a, b)
@@ -573,7 +571,7 @@ def test_notes_name_saturated_sigmoid_and_tanh_units() -> None:
     acts = [ACTIVATIONS[ActivationName.SIGMOID], ACTIVATIONS[ActivationName.TANH]]
     net = build_network(acts, make_pairing("identity", "squared_error"), [W1, W2, W3], bs, X, [0.5, -0.5, 1.0])
     ev = evaluate(net)
-    breakdown = build_network_breakdown(net, ev, full=False)
+    breakdown = build_breakdown(net, ev, full=False)
     assert breakdown is not None
     notes = {n["quantity"]: n for n in breakdown["notes"]}
     assert "g'(z[1])" in notes and "g'(z[2])" in notes, breakdown["notes"]
@@ -597,7 +595,7 @@ def test_notes_name_dead_relu_units() -> None:
         [relu], make_pairing("identity", "squared_error"), [W1, W2], [b1, np.array([0.0])], X, [1.0, 0.0, 2.0]
     )
     ev = evaluate(net)
-    breakdown = build_network_breakdown(net, ev, full=False)
+    breakdown = build_breakdown(net, ev, full=False)
     assert breakdown is not None
     dead = [n for n in breakdown["notes"] if n["quantity"] == "g'(z[1])"]
     assert len(dead) == 1 and dead[0]["units"] == [1], breakdown["notes"]
@@ -611,7 +609,7 @@ def test_notes_name_dead_relu_units() -> None:
 def test_no_saturation_or_dead_notes_on_moderate_networks(key: str) -> None:
     c = _breakdown_case(key)
     ev = evaluate(c.net)
-    breakdown = build_network_breakdown(c.net, ev, full=False)
+    breakdown = build_breakdown(c.net, ev, full=False)
     assert breakdown is not None
     for n in breakdown["notes"]:
         layer = int(n["quantity"][len("g'(z[") : -2]) if n["quantity"].startswith("g'") else None
@@ -632,7 +630,7 @@ def test_explain_with_large_finite_deltas_raises_no_warning() -> None:
     )
     plain = evaluate(net)
     ev = evaluate(net)
-    build_network_breakdown(net, ev, full=False)
+    build_breakdown(net, ev, full=False)
     assert ev.loss == plain.loss
 
 
@@ -662,7 +660,7 @@ def test_sigmoid_bce_output_at_z_800_is_finite_and_exact() -> None:
     np.testing.assert_allclose(ev.grad_bs[0], [120.0], rtol=1e-15)
     assert cost(net) == ev.loss
     explained = evaluate(net)
-    breakdown = build_network_breakdown(net, explained, full=True)
+    breakdown = build_breakdown(net, explained, full=True)
     assert explained.loss == ev.loss
     np.testing.assert_array_equal(breakdown["per_sample"]["loss"], ev.per_sample_loss)
 
@@ -686,7 +684,7 @@ def test_exp_hidden_layer_overflow_is_a_non_finite_result(
     )
     for call in (
         lambda: evaluate(net),
-        lambda: build_network_breakdown(net, evaluate(net), full=True),
+        lambda: build_breakdown(net, evaluate(net), full=True),
         lambda: cost(net),
     ):
         with pytest.raises(NonFiniteResult) as info:

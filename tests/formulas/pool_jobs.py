@@ -44,3 +44,10 @@ def exit_hard(code: int) -> None:
 
 def kill_self() -> None:
     os.kill(os.getpid(), signal.SIGSEGV)
+
+
+def started_at() -> float:
+    """When the job began, on the system-wide monotonic clock (comparable between processes on Linux)."""
+    import time
+
+    return time.monotonic()

@@ -30,7 +30,7 @@ from service.formulas.pool import (
     WorkTooBig,
     WorkTooLong,
 )
-from tests.formulas.pool_jobs import add, exit_hard, fail, grow, kill_self, pid, spin
+from tests.formulas.pool_jobs import add, exit_hard, fail, grow, kill_self, pid, spin, started_at
 
 ROOT = Path(__file__).resolve().parents[2]
 JOBS = "tests.formulas.pool_jobs"  # imported by the workers at start: light, no pytest
@@ -168,7 +168,8 @@ def test_work_over_the_memory_limit_gets_work_too_big_and_the_pool_recovers(
     assert info.value.limit == 256 * MiB
     assert time.monotonic() - t0 < 10.0  # refused by the allocator, not by the clock
     assert pool.run_sync(add, 1, 2) == 3
-    assert pool.run_sync("builtins:len", bytes(64 * MiB)) == 64 * MiB  # a big request is fine, under the limit
+    # a big request is fine, under the limit (64 MiB through the pipe: the clock is not what this checks)
+    assert pool.run_sync("builtins:len", bytes(64 * MiB), timeout=10.0) == 64 * MiB
 
 
 # ------------------------------------------------------------------------------------- asyncio
@@ -263,6 +264,91 @@ def test_more_waiting_jobs_than_the_bound_raise_pool_busy() -> None:
     with WorkerPool(imports=[JOBS], size=1, time_limit=0.3, max_waiting=2) as pool:
         asyncio.run(main(pool))
         assert pool.counters.busy == 2
+
+
+# ------------------------------------------------------------------------------------- fairness between clients
+
+
+def test_a_client_flooding_the_pool_holds_its_share_and_another_client_runs_at_once() -> None:
+    """8 formulas that run to the time limit from one client take 1 of the 2 workers (its share); another
+    client's job runs on the other one and answers while the flood's first jobs still run."""
+
+    async def main(pool: WorkerPool) -> tuple[list[object], float, int, float]:
+        hostile = [asyncio.create_task(pool.run(spin, client="attacker")) for _ in range(4)]
+        await asyncio.sleep(0.05)
+        assert pool.waiting() == 3  # one runs, three wait: the attacker's share is one worker
+        t0 = time.monotonic()
+        normal = await pool.run(add, 40, 2, client="learner")
+        waited = time.monotonic() - t0
+        finished = sum(task.done() for task in hostile)
+        results = await asyncio.gather(*hostile, return_exceptions=True)
+        return results, waited, finished, normal
+
+    with WorkerPool(imports=[JOBS], size=2, time_limit=2.0) as pool:
+        pool.start()
+        results, waited, finished, normal = asyncio.run(main(pool))
+    assert normal == 42
+    assert finished == 0  # the learner did not wait for any of the attacker's jobs to end
+    assert waited < 2.0  # far less than one time limit (it did not queue)
+    assert all(isinstance(r, WorkTooLong) for r in results), results
+
+
+def test_a_freed_worker_goes_to_the_next_client_in_turn_not_the_oldest_job() -> None:
+    """One worker: A queues three jobs, then B one; B's job starts second, before A's second and third."""
+
+    async def main(pool: WorkerPool) -> dict[str, list[float]]:
+        blocker = asyncio.create_task(pool.run("time:sleep", 0.3, client="A"))
+        await asyncio.sleep(0.05)
+        a_jobs = [asyncio.create_task(pool.run(started_at, client="A")) for _ in range(2)]
+        await asyncio.sleep(0.02)
+        b_job = asyncio.create_task(pool.run(started_at, client="B"))
+        await blocker
+        return {"A": list(await asyncio.gather(*a_jobs)), "B": [await b_job]}
+
+    with WorkerPool(imports=[JOBS], size=1, time_limit=5.0) as pool:
+        pool.start()
+        starts = asyncio.run(main(pool))
+    assert starts["B"][0] < max(starts["A"]), starts  # B did not wait behind all of A's queue
+    assert sorted(starts["A"] + starts["B"])[1] == starts["B"][0], starts  # B went second: right after A's first
+
+
+def test_one_client_cannot_fill_the_queue() -> None:
+    """A client's waiting jobs are bounded on their own (per_client_waiting): beyond that it gets PoolBusy at
+    once, while another client can still queue and run."""
+
+    async def main(pool: WorkerPool) -> int:
+        running = asyncio.create_task(pool.run(spin, client="attacker"))
+        await asyncio.sleep(0.05)
+        queued = [asyncio.create_task(pool.run(spin, client="attacker")) for _ in range(2)]
+        await asyncio.sleep(0.05)
+        with pytest.raises(PoolBusy):
+            await pool.run(spin, client="attacker")
+        result = await pool.run(add, 1, 1, client="learner")  # the other worker is free for it
+        await asyncio.gather(running, *queued, return_exceptions=True)
+        return int(result)
+
+    with WorkerPool(imports=[JOBS], size=2, time_limit=0.3, max_waiting=8, per_client_waiting=2) as pool:
+        pool.start()
+        assert asyncio.run(main(pool)) == 2
+        assert pool.counters.busy == 1
+
+
+def test_jobs_without_a_client_keep_the_whole_pool() -> None:
+    """The command line and tests name no client: they are not held to a share (both workers run at once)."""
+    with WorkerPool(imports=[JOBS], size=2, time_limit=5.0) as pool:
+        pool.start()
+
+        async def main() -> float:
+            t0 = time.monotonic()
+            _, second = await asyncio.gather(pool.run("time:sleep", 1.0), pool.run(started_at))
+            return float(second) - t0
+
+        assert asyncio.run(main()) < 1.0  # the second began while the first slept: it did not wait for it
+
+
+def test_share_options_are_checked() -> None:
+    with pytest.raises(ValueError, match="per_client"):
+        WorkerPool(size=2, per_client=0)
 
 
 @pytest.mark.slow

@@ -4,7 +4,7 @@ Networks are random (seeded): depth 1–3, hidden activations sigmoid/tanh/relu/
 canonical output pairings, no regularization, l1 and l2, m in 2..6, and square hidden/output weight matrices
 in some cases (so that using W[l] for W[l]ᵀ has the right shape). The correct answer and every mistake's
 answer come from the plain-numpy forward pass and backpropagation below (docs/design/math.md, "Neural networks"), never
-from the grader's reference; the service is used only to build the NetworkObjective it grades.
+from the grader's reference; the service is used only to build the Objective it grades.
 """
 
 from __future__ import annotations
@@ -16,12 +16,11 @@ import numpy as np
 import pytest
 
 from service.compute.activations import ACTIVATIONS, ActivationName
-from service.compute.models import Regularization
-from service.compute.network import NetworkObjective, build_network
+from service.compute.models import Objective, Regularization, build_network
 from service.compute.pairings import make_pairing
 from service.grading.grade import GradeOptions, grade
 from service.grading.mistakes import NETWORK_MISTAKES
-from service.grading.reference import build_network_reference
+from service.grading.reference import build_reference
 
 Array = np.ndarray
 RTOL, ATOL = 1e-5, 1e-8
@@ -125,7 +124,7 @@ class Net:
             return np.eye(self.Ws[-1].shape[1])[self.y.astype(int)]
         return self.y[:, None]
 
-    def objective(self) -> NetworkObjective:
+    def objective(self) -> Objective:
         """The grader's input, built by the service's own constructor."""
         hidden = [ACTIVATIONS[ActivationName(h)] for h in self.hidden]
         regularization = None if self.reg is None else Regularization(self.reg, self.lam)  # type: ignore[arg-type]
@@ -401,7 +400,7 @@ def run_case(label: str, reg: str | None, seed: int) -> set[str]:
     """Grade each applicable mistake of one network; return the codes whose diagnosis was checked."""
     net = make_net(label, reg, seed)
     s = solve(net)
-    ref = build_network_reference(net.objective())
+    ref = build_reference(net.objective())
     opts = GradeOptions()
     correct = s.parts()
     assert set(ref.expected) == set(correct)
@@ -502,7 +501,7 @@ def test_dropped_relu_derivative_equal_to_the_key_is_never_named() -> None:
     for layer in (1, 2):
         v = variants[("missing_hidden_derivative", f"@{layer}")]
         assert all(close(v[p], s.parts()[p], 1e-12, 1e-300) for p in v)
-    ref = build_network_reference(net.objective())
+    ref = build_reference(net.objective())
     result = grade(ref, {p: jsonable(v) for p, v in s.parts().items()}, GradeOptions())
     assert result["score"] == 1.0 and all(c["mistake"] is None for c in result["checks"])
     # a wrong layer-0 gradient is never explained by that (non-)mistake
@@ -523,7 +522,7 @@ def test_symmetric_and_one_by_one_weights_never_name_weights_not_transposed() ->
     variants = {(c, w): v for c, w, v in all_variants(net, s)}
     v = variants[("weights_not_transposed", "@2")]
     assert all(close(v[p], s.parts()[p], 1e-12, 1e-300) for p in v)
-    ref = build_network_reference(net.objective())
+    ref = build_reference(net.objective())
     for part in ("gradients.layers.0.W", "gradients.layers.0.b"):
         wrong = grade(ref, {part: jsonable(-2 * s.parts()[part] + 0.5)}, GradeOptions())["checks"][0]
         assert wrong["correct"] is False and "weights_not_transposed" not in _named(wrong)
@@ -542,7 +541,7 @@ def test_symmetric_and_one_by_one_weights_never_name_weights_not_transposed() ->
     s1 = solve(one)
     v1 = {(c, w): v for c, w, v in all_variants(one, s1)}[("weights_not_transposed", "@2")]
     assert all(close(v1[p], s1.parts()[p], 1e-12, 1e-300) for p in v1)
-    ref1 = build_network_reference(one.objective())
+    ref1 = build_reference(one.objective())
     wrong = grade(ref1, {"gradients.layers.0.W": jsonable(s1.gWs[0] * 7)}, GradeOptions())["checks"][0]
     assert wrong["correct"] is False and "weights_not_transposed" not in _named(wrong)
 
@@ -553,7 +552,7 @@ def test_one_layer_network_never_names_layer_missing_mean() -> None:
     assert net.depth == 1
     s = solve(net)
     variant = next(v for c, _w, v in all_variants(net, s) if c == "missing_mean")
-    ref = build_network_reference(net.objective())
+    ref = build_reference(net.objective())
     result = grade(ref, {p: jsonable(v) for p, v in variant.items()}, GradeOptions())
     for c in result["checks"]:
         assert c["correct"] is False and _named(c) == ["missing_mean"], c
@@ -564,7 +563,7 @@ def test_one_layer_missing_mean_in_a_deep_network_is_named() -> None:
     net = make_net("softmax+cce", "l2", 2)
     assert net.depth == 3 and net.m > 1
     s = solve(net)
-    ref = build_network_reference(net.objective())
+    ref = build_reference(net.objective())
     for layer in (1, 2, 3):
         variant = grad_parts(*backprop(net, s, s.delta, scale={layer: 1.0}))
         result = grade(ref, {p: jsonable(v) for p, v in variant.items()}, GradeOptions())

@@ -86,10 +86,9 @@ def _too_complex(limit: str, maximum: float, message: str) -> ProblemError:
 
 async def run_formula_job(pool: WorkerPool, client_key: str, job: str, *args: Any) -> Any:
     """Run a formula job in the pool and map the pool's refusals to answers. `client_key` (the caller, as the
-    rate limiter names it) is taken for per-client fairness in the pool later; it is not used yet."""
-    del client_key
+    rate limiter names it) is the job's client: the pool holds each client to its share of the workers."""
     try:
-        return await pool.run(job, *args)
+        return await pool.run(job, *args, client=client_key)
     except WorkTooLong as exc:
         raise _too_complex("time", exc.limit, f"the work took longer than {exc.limit:g} s") from None
     except WorkTooBig as exc:

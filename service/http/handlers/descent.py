@@ -9,7 +9,7 @@ import numpy as np
 
 from service.compute import descent
 from service.http.errors import ProblemError
-from service.http.handlers.objectives import PreparedNetwork, prepare, prepare_network, within_limits
+from service.http.handlers.objectives import prepare, within_limits
 from service.http.handlers.responses import pairing_json
 from service.http.schemas.descent import DESCENT_REQUEST, DescentRequest
 from service.http.schemas.gradient import GRADIENT_REQUEST
@@ -50,18 +50,12 @@ def step_work(m: int, shapes: list[tuple[int, int]]) -> int:
     return m * per_example + PARAMETER_COST * parameters
 
 
-def _model(problem_req: Any, settings: Settings) -> tuple[descent.Model, dict[str, Any], int]:
+def _model(problem_req: Any, settings: Settings) -> tuple[descent.Trainable, dict[str, Any], int]:
     """The descent model of a problem, its pairing's description, and the work of one step (step_work)."""
     problem_req = problem_req.model_copy(update={"explain": False, "verify": False})
-    if problem_req.model == "neural_network":
-        prepared_net: PreparedNetwork = prepare_network(problem_req, settings)
-        net = prepared_net.network
-        work = step_work(net.m, [W.shape for W in net.Ws])
-        return descent.network(net), pairing_json(net.pairing), work
-    prepared = prepare(problem_req, settings)
-    p = prepared.objective
-    n, k = int(p.X.shape[1]), int(p.w.shape[1]) if p.w.ndim == 2 else 1
-    return descent.single_layer(p), pairing_json(p.pairing), step_work(p.m, [(n, k)])
+    model = prepare(problem_req, settings).model
+    shapes = [(int(W.shape[0]), int(W.shape[1]) if W.ndim == 2 else 1) for W in model.Ws]
+    return descent.trainable(model), pairing_json(model.pairing), step_work(model.m, shapes)
 
 
 def _with_pairing(problem_req: Any, other: Any) -> Any:

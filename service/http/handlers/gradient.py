@@ -8,8 +8,8 @@ from typing import Any
 import anyio.to_thread
 from starlette.requests import Request
 
-from service.http.handlers.objectives import Prepared, PreparedNetwork, prepare, prepare_network, within_limits
-from service.http.handlers.responses import gradient_response, network_response
+from service.http.handlers.objectives import Prepared, prepare, within_limits
+from service.http.handlers.responses import gradient_response
 from service.http.schemas.gradient import GRADIENT_REQUEST
 from service.http.security.access import access
 from service.http.wire.arrays import parse_with_matrix
@@ -22,20 +22,9 @@ from service.settings import Settings
 _SIZE = PROBLEM_SIZE.labels("/gradient")
 
 
-def _compute(prepared: Prepared | PreparedNetwork) -> bytes:
-    if isinstance(prepared, PreparedNetwork):
-        net = prepared.network
-        _SIZE.observe(net.X.size)
-        return dumps(network_response(prepared))
-    _SIZE.observe(prepared.objective.m * prepared.objective.n)
+def _compute(prepared: Prepared) -> bytes:
+    _SIZE.observe(prepared.model.X.size)
     return dumps(gradient_response(prepared))
-
-
-def prepare_any(req: Any, settings: Settings) -> Prepared | PreparedNetwork:
-    """A single-layer model or a network, checked and ready to compute."""
-    if req.model == "neural_network":
-        return prepare_network(req, settings)
-    return prepare(req, settings)
 
 
 def parse_request(raw: RawBody, settings: Settings) -> Any:
@@ -48,7 +37,7 @@ def parse_request(raw: RawBody, settings: Settings) -> Any:
 
 
 def _parse_and_compute(raw: RawBody, settings: Settings) -> bytes:
-    return _compute(prepare_any(parse_request(raw, settings), settings))
+    return _compute(prepare(parse_request(raw, settings), settings))
 
 
 _ACCESS = access("grader")
@@ -64,7 +53,7 @@ async def handle(request: Request) -> JSONBytes:
     # and verify must not stall it.
     if len(raw) > settings.inline_body_bytes or raw.multipart:
         return JSONBytes(await anyio.to_thread.run_sync(_parse_and_compute, raw, settings))
-    prepared = prepare_any(parse(GRADIENT_REQUEST, raw.data, quick=True), settings)
+    prepared = prepare(parse(GRADIENT_REQUEST, raw.data, quick=True), settings)
     if prepared.verify:
         return JSONBytes(await anyio.to_thread.run_sync(_compute, prepared))
     return JSONBytes(_compute(prepared))

@@ -18,9 +18,9 @@ from service.compute.errors import ComputeError
 from service.grading.compare import Tolerance
 from service.grading.formats import render
 from service.grading.grade import GradeOptions, grade
-from service.grading.reference import NetworkReference, Reference, build_network_reference, build_reference
+from service.grading.reference import Reference, build_reference
 from service.http.errors import ProblemError, compute_error_problem, problem_body, validation_errors
-from service.http.handlers.objectives import prepare, prepare_network
+from service.http.handlers.objectives import prepare
 from service.http.schemas.gradient import GRADIENT_REQUEST
 from service.http.schemas.grading import (
     BATCH_REQUEST,
@@ -147,7 +147,6 @@ class Checked:
     """A problem checked as /gradient checks it, ready to have its reference computed; `work` is
     the size of one evaluation (m·n·k, or m·Σ fan-in·units for a network), which batches budget."""
 
-    kind: str
     prepared: Any
     work: int
 
@@ -156,12 +155,8 @@ def check_problem(problem: Any, settings: Settings) -> Checked:
     """Check the problem as /gradient does (a bad one is a 422 at its place under "problem")."""
     problem = problem.model_copy(update={"explain": False, "verify": False})
     try:
-        if problem.model == "neural_network":
-            net = prepare_network(problem, settings).network
-            work = net.X.shape[0] * sum(int(W.size) for W in net.Ws)
-            return Checked("network", net, work)
         prepared = prepare(problem, settings)
-        return Checked("single", prepared.objective, prepared.work)
+        return Checked(prepared.model, prepared.work)
     except ComputeError as exc:
         raise _under_problem(compute_error_problem(exc)) from None
     except ProblemError as exc:
@@ -179,19 +174,16 @@ def check_signed(problem: Any, opened: Opened | None, settings: Settings) -> Che
         raise MalformedToken() from None
 
 
-def build(checked: Checked, route: str = "/grade") -> Reference | NetworkReference:
+def build(checked: Checked, route: str = "/grade") -> Reference:
     """The reference of a checked problem (its expected parts and every mistake's variant)."""
     try:
-        if checked.kind == "network":
-            PROBLEM_SIZE.labels(route).observe(checked.prepared.X.size)
-            return build_network_reference(checked.prepared)
-        PROBLEM_SIZE.labels(route).observe(checked.prepared.m * checked.prepared.n)
+        PROBLEM_SIZE.labels(route).observe(checked.prepared.X.size)
         return build_reference(checked.prepared)
     except ComputeError as exc:
         raise _under_problem(compute_error_problem(exc)) from None
 
 
-def reference_for(problem: Any, settings: Settings, route: str = "/grade") -> Reference | NetworkReference:
+def reference_for(problem: Any, settings: Settings, route: str = "/grade") -> Reference:
     """Check the problem as /gradient does (a bad one is a 422) and compute its reference."""
     return build(check_problem(problem, settings), route)
 
@@ -203,7 +195,7 @@ def _under_problem(exc: ProblemError) -> ProblemError:
 
 
 def _grade(
-    ref: Reference | NetworkReference,
+    ref: Reference,
     answer: Answer,
     options: GradeOptions,
     fmt: str,
@@ -484,7 +476,7 @@ def batch_steps(
             planned.append(exc)
         if total > settings.max_batch_work:
             raise _over_budget(total, settings, loc)
-    refs: dict[bytes, Reference | NetworkReference | Exception] = {}
+    refs: dict[bytes, Reference | Exception] = {}
     for i, plan in enumerate(planned):
         yield
         planned[i] = None  # type: ignore[call-overload]

@@ -17,12 +17,14 @@ import orjson
 from service import __version__
 from service.compute import catalog
 from service.compute.activations import ACTIVATIONS
-from service.compute.breakdown import REGULARIZATION_NOTE, RULE_CANONICAL, RULE_CHAIN, chain_formulas
+from service.compute.breakdown import REGULARIZATION_NOTE, RULE_CANONICAL, RULE_CHAIN
 from service.compute.domains import Formula
 from service.compute.model_names import ModelName
-from service.compute.network_breakdown import (
+from service.compute.pairings import PRESETS, rhs
+from service.compute.step_formulas import (
     FIRST_LAYER_NOTE,
     a_formula,
+    chain_formulas,
     cost_formula,
     db_formula,
     dW_formula,
@@ -31,12 +33,10 @@ from service.compute.network_breakdown import (
     output_delta_formula,
     z_formula,
 )
-from service.compute.pairings import PRESETS, rhs
 from service.grading.mistakes import derivation_steps
 from service.http.handlers.descent import run_descent
-from service.http.handlers.gradient import prepare_any
-from service.http.handlers.objectives import PreparedNetwork
-from service.http.handlers.responses import gradient_response, network_response
+from service.http.handlers.objectives import prepare
+from service.http.handlers.responses import gradient_response
 from service.http.schemas.descent import DESCENT_REQUEST
 from service.http.schemas.gradient import EXAMPLES, GRADIENT_REQUEST
 from service.http.wire.arrays import request_json
@@ -75,8 +75,7 @@ def evaluate_json(req: Any, settings: Settings) -> tuple[dict[str, Any], dict[st
     """The problem and its /gradient response with the breakdown, both as JSON objects."""
 
     req = req.model_copy(update={"verify": False, "explain": "full" if req.explain == "full" else "factors"})
-    prepared = prepare_any(req, settings)
-    body = network_response(prepared) if isinstance(prepared, PreparedNetwork) else gradient_response(prepared)
+    body = gradient_response(prepare(req, settings))
     return request_json(req), as_json(body)  # an array X (array path, .npy part) as the lists drawings read
 
 

@@ -16,20 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from service.compute.activations import ACTIVATIONS, ActivationName
+from service.compute.activations import ACTIVATIONS, Activation, ActivationName
 from service.compute.errors import IncompatiblePairing
 from service.compute.finite_differences import evaluations_needed
 from service.compute.losses import LOSSES, LossName
 from service.compute.model_names import ModelName
-from service.compute.models import (
-    Objective,
-    Regularization,
-    explain_size,
-    prepare_targets,
-    target_violations,
-)
-from service.compute.network import NetworkObjective
-from service.compute.network import explain_size as network_explain_size
+from service.compute.models import Objective, Regularization, explain_size, prepare_targets, target_violations
 from service.compute.pairings import PRESETS, Pairing, make_pairing
 from service.http.errors import ProblemError
 from service.settings import Settings
@@ -48,10 +40,26 @@ class ExplainLevel(StrEnum):
 
 @dataclass
 class Prepared:
-    objective: Objective
+    """A model of any kind, checked and built, with what the request asks of it."""
+
+    model: Objective
     explain: ExplainLevel
     verify: bool
-    work: int  # m·n·k, the size of one evaluation
+    work: int  # m·Σ n_{l−1}·n_l (m·n·k for one layer): the multiply-adds of one evaluation
+
+
+@dataclass
+class _Shaped:
+    """What a kind's own shape rules give the common rest of `prepare`."""
+
+    pairing: Pairing
+    y: Any
+    k: int  # outputs
+    Ws: list[Any]
+    bs: list[Any]
+    hidden: list[Activation]
+    breakdown_widths: list[int]  # the units of each layer the breakdown lists (none for one layer)
+    advice: tuple[str, str, str]  # what to make smaller: the breakdown's, the check's noun, the check's
 
 
 def _explain_level(value: bool | str) -> ExplainLevel:
@@ -107,6 +115,15 @@ def _ragged_rows(rows: Any, n: int) -> Any:
     return rows
 
 
+def _ragged_row_errors(rows: Any, n: int, errors: list[dict[str, Any]], *, every: bool = False) -> None:
+    """Rows of X whose length is not n (row 0's), or `every` row, at most 20 reported."""
+    for i, row in enumerate(rows):
+        if len(row) != n or every:
+            errors.append({"loc": ["data", "X", i], "msg": f"row has {len(row)} entries; row 0 has {n}"})
+            if len(errors) >= 20:
+                break
+
+
 def _matrix(rows: Any, m: int, n: int) -> np.ndarray:
     """m rows of n numbers (checked rectangular) as an (m, n) array: fromiter over the flattened rows
     takes half the time of np.asarray on nested lists (12 µs against 24 µs at 100 × 4)."""
@@ -136,7 +153,60 @@ def _check_size(m: int, n: int, k: int, settings: Settings, k_loc: tuple[str | i
 
 
 def prepare(req: Any, settings: Settings) -> Prepared:
-    """Check the cross-field rules of a validated request and build the compute Objective."""
+    """Check the cross-field rules of a validated request, of any model kind, and build its Objective: the
+    kind's own shape rules (`_single_layer_shapes`, `_network_shapes`), then for every kind the targets,
+    the refusals of a too large breakdown or check, and the arrays."""
+    model_name = ModelName(req.model)
+    X = req.data.X
+    m, n = len(X), len(X[0])
+    shaped = (_network_shapes if model_name is ModelName.NEURAL_NETWORK else _single_layer_shapes)(req, settings, m, n)
+    pairing, k = shaped.pairing, shaped.k
+    y_arr = _targets(pairing, shaped.y, k)
+    level = _explain_level(req.explain)
+    if level is not ExplainLevel.NONE:
+        size = explain_size(m, k, shaped.breakdown_widths)
+        if size > settings.max_explain_values:
+            raise ProblemError(
+                422,
+                "explain-too-large",
+                f"The breakdown would hold {size} numbers, above the limit of {settings.max_explain_values}. "
+                f"Ask for it on {shaped.advice[0]}, or set explain to false{shaped.advice[1]}.",
+                size=size,
+                limit=settings.max_explain_values,
+            )
+    widths = [len(b) if isinstance(b, list) else 1 for b in shaped.bs]
+    work = m * sum(a * b for a, b in zip([n, *widths[:-1]], widths, strict=True))
+    if req.verify:
+        parameters = sum(len(W) * w + w for W, w in zip(shaped.Ws, widths, strict=True))
+        needed = evaluations_needed(parameters) * work
+        if needed > settings.max_verify_work:
+            noun, smaller = shaped.advice[2].split("|")
+            raise ProblemError(
+                422,
+                "explain-too-large",
+                f"A finite-difference check of this {noun} takes about {needed} multiply-adds, above the limit "
+                f"of {settings.max_verify_work}. Verify {smaller}, or set verify to false.",
+                size=needed,
+                limit=settings.max_verify_work,
+            )
+    reg = None
+    if req.regularization is not None:
+        reg = Regularization(req.regularization.kind, req.regularization.lambda_)
+    model = Objective(
+        model=model_name,
+        pairing=pairing,
+        X=_matrix(X, m, n),
+        y=prepare_targets(pairing, y_arr, k),
+        Ws=[np.asarray(W, dtype=np.float64) for W in shaped.Ws],
+        bs=[np.asarray(b, dtype=np.float64) for b in shaped.bs],
+        hidden=shaped.hidden,
+        regularization=reg,
+    )
+    return Prepared(model, level, bool(req.verify), work)
+
+
+def _single_layer_shapes(req: Any, settings: Settings, m: int, n: int) -> _Shaped:
+    """A single-layer model's shapes: w (n,) and b a number, or w n×k and b k numbers with softmax."""
     model = ModelName(req.model)
     if model is ModelName.SINGLE_LAYER:
         act_name, loss_name = ActivationName(req.activation), LossName(req.loss)
@@ -146,16 +216,11 @@ def prepare(req: Any, settings: Settings) -> Prepared:
 
     errors: list[dict[str, Any]] = []
     X = req.data.X
-    m, n = len(X), len(X[0])
     b = req.parameters.b
     _check_size(m, n, len(b) if isinstance(b, list) else 1, settings)
     if n == 0:
         errors.append({"loc": ["data", "X", 0], "msg": "each row of X needs at least one feature"})
-    for i, row in enumerate(_ragged_rows(X, n)):
-        if len(row) != n:
-            errors.append({"loc": ["data", "X", i], "msg": f"row has {len(row)} entries; row 0 has {n}"})
-            if len(errors) >= 20:
-                break
+    _ragged_row_errors(_ragged_rows(X, n), n, errors)
     if errors:
         raise _invalid(errors)
 
@@ -204,55 +269,20 @@ def prepare(req: Any, settings: Settings) -> Prepared:
     # only single_layer has loss_params (a preset's loss has none); getattr on a pydantic model that
     # lacks the field goes through its __getattr__ and an exception, ~4 µs of a small request
     pairing = _pairing(act_name, loss_name, req.loss_params if model is ModelName.SINGLE_LAYER else None)
-    y_arr = _targets(pairing, y, k)
-
-    level = _explain_level(req.explain)
-    if level is not ExplainLevel.NONE:
-        size = explain_size(m, k)
-        if size > settings.max_explain_values:
-            raise ProblemError(
-                422,
-                "explain-too-large",
-                f"The breakdown would hold {size} numbers, above the limit of {settings.max_explain_values}. "
-                "Ask for it on fewer examples (a few rows of X and y), or set explain to false to get the "
-                "loss and gradients alone.",
-                size=size,
-                limit=settings.max_explain_values,
-            )
-    reg = None
-    if req.regularization is not None:
-        reg = Regularization(req.regularization.kind, req.regularization.lambda_)
-    X_arr = _matrix(X, m, n)
-    objective = Objective(
-        model=model,
-        pairing=pairing,
-        X=X_arr,
-        y=prepare_targets(pairing, y_arr, k),
-        w=np.asarray(w, dtype=np.float64),
-        b=np.asarray(b, dtype=np.float64),
-        regularization=reg,
+    return _Shaped(
+        pairing,
+        y,
+        k,
+        [w],
+        [b],
+        [],
+        [],
+        (
+            "fewer examples (a few rows of X and y)",
+            " to get the loss and gradients alone",
+            "problem|a smaller problem (fewer examples or features)",
+        ),
     )
-    work = m * n * k
-    if req.verify:
-        needed = evaluations_needed(objective) * work
-        if needed > settings.max_verify_work:
-            raise ProblemError(
-                422,
-                "explain-too-large",
-                f"A finite-difference check of this problem takes about {needed} multiply-adds, above the limit "
-                f"of {settings.max_verify_work}. Verify a smaller problem (fewer examples or features), or set "
-                "verify to false.",
-                size=needed,
-                limit=settings.max_verify_work,
-            )
-    return Prepared(objective, level, bool(req.verify), work)
-
-
-@dataclass
-class PreparedNetwork:
-    network: NetworkObjective
-    explain: ExplainLevel
-    verify: bool
 
 
 def network_cost_errors(m: int, weights: int, units: int, settings: Settings) -> list[dict[str, Any]]:
@@ -279,12 +309,11 @@ def network_cost_errors(m: int, weights: int, units: int, settings: Settings) ->
     return errors
 
 
-def prepare_network(req: Any, settings: Settings) -> PreparedNetwork:
-    """The cross-field rules of a neural_network request, checked before any array is built."""
+def _network_shapes(req: Any, settings: Settings, m: int, n: int) -> _Shaped:
+    """A network's shapes: W[l] n_{l−1}×n_l and b[l] n_l numbers per layer, within the network's limits."""
     errors: list[dict[str, Any]] = []
     specs, layers = req.layers, req.parameters.layers
     X = req.data.X
-    m, n = len(X), len(X[0])
     _check_size(m, n, len(layers[-1].b) if layers else 1, settings, ("parameters", "layers", len(layers) - 1, "b"))
     if len(specs) > settings.max_layers:
         raise _invalid([{"loc": ["layers"], "msg": f"at most {settings.max_layers} layers"}])
@@ -292,11 +321,8 @@ def prepare_network(req: Any, settings: Settings) -> PreparedNetwork:
         raise _invalid(
             [{"loc": ["parameters", "layers"], "msg": f"{len(layers)} layers of parameters for {len(specs)} layers"}]
         )
-    for i, row in enumerate(_ragged_rows(X, n) if n else X):
-        if len(row) != n or n == 0:
-            errors.append({"loc": ["data", "X", i], "msg": f"row has {len(row)} entries; row 0 has {n}"})
-            if len(errors) >= 20:
-                break
+    # no features: every row is reported (a single-layer model's answer names row 0 alone)
+    _ragged_row_errors(_ragged_rows(X, n) if n else X, n, errors, every=n == 0)
     width, params, weights, total_units = n, 0, 0, 0
     for i, (spec, lp) in enumerate(zip(specs, layers, strict=True)):
         loc = ["parameters", "layers", i]
@@ -351,41 +377,13 @@ def prepare_network(req: Any, settings: Settings) -> PreparedNetwork:
         if bad_rows:
             raise _invalid(bad_rows[:20])
     pairing = _pairing(out_act, loss_name, req.loss_params)
-    y_arr = _targets(pairing, y, width)
-    level = _explain_level(req.explain)
-    widths = [len(lp.b) for lp in layers]
-    if level is not ExplainLevel.NONE:
-        size = network_explain_size(m, widths, width)
-        if size > settings.max_explain_values:
-            raise ProblemError(
-                422,
-                "explain-too-large",
-                f"The breakdown would hold {size} numbers, above the limit of {settings.max_explain_values}. "
-                "Ask for it on fewer examples or a smaller network, or set explain to false.",
-                size=size,
-                limit=settings.max_explain_values,
-            )
-    work = m * sum(a * b for a, b in zip([n, *widths[:-1]], widths, strict=True))
-    if req.verify and 2 * params * work > settings.max_verify_work:
-        raise ProblemError(
-            422,
-            "explain-too-large",
-            f"A finite-difference check of this network takes about {2 * params * work} multiply-adds, above the "
-            f"limit of {settings.max_verify_work}. Verify a smaller network or fewer examples, or set verify to false.",
-            size=2 * params * work,
-            limit=settings.max_verify_work,
-        )
-    reg = None
-    if req.regularization is not None:
-        reg = Regularization(req.regularization.kind, req.regularization.lambda_)
-    hidden = [ACTIVATIONS[ActivationName(s.activation)] for s in specs[:-1]]
-    net = NetworkObjective(
-        hidden=hidden,
-        pairing=pairing,
-        Ws=[np.asarray(lp.W, dtype=np.float64) for lp in layers],
-        bs=[np.asarray(lp.b, dtype=np.float64) for lp in layers],
-        X=_matrix(X, m, n),
-        y=prepare_targets(pairing, y_arr, width),
-        regularization=reg,
+    return _Shaped(
+        pairing,
+        y,
+        width,
+        [lp.W for lp in layers],
+        [lp.b for lp in layers],
+        [ACTIVATIONS[ActivationName(s.activation)] for s in specs[:-1]],
+        [len(lp.b) for lp in layers],
+        ("fewer examples or a smaller network", "", "network|a smaller network or fewer examples"),
     )
-    return PreparedNetwork(net, level, bool(req.verify))

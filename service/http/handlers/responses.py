@@ -5,12 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from service.compute.breakdown import build_breakdown
-from service.compute.finite_differences import verify, verify_network
+from service.compute.finite_differences import verify
 from service.compute.models import Evaluation, Gradients, evaluate, gradients
-from service.compute.network import evaluate as network_evaluate
-from service.compute.network_breakdown import build_network_breakdown
 from service.compute.pairings import Pairing
-from service.http.handlers.objectives import ExplainLevel, Prepared, PreparedNetwork
+from service.http.handlers.objectives import ExplainLevel, Prepared
 
 
 def pairing_json(pairing: Pairing) -> dict[str, Any]:
@@ -26,42 +24,21 @@ def pairing_json(pairing: Pairing) -> dict[str, Any]:
 
 
 def gradient_response(prepared: Prepared) -> dict[str, Any]:
-    """Evaluate the objective (and verify it on request) and shape the /gradient body."""
-    objective = prepared.objective
-    # Only J and the gradients wanted: one pass over X, without per-example arrays.
-    ev: Gradients = (
-        gradients(objective) if prepared.explain is ExplainLevel.NONE and not prepared.verify else evaluate(objective)
-    )
-    pairing = objective.pairing
-    pairing_out = pairing_json(pairing)
-    body: dict[str, Any] = {
-        "model": str(objective.model),
-        "pairing": pairing_out,
-        "loss": ev.loss,
-        "gradients": {"w": ev.grad_w, "b": ev.grad_b if pairing.vector else float(ev.grad_b)},
-    }
+    """Evaluate a model of any kind (and verify it on request) and shape the /gradient body: gradients
+    mirror the parameters (w and b, or W and b per layer for a network)."""
+    model = prepared.model
+    arrays = prepared.explain is not ExplainLevel.NONE or prepared.verify
+    # Without a breakdown or a check no per-example array is needed: `gradients` takes the one-pass
+    # fast path where it applies (the dispatch is there, in one place).
+    ev: Gradients = evaluate(model) if arrays else gradients(model)
+    body: dict[str, Any] = {"model": str(model.model), "pairing": pairing_json(model.pairing), "loss": ev.loss}
+    if model.is_network:
+        body["gradients"] = {"layers": [{"W": gW, "b": gb} for gW, gb in zip(ev.grad_Ws, ev.grad_bs, strict=True)]}
+    else:
+        body["gradients"] = {"w": ev.grad_w, "b": ev.grad_b if model.pairing.vector else float(ev.grad_b)}
     if isinstance(ev, Evaluation):
         if prepared.explain is not ExplainLevel.NONE:
-            body["breakdown"] = build_breakdown(objective, ev, full=prepared.explain is ExplainLevel.FULL)
+            body["breakdown"] = build_breakdown(model, ev, full=prepared.explain is ExplainLevel.FULL)
         if prepared.verify:
-            body["verification"] = verify(objective, ev)
-    return body
-
-
-def network_response(prepared: PreparedNetwork) -> dict[str, Any]:
-    """Evaluate a network by backpropagation (and verify it on request); gradients mirror parameters."""
-    net = prepared.network
-    ev = network_evaluate(net)
-    pairing = net.pairing
-    pairing_out = pairing_json(pairing)
-    body: dict[str, Any] = {
-        "model": "neural_network",
-        "pairing": pairing_out,
-        "loss": ev.loss,
-        "gradients": {"layers": [{"W": gW, "b": gb} for gW, gb in zip(ev.grad_Ws, ev.grad_bs, strict=True)]},
-    }
-    if prepared.explain is not ExplainLevel.NONE:
-        body["breakdown"] = build_network_breakdown(net, ev, full=prepared.explain is ExplainLevel.FULL)
-    if prepared.verify:
-        body["verification"] = verify_network(net, ev)
+            body["verification"] = verify(model, ev)
     return body
