@@ -262,6 +262,7 @@ def test_the_jobs_run_in_the_worker_pool() -> None:
 
 
 def test_sympy_out_of_its_budget_keeps_the_traced_form() -> None:
+    sympy.core.cache.clear_cache()  # an answer SymPy has cached (the tests above) would come within any budget
     status, answer = derive_job(parse("1/(1+e^{-z})"), "z", "f", 1_000_000, 0.001)
     assert status == "ok" and answer["in_terms_of"] == "z"
     assert answer["derivative"]["text"] == to_text(derive(parse("1/(1+e^{-z})"), "z").derivative)

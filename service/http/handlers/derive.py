@@ -65,31 +65,19 @@ def formula_problem(exc: FormulaError | dict[str, Any], field: str) -> ProblemEr
     fields = error_fields(exc) if isinstance(exc, FormulaError) else exc
     where = {"field": field} | ({"column": fields["column"]} if fields.get("column") is not None else {})
     message = fields["message"]
+    extra: dict[str, Any]
     if fields["kind"] == "too_complex":
+        slug, detail = "formula-too-complex", f"The {field} is too complex: {message}."
         extra = {"limit": fields["limit"], "maximum": fields["maximum"]}
         if isinstance(fields.get("found"), int):
             extra["found"] = fields["found"]
-        return ProblemError(
-            422,
-            "formula-too-complex",
-            f"The {field} is too complex: {message}.",
-            errors=[{"loc": [field], "msg": message}],
-            where=where,
-            **extra,
-        )
-    extra = {"what": fields["what"]} if fields["kind"] == "not_derivable" else {}
-    column = f" at column {fields['column']}" if fields.get("column") is not None else ""
-    fails = "cannot be derived" if extra else f"does not read{column}"
-    return ProblemError(
-        422,
-        "formula-error",
-        f"The {field} {fails}: {message}.",
-        errors=[{"loc": [field], "msg": message}],
-        where=where,
-        expected=message,
-        allowed_names=fields.get("allowed_names") or list(ALLOWED_NAMES),
-        **extra,
-    )
+    else:
+        slug = "formula-error"
+        extra = {"what": fields["what"]} if fields["kind"] == "not_derivable" else {}
+        column = f" at column {fields['column']}" if fields.get("column") is not None else ""
+        detail = f"The {field} {'cannot be derived' if extra else f'does not read{column}'}: {message}."
+        extra |= {"expected": message, "allowed_names": fields.get("allowed_names") or list(ALLOWED_NAMES)}
+    return ProblemError(422, slug, detail, errors=[{"loc": [field], "msg": message}], where=where, **extra)
 
 
 def pool_refusal(exc: PoolError, pool: WorkerPool) -> FormulaTooComplex | ProblemError | None:
