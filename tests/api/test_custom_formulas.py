@@ -305,3 +305,41 @@ def test_random_formulas_answer_cleanly(client: TestClient, act: str, loss: str)
         assert all_finite(strict_loads(r.text))
     else:
         assert r.headers["content-type"].startswith("application/problem+json")
+
+
+@pytest.mark.parametrize("key", ['"formula"', '"\\u0066ormula"'])
+def test_a_small_request_with_a_formula_waits_for_the_workers_off_the_event_loop(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, key: str
+) -> None:
+    """Reading a formula waits for the formula workers (up to their time limit): a small /gradient body,
+    which is otherwise answered on the event loop, is then answered in a thread; an escaped key too. Its jobs
+    name the caller, whose share of the workers they take."""
+    import asyncio
+
+    from service.http.handlers import custom_formulas
+    from service.http.security.access import caller
+
+    on_loop: list[bool] = []
+    callers: list[str | None] = []
+    real_run = custom_formulas._run
+
+    def spy(job: str, *args: Any) -> Any:
+        callers.append(caller.get())
+        try:
+            asyncio.get_running_loop()
+            on_loop.append(True)
+        except RuntimeError:
+            on_loop.append(False)
+        return real_run(job, *args)
+
+    monkeypatch.setattr(custom_formulas, "_run", spy)
+    scale = 3 if "u0066" in key else 5  # a formula no other test reads: in no cache of formulas read before
+    activation = "{" + key + f': "tanh(z/{scale}) + 0.5*z"' + "}"
+    payload = (
+        '{"model": "single_layer", "activation": ' + activation + ', "loss": "squared_error", '
+        '"parameters": {"w": [0.3, -0.2], "b": 0.1}, "data": {"X": [[0.5, 1.5], [1, 1]], "y": [0.2, -0.4]}}'
+    )
+    r = client.post("/gradient", content=payload, headers={"content-type": "application/json"})
+    assert r.status_code == 200, r.text
+    assert on_loop and not any(on_loop), on_loop
+    assert set(callers) == {"address:testclient"}, callers  # the service runs open here: the caller's address

@@ -24,6 +24,7 @@ from service.formulas.derive import NotDerivable
 from service.formulas.pool import JobFailed, PoolError, WorkerPool
 from service.http.errors import ProblemError
 from service.http.handlers.derive import formula_problem, make_pool, pool_refusal
+from service.http.security.access import caller
 from service.settings import Settings, get_settings
 
 log = logging.getLogger("service.formulas")
@@ -57,7 +58,7 @@ def _run(job: str, *args: Any) -> Any:
     """A formula job in the pool; its refusals as /derive's (FormulaTooComplex, located by the caller; 503 busy)."""
     pool = _shared_pool()
     try:
-        return pool.run_sync(job, *args)
+        return pool.run_sync(job, *args, client=caller.get())
     except PoolError as exc:
         answer = pool_refusal(exc, pool)
         if answer is None:
@@ -94,6 +95,14 @@ def prove_in_pool(tree: Expr) -> bool | None:
 
 def is_formula(value: Any) -> bool:
     return not isinstance(value, str) and hasattr(value, "formula")
+
+
+def names_a_formula(req: Any) -> bool:
+    """Whether a validated problem takes a formula anywhere (its activation or loss, a layer's activation):
+    reading one waits for the formula workers, which the event loop must not do."""
+    specs = [getattr(req, "activation", None), getattr(req, "loss", None)]
+    specs += [layer.activation for layer in getattr(req, "layers", None) or ()]
+    return any(is_formula(spec) for spec in specs)
 
 
 def as_json(value: Any) -> Any:

@@ -31,8 +31,8 @@ from service.formulas.pool import (
 from service.formulas.vocabulary import ALLOWED_NAMES
 from service.http.errors import ProblemError
 from service.http.schemas.derive import DeriveRequest
-from service.http.security.access import client_address
-from service.http.security.keys import OPEN, Principal
+from service.http.security.access import caller_key
+from service.http.security.keys import Principal
 from service.settings import Settings
 
 log = logging.getLogger("service.formulas")
@@ -56,8 +56,8 @@ def make_pool(settings: Settings) -> WorkerPool:
 
 
 def client_key(request: Request, principal: Principal) -> str:
-    """The caller's identity as the rate limiter sees it: its key, or its address when the service runs open."""
-    return f"address:{client_address(request)}" if principal is OPEN else principal.key_id
+    """The caller's identity as the rate limiter sees it (security.access.caller_key)."""
+    return caller_key(request, principal)
 
 
 def formula_problem(exc: FormulaError | dict[str, Any], field: str) -> ProblemError:

@@ -8,6 +8,7 @@ from typing import Any
 import anyio.to_thread
 from starlette.requests import Request
 
+from service.http.handlers.custom_formulas import names_a_formula
 from service.http.handlers.objectives import Prepared, prepare, within_limits
 from service.http.handlers.responses import gradient_response
 from service.http.schemas.gradient import GRADIENT_REQUEST
@@ -40,6 +41,10 @@ def _parse_and_compute(raw: RawBody, settings: Settings) -> bytes:
     return _compute(prepare(parse_request(raw, settings), settings))
 
 
+def _prepare_and_compute(req: Any, settings: Settings) -> bytes:
+    return _compute(prepare(req, settings))
+
+
 _ACCESS = access("grader")
 
 
@@ -48,12 +53,15 @@ async def handle(request: Request) -> JSONBytes:
     await _ACCESS(request)
     settings: Settings = request.app.state.settings
     raw = await read_body(request)
-    # Measured here: a thread hop costs ~110 µs, a whole 9 KB request ~250 µs inline, a 86 KB one
-    # ~1.1 ms. Small requests stay on the event loop; big ones, multipart bodies (made for big X)
-    # and verify must not stall it.
+    # Small requests stay on the event loop (a thread hop costs more than their whole work); big ones,
+    # multipart bodies (made for big X) and verify must not stall it, nor a formula: reading one waits
+    # for the formula workers (deriving it and proving its cancellation, up to their time limit).
     if len(raw) > settings.inline_body_bytes or raw.multipart:
         return JSONBytes(await anyio.to_thread.run_sync(_parse_and_compute, raw, settings))
-    prepared = prepare(parse(GRADIENT_REQUEST, raw.data, quick=True), settings)
+    req = parse(GRADIENT_REQUEST, raw.data, quick=True)
+    if names_a_formula(req):
+        return JSONBytes(await anyio.to_thread.run_sync(_prepare_and_compute, req, settings))
+    prepared = prepare(req, settings)
     if prepared.verify:
         return JSONBytes(await anyio.to_thread.run_sync(_compute, prepared))
     return JSONBytes(_compute(prepared))

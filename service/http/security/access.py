@@ -3,6 +3,7 @@ rate-limit the key)."""
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -92,6 +93,16 @@ async def authenticate_throttled(request: Request) -> Principal:
         raise _too_many_failures(wait) from None
 
 
+# The caller of the request being served, as the rate limiter names it (set by `access`; threads that the
+# request's work runs in see it too): the formula workers hold each caller to its share of them.
+caller: contextvars.ContextVar[str | None] = contextvars.ContextVar("caller", default=None)
+
+
+def caller_key(request: Request, principal: Principal) -> str:
+    """The caller's identity as the rate limiter sees it: its key, or its address when the service runs open."""
+    return f"address:{client_address(request)}" if principal is OPEN else principal.key_id
+
+
 def access(*roles: str) -> Callable[[Request], Awaitable[Principal]]:
     """A dependency: authenticate (failures throttled per address), check one of `roles` (grader may do
     everything), rate-limit."""
@@ -99,6 +110,7 @@ def access(*roles: str) -> Callable[[Request], Awaitable[Principal]]:
 
     async def dependency(request: Request) -> Principal:
         principal = await authenticate_throttled(request)
+        caller.set(caller_key(request, principal))
         if principal is OPEN:
             return principal
         if not principal.roles & allowed:
