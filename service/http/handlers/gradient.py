@@ -48,9 +48,9 @@ async def handle(request: Request) -> JSONBytes:
     await _ACCESS(request)
     settings: Settings = request.app.state.settings
     raw = await read_body(request)
-    # Measured here: a thread hop costs ~110 µs, a whole 9 KB request ~250 µs inline, a 86 KB one
-    # ~1.1 ms. Small requests stay on the event loop; big ones, multipart bodies (made for big X)
-    # and verify must not stall it.
+    # A thread hop costs a large share of a small request's whole work inline (docs/performance.md,
+    # "Measured choices in the code"): small requests stay on the event loop; big ones, multipart
+    # bodies (made for big X) and verify must not stall it.
     if len(raw) > settings.inline_body_bytes or raw.multipart:
         return JSONBytes(await anyio.to_thread.run_sync(_parse_and_compute, raw, settings))
     prepared = prepare(parse(GRADIENT_REQUEST, raw.data, quick=True), settings)
