@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.grading.oracle import MATH_MD_CODES
+from tests.grading.oracle import MATH_MD_CODES, MATH_MD_NETWORK_CODES
 
 URN = "urn:gradient-service:problem:"
 WORKED: dict[str, Any] = {
@@ -426,9 +426,10 @@ def test_get_mistakes_lists_math_md_s_table(client: TestClient) -> None:
     r = client.get("/mistakes")
     assert r.status_code == 200
     everything = r.json()
-    network_codes = ["missing_hidden_derivative", "weights_not_transposed", "layer_missing_mean"]
-    assert [m["code"] for m in everything] == [*MATH_MD_CODES, *network_codes]
-    assert [m["models"] for m in everything] == ["all"] * len(MATH_MD_CODES) + ["neural_network"] * 3
+    assert [m["code"] for m in everything] == [*MATH_MD_CODES, *MATH_MD_NETWORK_CODES]
+    assert [m["models"] for m in everything] == ["all"] * len(MATH_MD_CODES) + ["neural_network"] * len(
+        MATH_MD_NETWORK_CODES
+    )
     mistakes = everything[: len(MATH_MD_CODES)]
     parts = {"loss", "gradients.w", "gradients.b", "per_sample.dL_dz"}
     for m in mistakes:
