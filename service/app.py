@@ -17,13 +17,17 @@ from service import __version__
 from service.compute import fused
 from service.http import errors
 from service.http.handlers import gradient as gradient_handler
+from service.http.handlers.custom_formulas import use_pool as use_formula_pool
+from service.http.handlers.derive import make_pool
 from service.http.middleware.body_limit import BodyLimitMiddleware, limit_by_role
 from service.http.middleware.cors import ProblemCORSMiddleware
 from service.http.middleware.fastpath import FastPathMiddleware
 from service.http.middleware.head import HeadMiddleware
 from service.http.middleware.request_context import RequestContextMiddleware
-from service.http.routes import apidocs, catalog, descent, grade, gradient, health, learner, metrics, render
+from service.http.routes import apidocs, catalog, derive, descent, grade, gradient, health, learner, metrics, render
+from service.http.schemas.derive import DeriveRequest
 from service.http.schemas.descent import DescentRequest
+from service.http.schemas.grade_formula import GradeFormulaBatch, GradeFormulaRequest, SignQuestionRequest
 from service.http.schemas.gradient import GradientRequest
 from service.http.schemas.grading import (
     DOCUMENTED_ITEMS,
@@ -48,7 +52,11 @@ REQUEST_SCHEMAS: dict[str, Any] = {
     "Answer": Answer,
     "GradeItem": GradeItem,
     "DescentRequest": DescentRequest,
+    "DeriveRequest": DeriveRequest,
     "SignRequest": SignRequest,
+    "GradeFormulaRequest": GradeFormulaRequest,
+    "GradeFormulaBatch": GradeFormulaBatch,
+    "SignQuestionRequest": SignQuestionRequest,
 }
 
 log = logging.getLogger("service.app")
@@ -117,11 +125,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except AttemptStoreError as exc:
             log.error("refusing to start: %s", exc)
             raise
+        if app.state.formula_pool.closed:  # the app started again after a shutdown (as test clients do)
+            app.state.formula_pool = make_pool(settings)
+        if settings.formula_start_workers:
+            await app.state.formula_pool.astart()  # its workers, SymPy loaded, before the first /derive
+        use_formula_pool(app.state.formula_pool)  # formula activations and losses share it
         app.state.ready = True
         if settings.drain_seconds > 0:
             _drain_on_sigterm(app, settings.drain_seconds)
         yield
         app.state.ready = False
+        use_formula_pool(None)
+        await app.state.formula_pool.aclose()
         if isinstance(app.state.limiter, RedisLimiter):
             await app.state.limiter.close()
         await app.state.attempts.close()
@@ -150,6 +165,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.attempts = make_attempt_store(settings)  # opened (the data directory made) by the lifespan
     app.state.auth_throttle = AuthThrottle()  # client addresses with too many failed authentications
     app.state.signer = Signer.from_settings(settings)
+    app.state.formula_pool = make_pool(settings)  # worker processes for formula jobs: started by the lifespan
     errors.install(app)
     # innermost: POST /gradient past FastAPI's routing (inside the body limit, CORS and request id)
     app.add_middleware(FastPathMiddleware, routes={"/gradient": gradient_handler.handle})
@@ -170,7 +186,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
             expose_headers=["X-Request-ID", "Retry-After"],
         )
-    modules = (gradient, grade, descent, render, catalog, health, metrics, learner, apidocs)
+    modules = (gradient, grade, descent, derive, render, catalog, health, metrics, learner, apidocs)
     for module in modules:
         app.include_router(module.router)
     app.add_middleware(HeadMiddleware)  # HEAD answered as GET without the body (service/http/middleware/head.py)

@@ -38,6 +38,13 @@ class Settings(BaseSettings):
         gt=0,
         description="Largest finite-difference check, in multiply-adds: 2·(parameters)·m·n·k.",
     )
+    max_formula_work: int = Field(
+        20_000_000,
+        gt=0,
+        description="Largest evaluation of custom formulas in one request, in node·examples: m × the tree nodes of "
+        "each formula and its derivative (× units for a hidden layer) × the passes (1, +1 with explain, + the "
+        "finite-difference evaluations with verify); about 10-50 ns each.",
+    )
     max_layers: int = Field(16, gt=0, description="Most layers in a neural_network.")
     max_units: int = Field(1024, gt=0, description="Most units in one layer of a neural_network.")
     max_parameters: int = Field(1_000_000, gt=0, description="Most weights and biases in a neural_network.")
@@ -78,6 +85,23 @@ class Settings(BaseSettings):
         None,
         ge=1,
         description="Threads one big problem's loss and gradients may use (None: the CPUs this process may use).",
+    )
+    formula_time_limit_seconds: float = Field(
+        2.0, gt=0, le=60, description="Time one formula job (/derive) may take in its worker (422 above; killed)."
+    )
+    formula_memory_limit_bytes: int = Field(
+        512 * 1024 * 1024,
+        ge=64 * 1024 * 1024,
+        description="Memory one formula worker may add to its size at start (422 above; the worker is replaced).",
+    )
+    formula_workers: int = Field(2, ge=1, le=64, description="Worker processes that run formula jobs (SymPy).")
+    formula_start_workers: bool = Field(
+        True, description="Start the formula workers with the app (false: each at its first job, about 0.2 s later)."
+    )
+    formula_max_waiting: int | None = Field(
+        None,
+        ge=0,
+        description="Formula jobs that may wait for a worker (None: 4 per worker); beyond, 503 with Retry-After.",
     )
 
     api_keys: dict[str, list[Role]] = Field(

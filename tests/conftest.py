@@ -15,6 +15,9 @@ from pathlib import Path
 import pytest
 
 os.environ["GRADIENT_SERVICE_DATA_DIR"] = tempfile.mkdtemp(prefix="gradient-service-data-")
+# The formula workers start at their first job, not with every test's application (about 0.2 s each);
+# tests/api/test_derive.py starts them with the app, as the service does.
+os.environ.setdefault("GRADIENT_SERVICE_FORMULA_START_WORKERS", "false")
 
 
 @pytest.fixture(autouse=True)

@@ -42,8 +42,9 @@ class Activation(ABC):
     name: ClassVar[ActivationName]
     output_range: ClassVar[Space]
     vector: ClassVar[bool] = False  # True for softmax: k outputs per example
-    formula: ClassVar[Formula]
-    derivative_formula: ClassVar[Formula]
+    # plain attributes (not ClassVar): a formula activation (service.compute.custom) sets them per instance
+    formula: Formula
+    derivative_formula: Formula
     stable_evaluation: ClassVar[str] = "direct"
     kinks: ClassVar[str | None] = None  # where the derivative is a chosen subgradient
     # what the breakdown tells a learner about this activation's numbers:

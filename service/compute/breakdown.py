@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from service.compute.activations import Activation
-from service.compute.derivations import DerivationStep, activation_derivation, loss_derivation
+from service.compute.custom import activation_steps, loss_steps
+from service.compute.derivations import DerivationStep
 from service.compute.domains import Formula
 from service.compute.pairings import Pairing, rhs
 from service.compute.stable import Array
@@ -131,8 +132,8 @@ def _single_layer_breakdown(
     reg = model.regularization
     chain = chain_formulas(vector, reg.kind if reg else None)
 
-    derivation_f: dict[str, Any] = {"derivation": _derivation(activation_derivation(act.name))} if full else {}
-    derivation_L: dict[str, Any] = {"derivation": _derivation(loss_derivation(loss.name))} if full else {}
+    derivation_f: dict[str, Any] = {"derivation": _derivation(activation_steps(act))} if full else {}
+    derivation_L: dict[str, Any] = {"derivation": _derivation(loss_steps(loss))} if full else {}
     canonical = pairing.canonical_info
 
     steps = [
@@ -264,8 +265,8 @@ def _network_breakdown(
             "value": ev.loss,
         }
     )
-    full_L = {"derivation": _derivation(loss_derivation(loss.name))} if full else {}
-    full_f = {"derivation": _derivation(activation_derivation(out_act.name))} if full else {}
+    full_L = {"derivation": _derivation(loss_steps(loss))} if full else {}
+    full_f = {"derivation": _derivation(activation_steps(out_act))} if full else {}
     steps.append(
         {
             "factor": "dL/df",
@@ -317,7 +318,7 @@ def _network_breakdown(
         )
         if layer > 1:
             g = net.activation(layer - 1)
-            extra = {"derivation": _derivation(activation_derivation(g.name))} if full else {}
+            extra = {"derivation": _derivation(activation_steps(g))} if full else {}
             steps.append(
                 {
                     "factor": f"delta[{layer - 1}]",

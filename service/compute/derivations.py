@@ -25,6 +25,10 @@ class Rule(StrEnum):
     EXP = "exp"
     LOG = "log"
     CHAIN = "chain"
+    # the tracer's own rules (service.formulas.derive), in a formula activation's or loss's derivation
+    IDENTITY = "identity"
+    FUNCTION = "function"
+    SIMPLIFY = "simplify"
     PIECEWISE = "piecewise"
     ALGEBRA = "algebra"
 

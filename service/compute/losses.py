@@ -51,10 +51,11 @@ class Loss(ABC):
     """Base class: subclasses set the class attributes and implement value and dL_df."""
 
     name: ClassVar[LossName]
-    formula: ClassVar[Formula]
-    derivative_formula: ClassVar[Formula]
-    targets: ClassVar[Space]  # the values y may take (per entry for k outputs)
-    targets_text: ClassVar[str]
+    # plain attributes (not ClassVar): a formula loss (service.compute.custom) sets them per instance
+    formula: Formula
+    derivative_formula: Formula
+    targets: Space  # the values y may take (per entry for k outputs)
+    targets_text: str
     f_domain: ClassVar[Space]  # the values of f the loss is defined for
     cross_entropy: ClassVar[bool] = False
     param_specs: ClassVar[tuple[LossParam, ...]] = ()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Literal, get_args
 
 from service.formulas.errors import FormulaError, FormulaTooComplex
 from service.formulas.parser import parse
@@ -34,7 +35,7 @@ from service.formulas.tree import (
     walk,
 )
 
-RULES = (
+Rule = Literal[
     "constant",
     "identity",
     "sum",
@@ -47,7 +48,8 @@ RULES = (
     "chain",
     "function",
     "simplify",
-)
+]
+RULES: tuple[Rule, ...] = get_args(Rule)
 DERIVED = frozenset({"exp", "log", "sqrt", "tanh", "cosh", "sinh", "sigma", "softplus", "abs"})
 ZERO = Number(Fraction(0))
 ONE = Number(Fraction(1))

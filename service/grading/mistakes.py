@@ -37,6 +37,8 @@ class Mistake:
     # the steps of a single-layer derivation (their factors, as /gradient's breakdown names them)
     # where the mistake is made: the learner's page marks them
     steps: tuple[str, ...] = ()
+    # POST /grade/formula names it too: a wrong formula it explains (question, answer)
+    formula_example: str = ""
 
 
 def _gradients(ref: Reference, r: Array, scale: float | None = None, reg: Array | None = None) -> Variant:
@@ -204,6 +206,7 @@ MISTAKES: tuple[Mistake, ...] = (
         ),
         network=backprop.missing_mean,
         steps=("dJ/dw", "dJ/db"),
+        formula_example="dJ/db of linear_regression answered sum_{i=1}^{m} (f - y)",
     ),
     Mistake(
         "sign_flipped",
@@ -218,6 +221,7 @@ MISTAKES: tuple[Mistake, ...] = (
         ),
         network=backprop.sign_flipped,
         steps=("dL/dz",),
+        formula_example="dL/dz of logistic_regression answered y - f",
     ),
     Mistake(
         "missing_input_factor",
@@ -231,6 +235,7 @@ MISTAKES: tuple[Mistake, ...] = (
             "its own feature x_j before averaging (only ∂J/∂b has ∂z/∂b = 1)."
         ),
         steps=("dz/dw",),
+        formula_example="dL/dw_j of logistic_regression answered f - y",
     ),
     Mistake(
         "missing_activation_derivative",
@@ -245,6 +250,7 @@ MISTAKES: tuple[Mistake, ...] = (
         ),
         network=backprop.missing_activation_derivative,
         steps=("df/dz",),
+        formula_example="dL/dz of logistic_regression answered (f - y)/(f(1 - f))",
     ),
     Mistake(
         "extra_activation_derivative",
@@ -260,6 +266,7 @@ MISTAKES: tuple[Mistake, ...] = (
         ),
         network=backprop.extra_activation_derivative,
         steps=("dL/dz",),
+        formula_example="dL/dz of logistic_regression answered (f - y) f (1 - f)",
     ),
     Mistake(
         "used_z_for_f",
@@ -274,6 +281,7 @@ MISTAKES: tuple[Mistake, ...] = (
         ),
         network=backprop.used_z_for_f,
         steps=("f", "dL/dz"),
+        formula_example="dL/dz of logistic_regression answered z - y",
     ),
     Mistake(
         "double_factor",
@@ -285,6 +293,7 @@ MISTAKES: tuple[Mistake, ...] = (
         lambda ref: "This is twice the right value: the loss is ½(f − y)², whose derivative is f − y, not 2(f − y).",
         network=backprop.double_factor,
         steps=("dL/df",),
+        formula_example="dL/df of linear_regression answered 2(f - y)",
     ),
     Mistake(
         "regularized_bias",
@@ -298,6 +307,7 @@ MISTAKES: tuple[Mistake, ...] = (
         ),
         network=backprop.regularized_bias,
         steps=("dJ/db",),
+        formula_example="dJ/db of linear_regression with l2 answered 1/m sum_{i=1}^{m} (f - y) + lambda/m b",
     ),
     Mistake(
         "missing_regularization",
@@ -309,6 +319,7 @@ MISTAKES: tuple[Mistake, ...] = (
         lambda ref: f"∂J/∂w leaves out the regularization term ∂R/∂w_j = {_reg_gradient_text(ref)}.",
         network=backprop.missing_regularization,
         steps=("dR/dw",),
+        formula_example="dJ/dw_j of linear_regression with l2 answered 1/m sum_{i=1}^{m} (f - y) x_j",
     ),
     Mistake(
         "regularization_scale",
@@ -323,6 +334,7 @@ MISTAKES: tuple[Mistake, ...] = (
         ),
         network=backprop.regularization_scale,
         steps=("dR/dw",),
+        formula_example="dJ/dw_j of linear_regression with l2 answered 1/m sum_{i=1}^{m} (f - y) x_j + lambda/(2m) w_j",
     ),
     Mistake(
         "loss_missing_half",
@@ -337,6 +349,7 @@ MISTAKES: tuple[Mistake, ...] = (
         ),
         network=backprop.loss_missing_half,
         steps=("L",),
+        formula_example="L of linear_regression answered (f - y)^2",
     ),
     Mistake(
         "loss_missing_mean",
@@ -348,6 +361,7 @@ MISTAKES: tuple[Mistake, ...] = (
         lambda ref: f"The cost is the sum of the per-example losses; J is their mean: divide by m = {ref.m}.",
         network=backprop.loss_missing_mean,
         steps=("J",),
+        formula_example="J of logistic_regression answered sum_{i=1}^{m} (-y log f - (1 - y) log(1 - f))",
     ),
     Mistake(
         "loss_sign_flipped",
@@ -362,6 +376,7 @@ MISTAKES: tuple[Mistake, ...] = (
         ),
         network=backprop.loss_sign_flipped,
         steps=("L",),
+        formula_example="L of logistic_regression answered y log f + (1 - y) log(1 - f)",
     ),
     Mistake(
         "loss_missing_regularization",
@@ -373,6 +388,7 @@ MISTAKES: tuple[Mistake, ...] = (
         lambda ref: f"The cost leaves out the regularization term R(w) = {_reg_text(ref)}.",
         network=backprop.loss_missing_regularization,
         steps=("J",),
+        formula_example="J of linear_regression with l2 answered 1/m sum_{i=1}^{m} (f - y)^2/2",
     ),
 )
 
@@ -408,6 +424,51 @@ NETWORK_MISTAKES: tuple[Mistake, ...] = (
         None,
         None,
         network=backprop.layer_missing_mean,
+    ),
+)
+
+# The rules of differentiation broken in a formula (POST /grade/formula only: service.grading.malrules
+# applies them to the correct derivation; the message names the node where the rule was broken).
+FORMULA_MISTAKES: tuple[Mistake, ...] = (
+    Mistake(
+        "missing_inner_derivative",
+        "Chain rule without the inner derivative",
+        "Wrote d/dx g(u) as g'(u), without the factor u' (e.g. d/dz e^(−z) = e^(−z)).",
+        "a formula question whose derivation differentiates a function of an inner expression",
+        ("formula",),
+        None,
+        None,
+        formula_example="df/dz of logistic_regression answered -e^{-z}/(1 + e^{-z})^2 — d/dz e^(−z) taken as e^(−z)",
+    ),
+    Mistake(
+        "product_rule_error",
+        "Product rule as u'v'",
+        "Wrote (uv)' as u'v'.",
+        "a formula question whose derivation differentiates a product of two varying factors",
+        ("formula",),
+        None,
+        None,
+        formula_example="derivative_of z e^z by z answered e^z",
+    ),
+    Mistake(
+        "quotient_rule_error",
+        "Quotient rule's numerator wrong",
+        "Wrote (u/v)' with the numerator's terms added or swapped: (u'v + uv')/v², (uv' − u'v)/v².",
+        "a formula question whose derivation differentiates a quotient with a varying denominator",
+        ("formula",),
+        None,
+        None,
+        formula_example="derivative_of z/(1 + z) by z answered (1 + 2z)/(1 + z)^2",
+    ),
+    Mistake(
+        "power_rule_error",
+        "Power rule wrong",
+        "Wrote d/dx u^n without the factor n, or with the exponent kept: u^(n−1)·u', n·u^n·u'.",
+        "a formula question whose derivation differentiates a constant power",
+        ("formula",),
+        None,
+        None,
+        formula_example="dL/df of linear_regression answered (f - y)^2 — the exponent kept",
     ),
 )
 
@@ -467,7 +528,8 @@ def catalogue() -> list[dict[str, object]]:
             "explanation": m.explanation,
             "applies_when": m.applies_when,
             "parts": list(m.parts),
-            "models": "neural_network" if m.compute is None else "all",
+            "models": "formulas" if m in FORMULA_MISTAKES else "neural_network" if m.compute is None else "all",
+            **({"formula_example": m.formula_example} if m.formula_example else {}),
         }
-        for m in ALL_MISTAKES
+        for m in (*ALL_MISTAKES, *FORMULA_MISTAKES)
     ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from service.render.svg import INK, MUTED, attrs, data_json, document, num, text
+from service.render.svg import INK, MUTED, attrs, data_json, document, named, num, text
 
 PANEL_W, PANEL_H = 440.0, 300.0
 PLOT_LEFT, PLOT_RIGHT, PLOT_TOP, PLOT_BOTTOM = 64.0, 16.0, 58.0, 46.0
@@ -42,7 +42,7 @@ def _sample(n: int) -> list[int]:
 def _panel(run: dict[str, Any], index: int, x0: float) -> list[str]:
     losses: list[float] = run["history"]["loss"]
     p = run["pairing"]
-    name = f"{p['activation']} + {p['loss']}" + (" (canonical)" if p.get("canonical") else "")
+    name = f"{named(p['activation'])} + {named(p['loss'])}" + (" (canonical)" if p.get("canonical") else "")
     left, top = x0 + PLOT_LEFT, PLOT_TOP
     w, h = PANEL_W - PLOT_LEFT - PLOT_RIGHT, PANEL_H - PLOT_TOP - PLOT_BOTTOM
     n = len(losses)
@@ -111,7 +111,7 @@ def cost_curves(result: dict[str, Any]) -> str:
     body = [f"<rect {attrs(width=PANEL_W * len(runs), height=PANEL_H, fill='#ffffff')}/>"]
     for i, run in enumerate(runs):
         body += _panel(run, i, i * PANEL_W)
-    names = [f"{r['pairing']['activation']} + {r['pairing']['loss']}" for r in runs]
+    names = [f"{named(r['pairing']['activation'])} + {named(r['pairing']['loss'])}" for r in runs]
     desc = result.get("comparison") or "; ".join(
         f"{n}: {r['status']}, J from {num(r['history']['loss'][0])} to {num(r['final']['loss'])}"
         for n, r in zip(names, runs, strict=True)

@@ -12,7 +12,7 @@ import re
 from html import escape
 from typing import Any
 
-from service.render.svg import num, short
+from service.render.svg import named, num, short
 
 MAX_COLUMNS = 12  # examples shown in a step's table; the rest are summarised
 
@@ -133,8 +133,9 @@ def derivation_html(problem: dict[str, Any], result: dict[str, Any]) -> str:
     m = len(problem["data"]["X"])
     p = result["pairing"]
     canonical = " (canonical pairing)" if p["canonical"] else ""
+    pair = f"{escape(named(p['activation']))} + {escape(named(p['loss']))}"
     summary = (
-        f'<p class="summary">{escape(result["model"])}: {escape(p["activation"])} + {escape(p["loss"])}{canonical}. '
+        f'<p class="summary">{escape(result["model"])}: {pair}{canonical}. '
         f'Cost J = <span class="num">{escape(num(result["loss"], 6))}</span>.</p>'
     )
     notes = "".join(

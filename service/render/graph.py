@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from xml.sax.saxutils import escape
 
-from service.render.svg import MUTED, attrs, data_json, document, num, shape, short, text
+from service.render.svg import MUTED, attrs, data_json, document, named, num, shape, short, text
 
 MAX_EXAMPLES_DRAWN = 4
 
@@ -109,7 +109,7 @@ def gradient_graph(problem: dict[str, Any], result: dict[str, Any], *, max_examp
         )
     model = result.get("model", problem.get("model", ""))
     pairing = result.get("pairing", {})
-    title = f"Computational graph of {model} ({pairing.get('activation')} + {pairing.get('loss')})"
+    title = f"Computational graph of {model} ({named(pairing.get('activation'))} + {named(pairing.get('loss'))})"
     desc = (
         f"Forward values and gradients for {shown} of {m} examples; J = {num(result.get('loss'))}. "
         "Boxes: value and gradient; edges: the local derivative backpropagation multiplies by."

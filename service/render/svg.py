@@ -84,3 +84,8 @@ def shape(value: Any) -> str:
         dims.append(len(value))
         value = value[0] if value else None
     return "×".join(str(d) for d in dims) if dims else "scalar"
+
+
+def named(value: Any) -> str:
+    """An activation or a loss as a response's pairing names it: a catalogue name, or {"formula": ...} (its text)."""
+    return str(value["formula"]) if isinstance(value, dict) else str(value)

@@ -586,3 +586,96 @@ def test_a_rate_limited_grading_says_when_to_retry(browser: Any) -> None:
         assert "/gradient" not in _paths(s) and "/graph" not in _paths(s)
         s.check_clean()
         s.context.close()
+
+
+def test_derive_box(browser: Any) -> None:
+    """Type a function, see its steps typeset by the vendored KaTeX; in f; an error shown where it is."""
+    with running_service() as service:
+        s = Session(browser, service)
+        page = s.page
+        page.goto(service.base + "/explain")
+        page.wait_for_selector("#derivation-body .katex")
+        page.fill("#derive-expression", "1/(1+e^{-z})")
+        page.fill("#derive-variable", "z")
+        page.click("#derive-button")
+        page.wait_for_selector("#derive-result ol.derive-steps li .katex")
+        expected = httpx.post(service.base + "/derive", json={"expression": "1/(1+e^{-z})", "variable": "z"}).json()
+        items = page.locator("#derive-result li.derive-step")
+        assert items.count() == len(expected["steps"])
+        assert [items.nth(k).get_attribute("data-rule") for k in range(items.count())] == [
+            step["rule"] for step in expected["steps"]
+        ]
+        assert page.locator("#derive-result .katex").count() == len(expected["steps"]) + 2
+        assert page.locator("#derive-result .katex-error").count() == 0
+        s.shot("06-derive", full_page=True)
+
+        # written in f: the sigmoid's slope as f(1 - f), the last step a simplify
+        page.check("#derive-in-f")
+        page.click("#derive-button")
+        page.wait_for_function(
+            "() => document.querySelector('#derive-result .derive-answer')?.textContent.includes('in f')"
+        )
+        last = page.locator("#derive-result li.derive-step").last
+        assert last.get_attribute("data-rule") == "simplify"
+        answer = page.locator("#derive-result > .math").last
+        assert answer.get_attribute("data-latex") == "f \\cdot \\left(1 - f\\right)"
+
+        # an error says where
+        page.fill("#derive-expression", "1/(1+e^{-z}")
+        page.click("#derive-button")
+        page.wait_for_function("() => document.getElementById('derive-error').textContent.length > 0")
+        assert "column" in page.locator("#derive-error").text_content()  # type: ignore[operator]
+        s.expect_refused(422, 1)
+
+
+def test_a_student_grades_a_derivation_step_by_step(browser: Any) -> None:
+    """The derivation box: one step per line, typeset as typed; with a student key and a signed question the
+    page posts {question_token, answer: {steps}} only; the first wrong step is marked and its mistake named
+    next to it (the forum's ∂f/∂b left out of the first term)."""
+    env = {
+        "GRADIENT_SERVICE_API_KEYS": json.dumps(STUDENT_KEYS),
+        "GRADIENT_SERVICE_SIGNING_SECRET": "s" * 32,
+        "GRADIENT_SERVICE_MAX_ATTEMPTS": "3",
+    }
+    with running_service(env=env) as service:
+        r = httpx.post(
+            service.base + "/problems/sign",
+            json={"question": {"model": "logistic_regression", "target": "dL/db"}},
+            headers=GRADER,
+            timeout=10,
+        )
+        r.raise_for_status()
+        token = r.json()["problem_token"]
+        s = Session(browser, service)
+        page = s.page
+        sent: list[Any] = []
+        page.on("request", lambda req: sent.append(req.post_data_json) if req.url.endswith("/grade/formula") else None)
+        page.goto(service.base + "/explain")
+        page.wait_for_selector("#steps-preview .katex")  # the default derivation's LaTeX line, typeset as typed
+        steps = [
+            r"\frac{\partial L}{\partial f}\frac{\partial f}{\partial z}\frac{\partial z}{\partial b}",
+            r"-\frac{y}{f} + \frac{1-y}{1-f} \cdot f(1-f)",
+        ]
+        page.fill("#formula-steps", "\n".join(steps))
+        assert page.locator("#steps-preview .math").count() == 2
+        page.fill("#question-token", token)
+        assert page.locator("#question-fields").is_hidden()
+        page.locator("details.key summary").click()
+        page.fill("#api-key", "page-student-key")
+        page.click("#formula-button")
+        page.wait_for_selector("#formula-result li.first-wrong")
+        assert sent == [{"question_token": token, "answer": {"steps": steps}}]
+        items = page.locator("#formula-result li.step")
+        assert items.count() == 2
+        assert "right" in (items.nth(0).get_attribute("class") or "")
+        wrong = items.nth(1)
+        assert "wrong" in (wrong.get_attribute("class") or "")
+        assert wrong.locator(".katex").count() == 1  # how the service read the step
+        assert "∂f/∂z = f(1 - f)" in (wrong.text_content() or "") and "missing_inner_derivative" in (
+            wrong.text_content() or ""
+        )
+        assert "Step 2 is the first" in (page.locator("#formula-status").text_content() or "")
+        assert page.evaluate("() => document.activeElement.getAttribute('data-index')") == "1"
+        s.shot("derivation-box")
+        assert not any(p in ("/gradient", "/graph", "/grade") for p in _paths(s))
+        s.check_clean()

@@ -26,7 +26,8 @@ pytestmark = pytest.mark.filterwarnings("error")
 @pytest.fixture(params=["blocks", "split"])
 def small_blocks(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Iterator[None]:
     """Blocks (or kernel pieces) of 7 rows and threads from the first block on, so small problems
-    take every branch: one pass in blocks, or the split into whole products with pieces between."""
+    take every branch: one pass in blocks, or the split into whole products with pieces between (the
+    canonical pairings' sums-only kernels take blocks either way)."""
     monkeypatch.setattr(fused, "BLOCK_BYTES", 8)
     monkeypatch.setattr(fused, "MIN_BLOCK_ROWS", 7)
     monkeypatch.setattr(fused, "KERNEL_ROWS", 7)
@@ -82,20 +83,36 @@ def test_result_does_not_depend_on_the_number_of_threads(activation: Any, loss: 
         assert np.array_equal(other.grad_b, results[0].grad_b)
 
 
-@pytest.mark.parametrize("n", [8, 40])
-def test_large_problem_runs_in_parallel_and_matches_evaluate(n: int) -> None:
-    """The real block sizes and thresholds: 2·10⁵ × 8 is 13 blocks over the pool; 2·10⁵ × 40 splits."""
+@pytest.mark.parametrize(
+    ("activation", "loss", "n", "splits"),
+    [
+        ("sigmoid", "binary_cross_entropy", 8, False),
+        ("sigmoid", "binary_cross_entropy", 40, False),
+        ("sigmoid", "squared_error", 40, True),
+    ],
+)
+def test_large_problem_runs_in_parallel_and_matches_evaluate(
+    monkeypatch: pytest.MonkeyPatch, activation: Any, loss: Any, n: int, splits: bool
+) -> None:
+    """The real block sizes and thresholds: 2·10⁵ × 8 is 13 blocks over the pool; a canonical pairing's
+    sums-only kernel always takes blocks (one read of X), another pairing at 2·10⁵ × 40 splits."""
     rng = np.random.default_rng(7)
     m = 200_000
     X = rng.normal(size=(m, n))
     w = rng.normal(size=n)
     y = (rng.random(m) < 0.3).astype(float)
-    objective = build_objective(
-        ModelName.LOGISTIC_REGRESSION, make_pairing("sigmoid", "binary_cross_entropy"), X, y, w, -0.2
-    )
+    objective = build_objective(ModelName.SINGLE_LAYER, make_pairing(activation, loss), X, y, w, -0.2)
     assert X.size >= fused.PARALLEL_MIN_ELEMENTS and m > fused.block_rows(n, 1)
-    assert (n >= fused.SPLIT_MIN_COLUMNS) == (n == 40)
+    split_calls: list[int] = []
+    real_split = fused._split
+
+    def spy(*args: Any) -> Any:
+        split_calls.append(1)
+        return real_split(*args)
+
+    monkeypatch.setattr(fused, "_split", spy)
     ev, g = evaluate(objective), gradients(objective)
+    assert bool(split_calls) == splits
     np.testing.assert_allclose(g.loss, ev.loss, rtol=1e-13)
     np.testing.assert_allclose(g.grad_w, ev.grad_w, rtol=1e-11, atol=1e-15)
     np.testing.assert_allclose(g.grad_b, ev.grad_b, rtol=1e-11, atol=1e-15)

@@ -56,7 +56,7 @@ SERVED: dict[str, Any] = served.raw_schema
 # (their routes answer with JSONBytes, a plain starlette Response, which FastAPI documents as a
 # string); in OpenAPI 3.1 the siblings of a $ref apply too, so no JSON object can match.
 STRING_TYPED_200 = [("POST", "/gradient"), ("POST", "/problems/sign"), ("POST", "/grade"), ("POST", "/grade/batch")]
-STRING_TYPED_200 += [("GET", "/mistakes")]
+STRING_TYPED_200 += [("GET", "/mistakes"), ("POST", "/derive")]
 
 # Where a problem_token that is not valid is answered 403 (the service open, without API keys).
 UNDOCUMENTED_403 = ["/grade", "/grade/batch"]
@@ -139,6 +139,7 @@ VALID_BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
     ("POST", "/grade"): GRADE_REQUEST,
     ("POST", "/grade/batch"): BATCH_REQUEST,
     ("GET", "/mistakes"): None,
+    ("POST", "/derive"): {"expression": "1/(1+e^{-z})", "variable": "z", "in_terms_of": "f"},
 }
 
 

@@ -42,17 +42,21 @@ def _documents(text: str) -> list[object]:
 
 
 # finite differences divide a last-ulp difference of exp between CPUs by h = 1e-6
-_LOOSE = {"numeric", "relative_error", "max_relative_error"}
+# Finite-difference estimates move with the last bits of J (which BLAS kernels and SIMD loops set, and they
+# differ between CPUs): an estimate agrees to about 1e-9, and its relative error is any value far below 1e-6.
+_LOOSE = {"numeric": (1e-6, 0.0), "relative_error": (0.0, 1e-8), "max_relative_error": (0.0, 1e-8)}
 
 
-def _close(a: object, b: object, rtol: float = 1e-12) -> bool:
+def _close(a: object, b: object, rtol: float = 1e-12, atol: float = 0.0) -> bool:
     if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_close(a[k], b[k], 1e-2 if k in _LOOSE else rtol) for k in a)
+        return a.keys() == b.keys() and all(_close(a[k], b[k], *_LOOSE.get(k, (rtol, atol))) for k in a)
     if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_close(x, y, rtol) for x, y in zip(a, b, strict=True))
+        return len(a) == len(b) and all(_close(x, y, rtol, atol) for x, y in zip(a, b, strict=True))
     if isinstance(a, float) or isinstance(b, float):
         # BLAS kernels differ between CPUs in the last ulp of a sum
-        return isinstance(a, int | float) and isinstance(b, int | float) and bool(np.isclose(a, b, rtol=rtol, atol=0))
+        return (
+            isinstance(a, int | float) and isinstance(b, int | float) and bool(np.isclose(a, b, rtol=rtol, atol=atol))
+        )
     return a == b
 
 

@@ -52,6 +52,7 @@ __all__ = [
     "Data",
     "DescentResult",
     "DescentRun",
+    "FormulaRead",
     "GradeResult",
     "GradeVersion",
     "GradescopeResult",
@@ -120,9 +121,17 @@ class Tolerance(TypedDict, total=False):
 # --- results of POST /gradient ------------------------------------------------------------------
 
 
+class FormulaRead(TypedDict):
+    """A custom activation or loss (`{"formula": ...}` in the request), as the service read it."""
+
+    formula: str
+    latex: str
+    targets: NotRequired[dict[str, Any] | None]
+
+
 class Pairing(TypedDict):
-    activation: str
-    loss: str
+    activation: str | FormulaRead
+    loss: str | FormulaRead
     canonical: bool
     loss_params: NotRequired[dict[str, float] | None]
 

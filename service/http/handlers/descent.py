@@ -9,6 +9,7 @@ import numpy as np
 
 from service.compute import descent
 from service.http.errors import ProblemError
+from service.http.handlers.custom_formulas import FORMULA_NODE_COST, as_json, network_nodes
 from service.http.handlers.objectives import prepare, within_limits
 from service.http.handlers.responses import pairing_json
 from service.http.schemas.descent import DESCENT_REQUEST, DescentRequest
@@ -16,6 +17,7 @@ from service.http.schemas.gradient import GRADIENT_REQUEST
 from service.http.wire.arrays import parse_with_matrix, request_json
 from service.http.wire.binary import RawBody, parse_multipart
 from service.http.wire.json import parse
+from service.render.svg import named
 from service.settings import Settings
 
 
@@ -56,7 +58,10 @@ def _model(problem_req: Any, settings: Settings) -> tuple[descent.Trainable, dic
     problem_req = problem_req.model_copy(update={"explain": False, "verify": False})
     model = prepare(problem_req, settings).model
     shapes = [(int(W.shape[0]), int(W.shape[1]) if W.ndim == 2 else 1) for W in model.Ws]
-    return descent.trainable(model), pairing_json(model.pairing), step_work(model.m, shapes)
+    # a formula's tree is walked per example: its nodes (each hidden layer's times its units) join the work
+    widths = [int(np.size(b)) for b in model.bs]
+    work = step_work(model.m, shapes) + FORMULA_NODE_COST * model.m * network_nodes(model.hidden, widths, model.pairing)
+    return descent.trainable(model), pairing_json(model.pairing), work
 
 
 def _with_pairing(problem_req: Any, other: Any) -> Any:
@@ -66,11 +71,11 @@ def _with_pairing(problem_req: Any, other: Any) -> Any:
     # any valid matrix stands in for an array X: X's own validity does not depend on the pairing
     dump = request_json(problem_req, placeholder=True)
     if dump["model"] == "neural_network":
-        dump["layers"][-1] = {"activation": str(other.activation)}
+        dump["layers"][-1] = {"activation": as_json(other.activation)}
     else:
         dump["model"] = "single_layer"
-        dump["activation"] = str(other.activation)
-    dump["loss"] = str(other.loss)
+        dump["activation"] = as_json(other.activation)
+    dump["loss"] = as_json(other.loss)
     dump.pop("loss_params", None)
     if other.loss_params is not None:
         dump["loss_params"] = other.loss_params.model_dump(exclude_none=True)
@@ -163,7 +168,7 @@ def _compare(runs: list[dict[str, Any]]) -> str:
 
     def name(r: dict[str, Any]) -> str:
         p = r["pairing"]
-        return f"{p['activation']} + {p['loss']}" + (" (canonical)" if p["canonical"] else "")
+        return f"{named(p['activation'])} + {named(p['loss'])}" + (" (canonical)" if p["canonical"] else "")
 
     lines = [
         f"{name(r)}: {r['status']} after {r['steps_taken']} steps, J from {r['history']['loss'][0]:.6g} to "

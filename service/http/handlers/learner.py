@@ -33,6 +33,8 @@ from service.compute.step_formulas import (
     output_delta_formula,
     z_formula,
 )
+from service.grading.formula_targets import PRESETS as FORMULA_MODELS
+from service.grading.formula_targets import TARGETS
 from service.grading.mistakes import derivation_steps
 from service.http.handlers.descent import run_descent
 from service.http.handlers.objectives import prepare
@@ -260,6 +262,8 @@ def explain_page(settings: Settings) -> str:
         "katex_license": url("katex/LICENSE"),
         "page_css": url("page.css"),
         "page_js": url("page.js"),
+        "formula_model_options": _options([(m, m) for m in FORMULA_MODELS], "logistic_regression"),
+        "formula_target_options": _options([(t, t) for t in TARGETS], "dL/dw_j"),
         "katex_version": KATEX_VERSION,
         "version": escape(__version__),
         "model_options": _options([(str(m), str(m)) for m in EXAMPLES], str(WORKED)),

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from service.compute.activations import ACTIVATIONS, Activation, ActivationName
+from service.compute.activations import Activation, ActivationName
 from service.compute.errors import IncompatiblePairing
 from service.compute.finite_differences import evaluations_needed
 from service.compute.losses import LOSSES, LossName
@@ -24,6 +24,13 @@ from service.compute.model_names import ModelName
 from service.compute.models import Objective, Regularization, explain_size, prepare_targets, target_violations
 from service.compute.pairings import PRESETS, Pairing, make_pairing
 from service.http.errors import ProblemError
+from service.http.handlers.custom_formulas import (
+    activation,
+    check_work,
+    formula_pairing,
+    is_formula,
+    network_nodes,
+)
 from service.settings import Settings
 
 Loc = list[str | int]
@@ -74,10 +81,10 @@ def _invalid(errors: list[dict[str, Any]]) -> ProblemError:
     return ProblemError(422, "validation-error", "The request's arrays do not fit together.", errors)
 
 
-def _pairing(act_name: ActivationName, loss_name: LossName, raw_params: Any) -> Pairing:
-    """The pairing, with the loss's own parameters only (422 for another loss's), or why not."""
+def _loss_params(loss_name: Any, raw_params: Any) -> dict[str, float]:
+    """The loss's own parameters (422 for another loss's; a formula loss declares none)."""
     params: dict[str, float] = {}
-    if raw_params is not None:
+    if raw_params is not None and not is_formula(loss_name):
         declared = {p.name for p in LOSSES[loss_name].param_specs}
         errors = []
         for key, value in raw_params.model_dump(exclude_none=True).items():
@@ -87,6 +94,18 @@ def _pairing(act_name: ActivationName, loss_name: LossName, raw_params: Any) -> 
                 params[key] = value
         if errors:
             raise _invalid(errors)
+    elif raw_params is not None:
+        params = raw_params.model_dump(exclude_none=True)
+    return params
+
+
+def _pairing(act: Any, loss: Any, raw_params: Any, act_loc: list[str | int]) -> Pairing:
+    """The pairing, with the loss's own parameters only (422 for another loss's), or why not; either side may
+    be a formula (service/http/handlers/custom_formulas.py)."""
+    params = _loss_params(loss, raw_params)
+    if is_formula(act) or is_formula(loss):
+        return formula_pairing(act, loss, params, act_loc)
+    act_name, loss_name = ActivationName(act), LossName(loss)
     try:
         return make_pairing(act_name, loss_name, params)
     except IncompatiblePairing as exc:
@@ -176,8 +195,12 @@ def prepare(req: Any, settings: Settings) -> Prepared:
             )
     widths = [len(b) if isinstance(b, list) else 1 for b in shaped.bs]
     work = m * sum(a * b for a, b in zip([n, *widths[:-1]], widths, strict=True))
+    parameters = sum(len(W) * w + w for W, w in zip(shaped.Ws, widths, strict=True))
+    formula_nodes = network_nodes(shaped.hidden, widths, pairing)
+    if formula_nodes:  # a formula's tree is walked per example and pass: bounded before any array is built
+        passes = 1 + (level is not ExplainLevel.NONE) + (evaluations_needed(parameters) if req.verify else 0)
+        check_work(formula_nodes, m, passes, settings)
     if req.verify:
-        parameters = sum(len(W) * w + w for W, w in zip(shaped.Ws, widths, strict=True))
         needed = evaluations_needed(parameters) * work
         if needed > settings.max_verify_work:
             noun, smaller = shaped.advice[2].split("|")
@@ -208,11 +231,13 @@ def prepare(req: Any, settings: Settings) -> Prepared:
 def _single_layer_shapes(req: Any, settings: Settings, m: int, n: int) -> _Shaped:
     """A single-layer model's shapes: w (n,) and b a number, or w n×k and b k numbers with softmax."""
     model = ModelName(req.model)
+    act_spec: Any
     if model is ModelName.SINGLE_LAYER:
-        act_name, loss_name = ActivationName(req.activation), LossName(req.loss)
+        act_spec, loss_spec = req.activation, req.loss
     else:
-        act_name, loss_name = PRESETS[model]
-    vector = ACTIVATIONS[act_name].vector
+        act_spec, loss_spec = PRESETS[model]
+    act = activation(act_spec, ["activation"])
+    act_name, vector = act.name, act.vector
 
     errors: list[dict[str, Any]] = []
     X = req.data.X
@@ -268,7 +293,8 @@ def _single_layer_shapes(req: Any, settings: Settings, m: int, n: int) -> _Shape
 
     # only single_layer has loss_params (a preset's loss has none); getattr on a pydantic model that
     # lacks the field goes through its __getattr__ and an exception, ~4 µs of a small request
-    pairing = _pairing(act_name, loss_name, req.loss_params if model is ModelName.SINGLE_LAYER else None)
+    raw_params = req.loss_params if model is ModelName.SINGLE_LAYER else None
+    pairing = _pairing(act_spec, loss_spec, raw_params, ["activation"])
     return _Shaped(
         pairing,
         y,
@@ -337,7 +363,7 @@ def _network_shapes(req: Any, settings: Settings, m: int, n: int) -> _Shaped:
             errors.append({"loc": [*loc, "b"], "msg": f"b has {len(lp.b)} entries; W has {units} columns"})
         if units > settings.max_units:
             errors.append({"loc": [*loc, "W"], "msg": f"at most {settings.max_units} units per layer"})
-        if i < len(specs) - 1 and ACTIVATIONS[ActivationName(spec.activation)].vector:
+        if i < len(specs) - 1 and activation(spec.activation, ["layers", i, "activation"]).vector:
             errors.append(
                 {"loc": ["layers", i, "activation"], "msg": "softmax may only be the last layer's activation"}
             )
@@ -354,9 +380,8 @@ def _network_shapes(req: Any, settings: Settings, m: int, n: int) -> _Shaped:
     cost_errors = network_cost_errors(m, weights, total_units, settings)
     if cost_errors:
         raise ProblemError(422, "validation-error", "The network is larger than this service accepts.", cost_errors)
-    out_act = ActivationName(specs[-1].activation)
-    loss_name = LossName(req.loss)
-    vector = ACTIVATIONS[out_act].vector
+    out_activation = activation(specs[-1].activation, ["layers", len(specs) - 1, "activation"])
+    out_act, vector = out_activation.name, out_activation.vector
     last = ["parameters", "layers", len(layers) - 1, "W"]
     if vector and width < 2:
         raise _invalid([{"loc": last, "msg": "a softmax output layer needs k ≥ 2 units"}])
@@ -376,14 +401,14 @@ def _network_shapes(req: Any, settings: Settings, m: int, n: int) -> _Shaped:
         ]
         if bad_rows:
             raise _invalid(bad_rows[:20])
-    pairing = _pairing(out_act, loss_name, req.loss_params)
+    pairing = _pairing(specs[-1].activation, req.loss, req.loss_params, ["layers", len(specs) - 1, "activation"])
     return _Shaped(
         pairing,
         y,
         width,
         [lp.W for lp in layers],
         [lp.b for lp in layers],
-        [ACTIVATIONS[ActivationName(s.activation)] for s in specs[:-1]],
+        [activation(s.activation, ["layers", i, "activation"]) for i, s in enumerate(specs[:-1])],
         [len(lp.b) for lp in layers],
         ("fewer examples or a smaller network", "", "network|a smaller network or fewer examples"),
     )

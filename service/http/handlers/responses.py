@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from service.compute.breakdown import build_breakdown
+from service.compute.custom import spec_json
 from service.compute.finite_differences import verify
 from service.compute.models import Evaluation, Gradients, evaluate, gradients
 from service.compute.pairings import Pairing
@@ -14,8 +15,8 @@ from service.http.handlers.objectives import ExplainLevel, Prepared
 def pairing_json(pairing: Pairing) -> dict[str, Any]:
     """The pairing as responses describe it: activation, loss, canonical, and the loss's parameters."""
     out: dict[str, Any] = {
-        "activation": str(pairing.activation.name),
-        "loss": str(pairing.loss.name),
+        "activation": spec_json(pairing.activation),
+        "loss": spec_json(pairing.loss),
         "canonical": pairing.canonical,
     }
     if pairing.loss.params:

@@ -5,10 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 import anyio.to_thread
+import orjson
 from fastapi import APIRouter, Request
 
 from service.grading.mistakes import catalogue
 from service.http.deps import GRADER, STUDENT_OR_OPERATOR, SettingsDep, StudentOrGrader
+from service.http.handlers.grade_formula import (
+    grade_formula_batch,
+    grade_formula_request,
+    sign_question,
+    student_check,
+    take_attempt,
+)
 from service.http.handlers.grading import (
     batch_body_work,
     batch_steps,
@@ -18,6 +26,13 @@ from service.http.handlers.grading import (
     run_steps,
     sign_problem,
     student_tokens,
+)
+from service.http.schemas.grade_formula import (
+    EXAMPLE_QUESTION,
+    GRADE_FORMULA_BATCH,
+    GRADE_FORMULA_REQUEST,
+    SIGN_QUESTION_REQUEST,
+    GradeFormulaResult,
 )
 from service.http.schemas.grading import (
     EXAMPLE_ANSWER,
@@ -38,8 +53,9 @@ from service.settings import Settings
 router = APIRouter(tags=["grading"])
 
 
-def _body(schema: str, examples: dict[str, Any] | None = None) -> dict[str, Any]:
-    content: dict[str, Any] = {"schema": {"$ref": f"#/components/schemas/{schema}"}}
+def _body(schema: str, examples: dict[str, Any] | None = None, also: str | None = None) -> dict[str, Any]:
+    ref = {"$ref": f"#/components/schemas/{schema}"}
+    content: dict[str, Any] = {"schema": {"oneOf": [ref, {"$ref": f"#/components/schemas/{also}"}]} if also else ref}
     if examples:
         content["examples"] = examples
     return {"requestBody": {"required": True, "content": {"application/json": content}}}
@@ -53,6 +69,10 @@ _BATCH_EXAMPLES = {
     "items": {
         "summary": "problem and answer pairs",
         "value": {"items": [{"problem": EXAMPLE_PROBLEM, "answer": EXAMPLE_ANSWER}]},
+    },
+    "formulas": {
+        "summary": "a class's formulas for one formula question, with a class summary",
+        "value": {"question": EXAMPLE_QUESTION, "answers": ["(f - y) x_j", "f - y"]},
     },
 }
 
@@ -71,13 +91,82 @@ BATCH_SLICE_SECONDS = 0.01
     summary="Sign a problem for students",
     response_class=JSONBytes,
     responses={200: {"model": SignResponse, "description": "The token and its expiry."}, **PROBLEM_RESPONSES},
-    openapi_extra=_body("SignRequest"),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "oneOf": [
+                            {"$ref": "#/components/schemas/SignRequest"},
+                            {"$ref": "#/components/schemas/SignQuestionRequest"},
+                        ]
+                    },
+                    "examples": {
+                        "problem": {"summary": "a problem, for POST /grade", "value": {"problem": EXAMPLE_PROBLEM}},
+                        "question": {
+                            "summary": "a formula question, for POST /grade/formula",
+                            "value": {"question": EXAMPLE_QUESTION, "step_credit": 0.5},
+                        },
+                    },
+                }
+            },
+        }
+    },
     dependencies=[GRADER],
 )
 async def sign(request: Request, settings: SettingsDep) -> JSONBytes:
-    """A token for a problem (HMAC over the canonical problem, with an expiry) to grade it without revealing it."""
-    req = parse(SIGN_REQUEST, await read_json(request))
+    """A token for a problem (HMAC over the canonical problem, with an expiry) to grade it without revealing
+    it, or for a formula question (a body with `question`) to grade with POST /grade/formula."""
+    body = await read_json(request)
+    if _has_question(body):
+        question = parse(SIGN_QUESTION_REQUEST, body)
+        return JSONBytes(dumps(sign_question(question, settings, request.app.state.signer)))
+    req = parse(SIGN_REQUEST, body)
     return JSONBytes(dumps(sign_problem(req, settings, request.app.state.signer)))
+
+
+def _formula_batch(body: bytes | bytearray) -> dict[str, Any] | None:
+    """The body, when it is a batch of formulas for one question (it names a question, not a problem)."""
+    try:
+        raw = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    named = isinstance(raw, dict) and ("question" in raw or "question_token" in raw)
+    return raw if named and "problem" not in raw and "problem_token" not in raw else None
+
+
+def _has_question(body: bytes | bytearray) -> bool:
+    try:
+        raw = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(raw, dict) and "question" in raw and "problem" not in raw
+
+
+@router.post(
+    "/grade/formula",
+    summary="Grade a learner's formula or derivation",
+    response_class=JSONBytes,
+    responses={
+        200: {"model": GradeFormulaResult, "description": "Verdict, mistake named, each step judged."},
+        **PROBLEM_RESPONSES,
+    },
+    openapi_extra=_body("GradeFormulaRequest"),
+)
+async def grade_formula(request: Request, settings: SettingsDep, principal: StudentOrGrader) -> JSONBytes:
+    """Grade a formula (or a derivation, step by step) against a question's target: equivalence at random
+    points of each quantity's domain, the mistake named (a rule of differentiation or the catalogue's)."""
+    body = await read_json(request)
+    try:
+        raw = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raw = None
+    student_check(raw, principal)
+    req = parse(GRADE_FORMULA_REQUEST, body)
+    await take_attempt(principal, req, request.app.state.signer, request.app.state.attempts, settings)
+    result = await anyio.to_thread.run_sync(grade_formula_request, req, request.app.state.signer)
+    return JSONBytes(dumps(result))
 
 
 @router.post(
@@ -112,16 +201,23 @@ async def grade(
     summary="Grade many answers",
     response_class=JSONBytes,
     responses={200: {"model": BatchResponse, "description": "One result per answer, in order."}, **PROBLEM_RESPONSES},
-    openapi_extra=_body("GradeBatchRequest", _BATCH_EXAMPLES),
+    openapi_extra=_body("GradeBatchRequest", _BATCH_EXAMPLES, also="GradeFormulaBatch"),
 )
 async def grade_many(
     request: Request,
     settings: SettingsDep,
     principal: StudentOrGrader,
 ) -> JSONBytes:
-    """Grade a whole class's answers to one problem, or many problem/answer pairs, each on its own."""
+    """Grade a whole class's answers to one problem, or many problem/answer pairs, each on its own; or a
+    class's formulas for one formula question (with `question` or `question_token`), with a class summary."""
     body = await read_json(request)
     state = request.app.state
+    formula = _formula_batch(body)
+    if formula is not None:
+        student_check(formula, principal)
+        req_f = parse(GRADE_FORMULA_BATCH, body)
+        await take_attempt(principal, req_f, state.signer, state.attempts, settings)
+        return JSONBytes(dumps(await anyio.to_thread.run_sync(grade_formula_batch, req_f, state.signer)))
     opened = student_tokens(body, principal, state.signer)  # before any answer is parsed
     batch_body_work(len(body), settings)  # a body too big to grade is refused before it is parsed
     req = await anyio.to_thread.run_sync(parse_batch, body)

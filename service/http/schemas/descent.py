@@ -6,18 +6,16 @@ from typing import Any
 
 from pydantic import ConfigDict, Field, TypeAdapter
 
-from service.compute.activations import ActivationName
-from service.compute.losses import LossName
 from service.compute.model_names import ModelName
-from service.http.schemas.gradient import EXAMPLES, GradientRequest, LossParams, Strict
+from service.http.schemas.gradient import EXAMPLES, ActivationChoice, GradientRequest, LossChoice, LossParams, Strict
 from service.http.wire.binary import MULTIPART, multipart_content
 
 
 class Pairing(Strict):
     """The output activation and loss of the second run."""
 
-    activation: ActivationName
-    loss: LossName
+    activation: ActivationChoice  # type: ignore[valid-type]
+    loss: LossChoice  # type: ignore[valid-type]
     loss_params: LossParams | None = None  # type: ignore[valid-type]
 
 

@@ -163,6 +163,60 @@ LossParams = create_model(  # type: ignore[call-overload]
 )
 
 
+class FormulaTargets(Strict):
+    """The values y may take in a formula loss: [min, max] (each end optional), integers only if `integer`."""
+
+    min: float | None = Field(None, description="Smallest target (inclusive); none: unbounded below.")
+    max: float | None = Field(None, description="Largest target (inclusive); none: unbounded above.")
+    integer: bool = Field(False, description="Targets must be whole numbers (counts, labels).")
+
+
+class ActivationFormula(Strict):
+    """A custom activation f = g(z): a formula in z, plain text or LaTeX (docs/custom-formulas.md)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"formula": "tanh(z/2)"}, {"formula": "e^{z}"}]})
+    formula: str = Field(description="g(z), e.g. tanh(z/2) or \\frac{1}{1+e^{-z}}; derived and evaluated as written.")
+
+
+class LossFormula(Strict):
+    """A custom loss L(f, y): a formula in f and y, with the targets it accepts (every real by default)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"formula": "log(cosh(f - y))"},
+                {"formula": "f - y*log(f)", "targets": {"min": 0, "integer": True}},
+            ]
+        }
+    )
+    formula: str = Field(description="L(f, y), e.g. log(cosh(f - y)); derived and evaluated as written.")
+    targets: FormulaTargets | None = Field(None, description="The domain of y (default: every real).")
+
+
+def _name_or_formula(names: Any, formula: Any, description: str) -> Any:
+    """A catalogue name or {"formula": ...}; errors come from the branch the value chose (a string: a name)."""
+    return Annotated[
+        Annotated[names, Tag("name")] | Annotated[formula, Tag("formula")],
+        Discriminator(
+            lambda v: "name" if isinstance(v, str) else "formula",  # the names are a StrEnum
+            custom_error_type="name_or_formula",
+            custom_error_message="Input should be a name or an object with a formula",
+        ),
+        Field(description=description),
+    ]
+
+
+ActivationChoice = _name_or_formula(
+    ActivationName, ActivationFormula, 'The activation g: f = g(z), a catalogue name or {"formula": "..."} in z.'
+)
+LossChoice = _name_or_formula(
+    LossName,
+    LossFormula,
+    'The loss L(f, y), a catalogue name or {"formula": "...", "targets": {...}} in f and y; it must be '
+    "compatible with the activation.",
+)
+
+
 def _example(model: ModelName, **fields: Any) -> dict[str, Any]:
     return {"model": str(model), **fields}
 
@@ -228,8 +282,8 @@ class SingleLayerRequest(_Options):
     """Any compatible activation + loss pairing, canonical or not (see GET /pairings)."""
 
     model: Literal["single_layer"] = Field(description="The model.")
-    activation: ActivationName = Field(description="The activation g: f = g(z).")
-    loss: LossName = Field(description="The loss L(f, y); it must be compatible with the activation.")
+    activation: ActivationChoice  # type: ignore[valid-type]
+    loss: LossChoice  # type: ignore[valid-type]
     loss_params: LossParams | None = Field(None, description="Parameters of the loss (huber: delta).")  # type: ignore[valid-type]
     parameters: AnyParameters = Field(
         description="w (n numbers) and b (a number); with softmax w is n×k and b has k entries."
@@ -238,7 +292,9 @@ class SingleLayerRequest(_Options):
 
 
 class LayerSpec(Strict):
-    activation: ActivationName = Field(description="g[l]; softmax only in the last layer.")
+    activation: _name_or_formula(  # type: ignore[valid-type]
+        ActivationName, ActivationFormula, 'g[l], a name or {"formula": "..."} in z; softmax only in the last layer.'
+    )
 
 
 class LayerParameters(Strict):
@@ -256,7 +312,7 @@ class NeuralNetworkRequest(_Options):
 
     model: Literal["neural_network"] = Field(description="The model.")
     layers: list[LayerSpec] = Field(min_length=1, description="The activation of each layer, in order.")
-    loss: LossName = Field(description="The loss; it must be compatible with the last layer's activation.")
+    loss: LossChoice  # type: ignore[valid-type]
     loss_params: LossParams | None = Field(None, description="Parameters of the loss (huber: delta).")  # type: ignore[valid-type]
     parameters: NetworkParameters
     data: AnyData
@@ -284,8 +340,18 @@ REQUEST_MODELS: dict[ModelName, type[Strict]] = {
     ModelName.SINGLE_LAYER: SingleLayerRequest,
     ModelName.NEURAL_NETWORK: NeuralNetworkRequest,
 }
+# A custom pairing: formulas in place of the names (docs/custom-formulas.md), a second single_layer example
+FORMULA_EXAMPLE = _example(
+    ModelName.SINGLE_LAYER,
+    activation={"formula": "tanh(z/2)"},
+    loss={"formula": "log(cosh(f - y))"},
+    parameters={"w": [1.0, -0.5], "b": 0.25},
+    data={"X": WORKED_X, "y": [1.2, 0.8, 2.0, 3.1, 2.2, 0.9]},
+    explain="full",
+)
 for _model, _cls in REQUEST_MODELS.items():
-    _cls.model_config["json_schema_extra"] = {"examples": [EXAMPLES[_model]]}
+    _more = [FORMULA_EXAMPLE] if _model is ModelName.SINGLE_LAYER else []
+    _cls.model_config["json_schema_extra"] = {"examples": [EXAMPLES[_model], *_more]}
     _cls.model_rebuild(force=True)
 
 GradientRequest = Annotated[
@@ -325,9 +391,15 @@ class FormulaOut(BaseModel):
     text: str
 
 
+class FormulaRead(BaseModel):
+    formula: str = Field(description="The formula as the service read it (plain text).")
+    latex: str
+    targets: dict[str, Any] | None = Field(None, description="A formula loss's targets.")
+
+
 class PairingOut(BaseModel):
-    activation: ActivationName
-    loss: LossName
+    activation: ActivationName | FormulaRead
+    loss: LossName | FormulaRead
     canonical: bool
     loss_params: dict[str, float] | None = Field(None, description="Present for losses with parameters (huber).")
 

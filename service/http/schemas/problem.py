@@ -24,19 +24,19 @@ class ProblemDetails(BaseModel):
     errors: list[ErrorItem] | None = Field(None, description="For validation errors: at most 20.")
 
 
-def _problem(description: str) -> dict[str, Any]:
+def problem(description: str) -> dict[str, Any]:
     return {"model": ProblemDetails, "description": description, "content": {PROBLEM_JSON: {}}}
 
 
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: _problem("The body is not valid JSON (invalid-json), or a multipart body cannot be read (invalid-multipart)."),
-    401: _problem("Keys are configured and the request has no valid one (unauthorized)."),
-    403: _problem("The key's role may not do this, or a problem token is altered or expired (forbidden)."),
-    429: _problem("The key's rate limit is reached; see Retry-After (rate-limited)."),
-    503: _problem("The shared rate limiter cannot be reached (unavailable)."),
-    413: _problem("The body is over the size limit (body-too-large)."),
-    415: _problem("The body is not JSON, nor multipart where the operation takes it (unsupported-media-type)."),
-    422: _problem(
+    400: problem("The body is not valid JSON (invalid-json), or a multipart body cannot be read (invalid-multipart)."),
+    401: problem("Keys are configured and the request has no valid one (unauthorized)."),
+    403: problem("The key's role may not do this, or a problem token is altered or expired (forbidden)."),
+    429: problem("The key's rate limit is reached; see Retry-After (rate-limited)."),
+    503: problem("The shared rate limiter cannot be reached (unavailable)."),
+    413: problem("The body is over the size limit (body-too-large)."),
+    415: problem("The body is not JSON, nor multipart where the operation takes it (unsupported-media-type)."),
+    422: problem(
         "Schema, shape, domain, incompatible pairing, non-finite result or too large a breakdown "
         "(validation-error, domain-error, incompatible-pairing, non-finite-result, explain-too-large)."
     ),

@@ -749,6 +749,106 @@
     setGradeStatus(gradeSummary(result) + (result.correct ? "" : " The step where it went wrong is marked in the derivation."));
   }
 
+  // --- derive a function (POST /derive) -----------------------------------------------------------
+
+  async function deriveFormula() {
+    $("derive-error").textContent = "";
+    $("derive-status").textContent = "Deriving\u2026";
+    const body = { expression: $("derive-expression").value, variable: $("derive-variable").value.trim() || "z" };
+    if ($("derive-in-f").checked) body.in_terms_of = "f";
+    const result = await call("/derive", body);
+    const steps = result.steps.map((s) => el("li", { class: "derive-step", "data-rule": s.rule }, [
+      el("span", { class: "rule" }, s.rule.replace(/_/g, " ")),
+      math(s.latex, s.text),
+      el("p", { class: "why" }, s.why),
+    ]));
+    const d = "\\frac{d}{d" + result.variable + "}";
+    $("derive-result").replaceChildren(
+      math(d + "\\left(" + result.expression.latex + "\\right)", "d/d" + result.variable + " (" + result.expression.text + ")"),
+      el("ol", { class: "derive-steps" }, steps),
+      el("p", { class: "derive-answer" }, "The derivative" + (result.in_terms_of === "f" ? ", in f:" : ":")),
+      math(result.derivative.latex, result.derivative.text),
+    );
+    renderMath($("derive-result"));
+    $("derive-status").textContent = result.steps.length + " steps.";
+  }
+
+  function deriveFailure(err) {
+    $("derive-status").textContent = "";
+    const p = err.problem || {};
+    const allowed = p.allowed_names && p.type && p.type.endsWith(":formula-error") && /unknown/.test(p.detail || "")
+      ? "\nAllowed: " + p.allowed_names.slice(0, 40).join(" ") : "";
+    $("derive-error").textContent = (p.detail || err.message) + allowed;
+    return 0;
+  }
+
+  // --- a derivation, graded step by step (POST /grade/formula) ---------------------------------------
+
+  function looksLatex(line) {
+    return /\\[a-zA-Z]|[{}]/.test(line);
+  }
+
+  function stepLines() {
+    return $("formula-steps").value.split("\n").map((l) => l.trim()).filter((l) => l !== "");
+  }
+
+  // each line as typed, typeset when it is LaTeX (the service's reading comes back with the verdict)
+  function previewSteps() {
+    const items = stepLines().map((line) =>
+      looksLatex(line) && window.katex ? math(line, line, "div") : el("div", { class: "math plain" }, line));
+    $("steps-preview").replaceChildren(...items);
+    renderMath($("steps-preview"));
+  }
+
+  function questionToken() {
+    return $("question-token").value.trim();
+  }
+
+  async function gradeDerivation() {
+    $("formula-error").textContent = "";
+    const steps = stepLines();
+    if (!steps.length) throw new FieldError("Write at least one step.", "formula-steps");
+    const token = questionToken();
+    const body = { answer: { steps: steps } };
+    if (token) body.question_token = token;
+    else body.question = { model: $("formula-model").value, target: $("formula-target").value };
+    $("formula-status").textContent = "Grading the derivation\u2026";
+    const result = await call("/grade/formula", body);
+    const items = result.steps.map((step) => {
+      const wrong = !step.correct;
+      const first = step.index === result.first_wrong_step;
+      const note = el("p", { class: "step-note" }, (step.correct ? "\u2713 " : "\u2717 ") + step.message);
+      return el("li", { class: "step" + (wrong ? " wrong" : " right") + (first ? " first-wrong" : ""),
+        "data-index": step.index, tabindex: first ? "-1" : null },
+      [math(step.latex, step.text, "div"), note, step.mistake ? el("p", { class: "step-code" }, step.mistake.code) : null]);
+    });
+    $("formula-result").replaceChildren(...items);
+    renderMath($("formula-result"));
+    const score = "Score " + Math.round(result.score * 100) + "%. ";
+    $("formula-status").textContent = score + (result.correct ? "Every step equals the target."
+      : "Step " + (result.first_wrong_step + 1) + " is the first that does not equal the target.");
+    const marked = $("formula-result").querySelector(".first-wrong");
+    if (marked) marked.focus();
+  }
+
+  function formulaFailure(err) {
+    const lines = [err.message];
+    $("formula-error").textContent = lines.join("\n");
+    $("formula-status").textContent = "";
+    if (err.field) $(err.field).focus();
+    return 0;
+  }
+
+  $("formula-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    busy($("formula-button"), gradeDerivation, formulaFailure);
+  });
+  $("formula-steps").addEventListener("input", previewSteps);
+  $("question-token").addEventListener("input", () => {
+    $("question-fields").hidden = questionToken() !== "";
+  });
+  previewSteps();
+
   // --- wiring -----------------------------------------------------------------------------------
 
   $("model").addEventListener("change", () => fillForm($("model").value));
@@ -763,6 +863,10 @@
   $("grade-form").addEventListener("submit", (e) => {
     e.preventDefault();
     busy($("grade-button"), grade, gradeFailure);
+  });
+  $("derive-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    busy($("derive-button"), deriveFormula, deriveFailure);
   });
   $("problem-token").addEventListener("input", showTokenProblem);
   showModelFields();
