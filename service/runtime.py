@@ -4,9 +4,8 @@ glibc's malloc returns the top of its heap to the system whenever more than M_TR
 are free there, and serves allocations above M_MMAP_THRESHOLD with fresh mmaps. Both thresholds
 start at 128 KiB and adjust themselves only partly. A gradient over 10⁶ examples makes thousands
 of block-sized temporaries (128 KiB to a few MiB): with the defaults, freeing one shrinks the heap
-and making the next one grows it again, page fault by page fault. Measured here, the logistic
-kernel on blocks of 16,384 examples took 37.5 ms per 10⁶ examples with the defaults and 18.7 ms
-with the thresholds below, and blocks of 131,072 examples 46.6 ms and 25.2 ms.
+and making the next one grows it again, page fault by page fault: the thresholds below about halve
+the time of the blocked kernels (docs/performance.md, "Measured choices in the code").
 
 The cost: up to TRIM_THRESHOLD bytes of freed memory stay with the process for reuse instead of
 going back to the system (arrays above MMAP_THRESHOLD are still mapped and unmapped one by one).

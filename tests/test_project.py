@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from pathlib import Path
+from types import ModuleType
 
 from service.compute.activations import ActivationName
 from service.compute.losses import LossName
@@ -29,8 +31,21 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert re.search(r"^make docs$", ci, re.M)
 
 
-def test_pairings_table_matches_the_registry() -> None:
-    table = CATALOGUE.split("<!-- pairings-table -->", 1)[1].split("<!-- /pairings-table -->", 1)[0]
+def _catalogue_hook() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("catalogue", ROOT / "hooks" / "catalogue.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_pairings_table_is_generated_from_the_registry() -> None:
+    """docs/catalogue.md keeps only the markers; the site's hook fills in one row per activation and
+    one column per loss, each cell as `compatibility` and CANONICAL say."""
+    hook = _catalogue_hook()
+    kept = CATALOGUE.split(hook.START, 1)[1].split(hook.END, 1)[0]
+    assert kept.strip() == "", "the table is generated: leave only the markers in docs/catalogue.md"
+    table = hook.fill(CATALOGUE).split(hook.START, 1)[1].split(hook.END, 1)[0]
     rows = [r for r in table.strip().splitlines()[2:]]
     header = [c.strip() for c in table.strip().splitlines()[0].strip("|").split("|")][1:]
     assert header == [lo.value for lo in LossName]

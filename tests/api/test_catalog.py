@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,17 +28,18 @@ def get(client: TestClient, path: str) -> Any:
     return strict_loads(resp.text)
 
 
+def _math_md_names(section: str) -> list[str]:
+    """The names in the first column of docs/design/math.md's table under `## {section}`."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "design" / "math.md").read_text()
+    part = text.split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"^\| `([a-z_]+)`", part, re.M)
+
+
 def test_registries_are_what_math_md_lists() -> None:
-    """The enums the catalogue is generated from hold docs/design/math.md's names (the tests below compare)."""
-    assert set(ACTIVATIONS) == {"identity", "sigmoid", "tanh", "relu", "exp", "softplus", "softmax"}
-    assert set(LOSSES) == {
-        "squared_error",
-        "binary_cross_entropy",
-        "categorical_cross_entropy",
-        "poisson",
-        "absolute_error",
-        "huber",
-    }
+    """The enums the catalogue is generated from hold docs/design/math.md's names, in its order (the
+    tests below compare the catalogue with the enums): a new entry is documented there too."""
+    assert _math_md_names("Activations") == ACTIVATIONS
+    assert _math_md_names("Losses") == LOSSES
 
 
 def test_activations(client: TestClient) -> None:
@@ -68,7 +71,7 @@ def test_losses(client: TestClient) -> None:
 
 def test_pairings_cover_every_combination(client: TestClient) -> None:
     items = get(client, "/pairings")
-    assert len(items) == len(ACTIVATIONS) * len(LOSSES) == 42
+    assert len(items) == len(ACTIVATIONS) * len(LOSSES)
     assert [(p["activation"], p["loss"]) for p in items] == list(itertools.product(ACTIVATIONS, LOSSES))
     for p in items:
         assert isinstance(p["compatible"], bool)

@@ -18,6 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from service.app import create_app
+from service.compute.activations import ActivationName
+from service.compute.losses import LossName
 from service.settings import Settings
 from tests.api.helpers import WORKED_X, all_finite, assert_problem, locs, strict_loads
 from tests.compute.test_descent import (
@@ -583,8 +585,8 @@ PROBLEMS += [
     dict(LINEAR, regularization={"kind": "l1", "lambda": 0.3}),
     dict(NETWORK, layers=[{"activation": "relu"}, {"activation": "exp"}], loss="poisson"),
 ]
-ACTIVATIONS = ["identity", "sigmoid", "tanh", "relu", "exp", "softplus", "softmax"]
-LOSSES = ["squared_error", "binary_cross_entropy", "categorical_cross_entropy", "poisson", "absolute_error", "huber"]
+ACTIVATIONS = [a.value for a in ActivationName]
+LOSSES = [lo.value for lo in LossName]
 
 
 @settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.grading.oracle import MATH_MD_CODES
+from tests.grading.oracle import MATH_MD_CODES, MATH_MD_NETWORK_CODES
 
 URN = "urn:gradient-service:problem:"
 WORKED: dict[str, Any] = {
@@ -426,11 +426,12 @@ def test_get_mistakes_lists_math_md_s_table(client: TestClient) -> None:
     r = client.get("/mistakes")
     assert r.status_code == 200
     everything = r.json()
-    network_codes = ["missing_hidden_derivative", "weights_not_transposed", "layer_missing_mean"]
     formula_codes = ["missing_inner_derivative", "product_rule_error", "quotient_rule_error", "power_rule_error"]
-    assert [m["code"] for m in everything] == [*MATH_MD_CODES, *network_codes, *formula_codes]
-    assert [m["models"] for m in everything] == ["all"] * len(MATH_MD_CODES) + ["neural_network"] * 3 + ["formulas"] * 4
-    assert all(m.get("formula_example") for m in everything[-4:])
+    assert [m["code"] for m in everything] == [*MATH_MD_CODES, *MATH_MD_NETWORK_CODES, *formula_codes]
+    assert [m["models"] for m in everything] == ["all"] * len(MATH_MD_CODES) + ["neural_network"] * len(
+        MATH_MD_NETWORK_CODES
+    ) + ["formulas"] * len(formula_codes)
+    assert all(m.get("formula_example") for m in everything[-len(formula_codes) :])
     mistakes = everything[: len(MATH_MD_CODES)]
     parts = {"loss", "gradients.w", "gradients.b", "per_sample.dL_dz"}
     for m in mistakes:

@@ -15,6 +15,7 @@ from autograd import grad
 from fastapi.testclient import TestClient
 
 from service.app import create_app
+from service.compute.activations import ACTIVATIONS
 from service.compute.model_names import ModelName
 from service.http.schemas.gradient import EXAMPLES
 from service.settings import Settings
@@ -232,7 +233,7 @@ def _full_requests() -> list[dict[str, Any]]:
     W22, b2 = [[0.5, -0.4], [0.3, 0.2]], [0.1, -0.2]
     W21, b1 = [[0.6], [-0.35]], [0.05]
     out = []
-    for hidden in ("identity", "sigmoid", "tanh", "relu", "exp", "softplus"):
+    for hidden in (name.value for name, act in ACTIVATIONS.items() if not act.vector):
         out.append(net_request([hidden, "sigmoid"], "binary_cross_entropy", [W22, W21], [b2, b1], X4, [0, 1, 1, 0]))
     for act, loss, y, extra in (
         ("identity", "squared_error", [0.5, -1.0, 2.0, 0.0], {"regularization": {"kind": "l2", "lambda": 0.5}}),
@@ -432,7 +433,7 @@ def _mutations() -> Iterator[tuple[str, dict[str, Any]]]:
         yield f"b{i}-add", _with(["parameters", "layers", i, "b"], [*b, 0.0])
         yield f"b{i}-matrix", _with(["parameters", "layers", i, "b"], [b])
         yield f"W{i}-huge", _with(["parameters", "layers", i, "W"], [[1e308] * len(r) for r in W])
-    for act in ("identity", "sigmoid", "tanh", "relu", "exp", "softplus", "softmax"):
+    for act in (name.value for name in ACTIVATIONS):
         for loss in ("squared_error", "binary_cross_entropy", "categorical_cross_entropy", "poisson", "huber"):
             req = _with(["layers", 1, "activation"], act)
             req["loss"] = loss

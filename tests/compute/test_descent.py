@@ -22,43 +22,14 @@ from service.compute.errors import NonFiniteResult
 from service.compute.model_names import ModelName
 from service.compute.models import Regularization, build_network, build_objective
 from service.compute.pairings import make_pairing
+from tests.compute.oracles import plain_activation, plain_loss
 
-# --- plain formulas (autograd.numpy), independent of the service's stable kernels --------------
-
-
-def _softmax(z: Any) -> Any:
-    e = anp.exp(z - anp.max(z, axis=1, keepdims=True))
-    return e / anp.sum(e, axis=1, keepdims=True)
-
-
-ACT: dict[str, Any] = {
-    "identity": lambda z: 1.0 * z,
-    "sigmoid": lambda z: 1.0 / (1.0 + anp.exp(-z)),
-    "tanh": lambda z: (anp.exp(z) - anp.exp(-z)) / (anp.exp(z) + anp.exp(-z)),
-    "relu": lambda z: anp.where(z > 0, z, 0.0),
-    "exp": lambda z: anp.exp(z),
-    "softplus": lambda z: anp.log(1.0 + anp.exp(z)),
-    "softmax": _softmax,
-}
+# --- plain formulas (autograd.numpy, tests/compute/oracles.py), independent of the service's stable kernels
 
 
 def loss_values(loss: str, f: Any, y: Any, delta: float = 1.0) -> Any:
     """L(f, y) per example: f and y are (m,) or (m, k) rows."""
-    if loss == "squared_error":
-        sq = 0.5 * (f - y) ** 2
-        return sq if sq.ndim == 1 else anp.sum(sq, axis=1)
-    if loss == "binary_cross_entropy":
-        return -y * anp.log(f) - (1.0 - y) * anp.log(1.0 - f)
-    if loss == "categorical_cross_entropy":
-        return -anp.sum(y * anp.log(f), axis=1)
-    if loss == "poisson":
-        return f - y * anp.log(f)
-    if loss == "absolute_error":
-        return anp.abs(f - y)
-    if loss == "huber":
-        a = anp.abs(f - y)
-        return anp.where(a <= delta, 0.5 * a**2, delta * (a - 0.5 * delta))
-    raise ValueError(loss)
+    return plain_loss(loss, f, y, {"delta": delta} if loss == "huber" else None)
 
 
 def reg_value(reg: tuple[str, float] | None, W: Any, m: int) -> Any:
@@ -85,7 +56,11 @@ def own_cost(
     y = one_hot(y, np.shape(w)[1]) if act == "softmax" else np.asarray(y, dtype=np.float64)
     z = anp.dot(X, w) + b
     # exp + poisson: log f = z exactly, also where e^z underflows to 0
-    L = anp.exp(z) - y * z if (act, loss) == ("exp", "poisson") else loss_values(loss, ACT[act](z), y, delta)
+    L = (
+        anp.exp(z) - y * z
+        if (act, loss) == ("exp", "poisson")
+        else loss_values(loss, plain_activation(act, z), y, delta)
+    )
     return anp.mean(L) + reg_value(reg, w, X.shape[0])
 
 
@@ -110,7 +85,7 @@ def own_net_cost(
     """J of a network: acts[l] is g[l+1]; the last one is the output activation."""
     a = np.asarray(X, dtype=np.float64)
     for act, W, b in zip(acts, Ws, bs, strict=True):
-        a = ACT[act](anp.dot(a, W) + b)
+        a = plain_activation(act, anp.dot(a, W) + b)
     if acts[-1] == "softmax":
         f, yy = a, one_hot(y, np.shape(Ws[-1])[1])
     else:

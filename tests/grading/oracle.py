@@ -9,7 +9,9 @@ grader takes as input; no number it computes is read here.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -42,23 +44,20 @@ CANONICAL = {
 }
 CROSS_ENTROPY = {"binary_cross_entropy", "categorical_cross_entropy"}
 REGULARIZATIONS: tuple[str | None, ...] = (None, "l1", "l2")
-# docs/design/math.md's catalogue, in its order
-MATH_MD_CODES = (
-    "missing_mean",
-    "sign_flipped",
-    "missing_input_factor",
-    "missing_activation_derivative",
-    "extra_activation_derivative",
-    "used_z_for_f",
-    "double_factor",
-    "regularized_bias",
-    "missing_regularization",
-    "regularization_scale",
-    "loss_missing_half",
-    "loss_missing_mean",
-    "loss_sign_flipped",
-    "loss_missing_regularization",
-)
+
+
+def _math_md_catalogue() -> list[tuple[str, str]]:
+    """(code, parts) of each row of docs/design/math.md's mistake catalogue, in its order."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "design" / "math.md").read_text()
+    table = text.split("\n## The mistake catalogue\n", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `([a-z_]+)` \|.*\| ([^|]*) \|$", table, re.M)
+    return [(code, parts.strip()) for code, parts in rows]
+
+
+# docs/design/math.md's catalogue, in its order: the codes of every model kind, then the codes that
+# belong to backpropagation (their parts are a network's layers)
+MATH_MD_CODES = tuple(code for code, parts in _math_md_catalogue() if parts != "gradients.layers")
+MATH_MD_NETWORK_CODES = tuple(code for code, parts in _math_md_catalogue() if parts == "gradients.layers")
 
 
 @dataclass

@@ -38,9 +38,10 @@ def parse_descent(raw: RawBody | bytes | bytearray, settings: Settings) -> Desce
 
 
 # The work of one descent step, in multiply-add equivalents: the forward pass's m·Σ fan_in·units, plus
-# ELEMENTWISE_COST per value a layer computes (its activation, derivative, δ and the loss: measured at about
-# 64 multiply-adds' time of a matrix-vector product), plus PARAMETER_COST per parameter (its gradient, the
-# gradient norm and the update). Calibrated so that the slowest shapes cost about 1 ns per unit here.
+# ELEMENTWISE_COST per value a layer computes (its activation, derivative, δ and the loss: the time of
+# that many multiply-adds of a matrix-vector product, docs/performance.md), plus PARAMETER_COST per
+# parameter (its gradient, the gradient norm and the update). Calibrated so that the slowest shapes
+# cost about the same time per unit.
 ELEMENTWISE_COST = 64
 PARAMETER_COST = 32
 

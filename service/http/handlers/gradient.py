@@ -53,9 +53,10 @@ async def handle(request: Request) -> JSONBytes:
     await _ACCESS(request)
     settings: Settings = request.app.state.settings
     raw = await read_body(request)
-    # Small requests stay on the event loop (a thread hop costs more than their whole work); big ones,
-    # multipart bodies (made for big X) and verify must not stall it, nor a formula: reading one waits
-    # for the formula workers (deriving it and proving its cancellation, up to their time limit).
+    # A thread hop costs a large share of a small request's whole work inline (docs/performance.md,
+    # "Measured choices in the code"): small requests stay on the event loop; big ones, multipart
+    # bodies (made for big X) and verify must not stall it, nor a formula: reading one waits for the
+    # formula workers (deriving it and proving its cancellation, up to their time limit).
     if len(raw) > settings.inline_body_bytes or raw.multipart:
         return JSONBytes(await anyio.to_thread.run_sync(_parse_and_compute, raw, settings))
     req = parse(GRADIENT_REQUEST, raw.data, quick=True)
