@@ -590,7 +590,9 @@ def test_a_rate_limited_grading_says_when_to_retry(browser: Any) -> None:
 
 def test_derive_box(browser: Any) -> None:
     """Type a function, see its steps typeset by the vendored KaTeX; in f; an error shown where it is."""
-    with running_service() as service:
+    # SymPy's search for the form in f has half the time limit: on a loaded machine the default (2 s) may not
+    # be enough, and the page would rightly show the traced form instead; this test checks the page
+    with running_service(env={"GRADIENT_SERVICE_FORMULA_TIME_LIMIT_SECONDS": "20"}) as service:
         s = Session(browser, service)
         page = s.page
         page.goto(service.base + "/explain")

@@ -219,7 +219,9 @@ def test_the_event_loop_stays_responsive_while_hostile_work_runs() -> None:
         worst, ticks, errors = asyncio.run(main(pool))
     assert all(isinstance(e, WorkTooLong) for e in errors), errors
     assert ticks > 50
-    assert worst < 0.1, f"the event loop stalled {worst * 1000:.0f} ms"
+    # blocked by a job, the loop would stall for the time limit (0.4 s) or more; a loaded machine's scheduler
+    # alone can delay a 10 ms tick by a hundred milliseconds or so
+    assert worst < 0.25, f"the event loop stalled {worst * 1000:.0f} ms"
 
 
 def test_cancelling_a_running_job_kills_its_worker(pool: WorkerPool) -> None:
