@@ -114,7 +114,10 @@ def grade_formula(
     """The native result of one formula, or of a derivation (a list of formulas)."""
     prep = prepared(question)
     steps = answer if isinstance(answer, list) else [answer]
-    judged = [judge(prep, formula, confirm) for formula in steps]
+    # SymPy confirms the answer (the last step) when the points found it equal: one worker job per answer,
+    # not per step of a derivation (each step is still judged at the points)
+    last = len(steps) - 1
+    judged = [judge(prep, formula, confirm if k == last else None) for k, formula in enumerate(steps)]
     final = judged[-1]
     wrong = next((k for k, j in enumerate(judged) if j.verdict.equivalent is not True), None)
     score = 1.0 if wrong is None else options.step_credit * wrong / len(steps) if isinstance(answer, list) else 0.0

@@ -81,3 +81,24 @@ def test_a_students_batch_takes_an_attempt_per_answer(client: TestClient) -> Non
     assert client.post("/grade/batch", json=body, headers=S).status_code == 200
     assert client.post("/grade/batch", json=body, headers=S).status_code == 403  # 4 > 3 attempts
     assert client.post("/grade/batch", json={"question": QUESTION, "answers": ["f"]}, headers=S).status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("answer", "method"),
+    [
+        ("(f - y) x_j", "numeric+symbolic"),
+        (r"\left(\frac{1}{1+e^{-z}} - y\right) x_j", "numeric+symbolic"),  # f = σ(z) put in: the same function
+        (r"-(y - \sigma(z)) \cdot x_j", "numeric+symbolic"),
+    ],
+)
+def test_an_answer_equal_at_the_points_is_confirmed_by_sympy(client: TestClient, answer: str, method: str) -> None:
+    """An answer the points find equal is confirmed symbolically in the formula workers (f = g(z) in both)."""
+    body = {"question": {"model": "logistic_regression", "target": "dL/dw_j"}, "answer": answer}
+    result = client.post("/grade/formula", json=body, headers=G).json()
+    assert result["equivalent"] is True and result["method"] == method, result
+
+
+def test_a_sum_over_the_examples_stays_a_numeric_verdict(client: TestClient) -> None:
+    """Sums over a symbolic m are not given to SymPy: the points' verdict stands, and says so."""
+    result = client.post("/grade/formula", json={"question": QUESTION, "answer": RIGHT}, headers=G).json()
+    assert result["equivalent"] is True and result["method"] == "numeric", result

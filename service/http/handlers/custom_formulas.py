@@ -54,6 +54,11 @@ def _shared_pool() -> WorkerPool:
         return _pool
 
 
+def run_job(job: str, *args: Any) -> Any:
+    """A formula job in the app's pool, for the caller (blocking: from a thread); refusals as `_run`'s."""
+    return _run(job, *args)
+
+
 def _run(job: str, *args: Any) -> Any:
     """A formula job in the pool; its refusals as /derive's (FormulaTooComplex, located by the caller; 503 busy)."""
     pool = _shared_pool()

@@ -8,11 +8,21 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from service.formulas import Expr, FormulaError, FormulaTooComplex, parse
+from service.formulas import Expr, FormulaError, FormulaTooComplex, parse, to_text
+from service.formulas.pool import PoolError
+from service.formulas.tree import Derivative, Sum, walk
 from service.grading.formats import render
 from service.grading.formula_grade import FormulaOptions, class_summary, grade_formula
-from service.grading.formula_targets import Question, QuestionError, derivative_question, model_question
+from service.grading.formula_targets import (
+    Question,
+    QuestionError,
+    derivative_question,
+    model_question,
+    read,
+    replace,
+)
 from service.http.errors import ProblemError, problem_body
+from service.http.handlers import custom_formulas
 from service.http.schemas.grade_formula import (
     FORMULA_ANSWER,
     FORMULA_SCORING_FIELDS,
@@ -174,9 +184,43 @@ def _counted(native: dict[str, Any]) -> dict[str, Any]:
     return native
 
 
+EQUIVALENT_JOB = "service.formulas.algebra:equivalent"
+_CONFIRMED: dict[tuple[str, str, str], bool | None] = {}  # (answer, truth, f's definition): a class repeats itself
+_CONFIRMED_MAX = 4096
+
+
+def symbolic_confirm(answer: Expr, truth: Expr, question: Question) -> bool | None:
+    """SymPy's verdict, in the formula workers within their time limit, that an answer the points found equal
+    to the truth is the same function (f = g(z) put in both, Leibniz names as their formulas): True when
+    proved; None when it cannot say (a sum over the examples, a refusal of the workers), and the verdict
+    stays the points' ("numeric")."""
+
+    def grounded(tree: Expr) -> Expr:
+        return replace(tree, lambda node: question.leibniz.get(to_text(node)) if isinstance(node, Derivative) else None)
+
+    a, t = grounded(answer), grounded(truth)
+    if any(isinstance(node, Sum | Derivative) for tree in (a, t) for node in walk(tree)):
+        return None
+    g = question.pairing.g if question.pairing is not None else ""
+    key = (to_text(a), to_text(t), g)
+    if key in _CONFIRMED:
+        return _CONFIRMED[key]
+    substitutions = {"f": read(g)} if g else None
+    try:
+        proved: bool | None = bool(custom_formulas.run_job(EQUIVALENT_JOB, a, t, substitutions))
+    except (PoolError, ProblemError, FormulaTooComplex):
+        return None  # busy, too long, stopping: the points' verdict stands (not cached: another time may do)
+    if len(_CONFIRMED) >= _CONFIRMED_MAX:
+        _CONFIRMED.clear()
+    _CONFIRMED[key] = proved
+    return proved
+
+
 def grade_formula_request(req: GradeFormulaRequest, signer: Signer | None) -> dict[str, Any]:
     question, options = _resolve(req, signer)
-    native = _counted(grade_formula(question, _answer(req.answer, req.syntax, ["answer"]), options))
+    native = _counted(
+        grade_formula(question, _answer(req.answer, req.syntax, ["answer"]), options, confirm=symbolic_confirm)
+    )
     return render_formula(native, req.format)
 
 
