@@ -321,7 +321,7 @@ def test_a_small_request_with_a_formula_waits_for_the_workers_off_the_event_loop
 
     on_loop: list[bool] = []
     callers: list[str | None] = []
-    real_run = custom_formulas._run
+    real_run = custom_formulas.run_job
 
     def spy(job: str, *args: Any) -> Any:
         callers.append(caller.get())
@@ -332,7 +332,7 @@ def test_a_small_request_with_a_formula_waits_for_the_workers_off_the_event_loop
             on_loop.append(False)
         return real_run(job, *args)
 
-    monkeypatch.setattr(custom_formulas, "_run", spy)
+    monkeypatch.setattr(custom_formulas, "run_job", spy)
     scale = 3 if "u0066" in key else 5  # a formula no other test reads: in no cache of formulas read before
     activation = "{" + key + f': "tanh(z/{scale}) + 0.5*z"' + "}"
     payload = (

@@ -55,12 +55,8 @@ def _shared_pool() -> WorkerPool:
 
 
 def run_job(job: str, *args: Any) -> Any:
-    """A formula job in the app's pool, for the caller (blocking: from a thread); refusals as `_run`'s."""
-    return _run(job, *args)
-
-
-def _run(job: str, *args: Any) -> Any:
-    """A formula job in the pool; its refusals as /derive's (FormulaTooComplex, located by the caller; 503 busy)."""
+    """A formula job in the app's pool, for the caller (blocking: from a thread); its refusals as /derive's
+    (FormulaTooComplex, located by the caller; 503 busy)."""
     pool = _shared_pool()
     try:
         return pool.run_sync(job, *args, client=caller.get())
@@ -75,7 +71,7 @@ def derive_in_pool(tree: Expr, variable: str) -> Derivation:
     """The tracer's derivative and steps, computed in a worker (pure Python, up to a second or more for a
     formula within the limits); its refusals (NotDerivable, FormulaTooComplex) come back as themselves."""
     try:
-        derivation: Derivation = _run(DERIVE_JOB, tree, variable)
+        derivation: Derivation = run_job(DERIVE_JOB, tree, variable)
     except JobFailed as exc:
         kind = exc.type_name.rsplit(".", 1)[-1]  # the worker names the class with its module
         if kind == "FormulaTooComplex":
@@ -92,7 +88,7 @@ def derive_in_pool(tree: Expr, variable: str) -> Derivation:
 def prove_in_pool(tree: Expr) -> bool | None:
     """Whether the tree simplifies to 0, decided by SymPy in a worker (None: the job failed, undecided)."""
     try:
-        return bool(_run(PROVE_JOB, tree))
+        return bool(run_job(PROVE_JOB, tree))
     except JobFailed as exc:
         log.error("formula job %s failed: %s\n%s", PROVE_JOB, exc, exc.remote_traceback)
         return None

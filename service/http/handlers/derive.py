@@ -13,8 +13,6 @@ import logging
 import math
 from typing import Any
 
-from starlette.requests import Request
-
 from service.formulas import FormulaError, FormulaTooComplex, Symbol, parse, to_text
 from service.formulas.derive import MAX_OUTPUT
 from service.formulas.jobs import error_fields
@@ -31,8 +29,6 @@ from service.formulas.pool import (
 from service.formulas.vocabulary import ALLOWED_NAMES
 from service.http.errors import ProblemError
 from service.http.schemas.derive import DeriveRequest
-from service.http.security.access import caller_key
-from service.http.security.keys import Principal
 from service.settings import Settings
 
 log = logging.getLogger("service.formulas")
@@ -53,11 +49,6 @@ def make_pool(settings: Settings) -> WorkerPool:
         preload=("sympy", "service.formulas.warmup"),
         imports=WORKER_IMPORTS,
     )
-
-
-def client_key(request: Request, principal: Principal) -> str:
-    """The caller's identity as the rate limiter sees it (security.access.caller_key)."""
-    return caller_key(request, principal)
 
 
 def formula_problem(exc: FormulaError | dict[str, Any], field: str) -> ProblemError:

@@ -207,7 +207,7 @@ def symbolic_confirm(answer: Expr, truth: Expr, question: Question) -> bool | No
         return _CONFIRMED[key]
     substitutions = {"f": read(g)} if g else None
     try:
-        proved: bool | None = bool(custom_formulas.run_job(EQUIVALENT_JOB, a, t, substitutions))
+        proved = bool(custom_formulas.run_job(EQUIVALENT_JOB, a, t, substitutions))
     except (PoolError, ProblemError, FormulaTooComplex):
         return None  # busy, too long, stopping: the points' verdict stands (not cached: another time may do)
     if len(_CONFIRMED) >= _CONFIRMED_MAX:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from service.http.deps import StudentOrGrader
-from service.http.handlers.derive import client_key, derive
+from service.http.handlers.derive import derive
 from service.http.schemas.derive import DERIVE_BODY, DERIVE_REQUEST, DeriveResponse
 from service.http.schemas.problem import PROBLEM_RESPONSES, problem
+from service.http.security.access import caller_key
 from service.http.wire.encoding import JSONBytes, dumps
 from service.http.wire.json import parse, read_json
 
@@ -39,4 +40,4 @@ async def derive_route(request: Request, principal: StudentOrGrader) -> JSONByte
     constant_multiple, product, quotient, power, exp, log, chain, function, simplify."""
     req = parse(DERIVE_REQUEST, await read_json(request), frozenset())
     pool = request.app.state.formula_pool
-    return JSONBytes(dumps(await derive(req, pool, client_key(request, principal))))
+    return JSONBytes(dumps(await derive(req, pool, caller_key(request, principal))))
